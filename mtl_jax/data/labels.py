@@ -1,0 +1,44 @@
+"""The Cityscapes label taxonomy, read from cityscapesScripts' own table (never retyped).
+
+`TRAIN_CLASSES` lists the 19 evaluated classes in train-id order; every other label id maps to
+`IGNORE_LABEL`. Loaders, metrics and plots all read these tables.
+"""
+
+import dataclasses
+
+import numpy as np
+from cityscapesscripts.helpers import labels as _cs
+
+IGNORE_LABEL = 255
+NUM_CLASSES = 19
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainClass:
+  name: str
+  train_id: int
+  color: tuple[int, int, int]
+
+
+TRAIN_CLASSES: tuple[TrainClass, ...] = tuple(
+    TrainClass(_cs.trainId2label[i].name, i, tuple(_cs.trainId2label[i].color))
+    for i in range(NUM_CLASSES))
+CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in TRAIN_CLASSES)
+TRAIN_ID: dict[str, int] = {c.name: c.train_id for c in TRAIN_CLASSES}
+
+
+def palette() -> np.ndarray:
+  """[256, 3] uint8 colours indexed by train id; ignore (and unused ids) are black."""
+  table = np.zeros((256, 3), np.uint8)
+  for c in TRAIN_CLASSES:
+    table[c.train_id] = c.color
+  return table
+
+
+def label_id_to_train_id() -> np.ndarray:
+  """[256] uint8 lookup from Cityscapes label ids (gtFine *_labelIds.png) to train ids."""
+  lut = np.full(256, IGNORE_LABEL, np.uint8)
+  for label in _cs.labels:
+    if 0 <= label.id < 256 and 0 <= label.trainId < NUM_CLASSES:
+      lut[label.id] = label.trainId
+  return lut
