@@ -1,0 +1,116 @@
+"""Checking a run's config before any work starts, and turning it into typed objects.
+
+A wrong key is caught by ml_collections (configs are locked); a wrong *value* is caught here and
+reported as one `ConfigError` line naming the key, so nothing is built or written first.
+"""
+
+import json
+from pathlib import Path
+
+import ml_collections
+
+from mtl_jax import depth_codec, losses, optim
+from mtl_jax.data import pipeline
+from mtl_jax.models import mtl, resnet
+from mtl_jax.steps import TaskSpec
+
+CONFIG_FILE = 'config.json'
+EVAL_SPLITS = ('validation', 'test')
+
+
+class ConfigError(ValueError):
+  """A config value a user must fix; reported as one line, never a traceback."""
+
+
+def _choices():
+  """config key → the valid names, from the registries themselves."""
+  return {
+      'data.name': tuple(pipeline.DATASETS),
+      'model.arch': tuple(mtl.ARCHITECTURES),
+      'model.encoder': tuple(resnet.ENCODERS),
+      'model.output_stride': (8, 16, 32),
+      'depth.mode': depth_codec.MODES,
+      'loss.depth': tuple(losses.DEPTH_LOSSES),
+      'optim.name': optim.OPTIMIZERS,
+      'optim.schedule': optim.SCHEDULES,
+      'train.eval_split': EVAL_SPLITS,
+  }
+
+
+POSITIVE = ('data.height', 'data.width', 'data.crop_height', 'data.crop_width',
+            'data.train_size', 'data.validation_size', 'data.test_size', 'model.num_classes',
+            'model.aspp_channels', 'model.decoder_channels', 'model.skip_channels',
+            'optim.learning_rate', 'depth.std', 'train.batch_size', 'train.eval_batch_size',
+            'train.num_epochs', 'train.log_every_steps', 'train.keep_checkpoints')
+NON_NEGATIVE = ('loss.semseg_weight', 'loss.depth_weight', 'optim.weight_decay',
+                'optim.warmup_steps', 'optim.grad_clip_norm', 'data.jitter', 'data.worker_count')
+
+
+def _get(config, dotted: str):
+  value = config
+  for part in dotted.split('.'):
+    value = value[part]
+  return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  for key, valid in _choices().items():
+    value = _get(config, key)
+    if value not in valid:
+      raise ConfigError(f'config.{key}={value!r} is not valid; choose one of: '
+                        f'{", ".join(map(str, valid))}')
+  for key in POSITIVE:
+    if not _get(config, key) > 0:
+      raise ConfigError(f'config.{key}={_get(config, key)!r} must be > 0')
+  for key in NON_NEGATIVE:
+    if not _get(config, key) >= 0:
+      raise ConfigError(f'config.{key}={_get(config, key)!r} must be >= 0')
+  if not 0 < config.data.scale_min <= config.data.scale_max:
+    raise ConfigError(f'config.data.scale_min={config.data.scale_min} and scale_max='
+                      f'{config.data.scale_max} must satisfy 0 < scale_min <= scale_max')
+  if config.loss.semseg_weight + config.loss.depth_weight <= 0:
+    raise ConfigError('config.loss.semseg_weight + config.loss.depth_weight must be > 0')
+
+
+def task_spec(config: ml_collections.ConfigDict) -> TaskSpec:
+  codec = depth_codec.DepthCodec(config.depth.mode, config.depth.mean, config.depth.std)
+  return TaskSpec(tasks=('semseg', 'depth'),
+                  weights=(config.loss.semseg_weight, config.loss.depth_weight),
+                  depth_loss=config.loss.depth, codec=codec)
+
+
+def model_kwargs(model_config: ml_collections.ConfigDict) -> dict:
+  return dict(encoder=model_config.encoder, num_classes=model_config.num_classes,
+              output_stride=model_config.output_stride,
+              aspp_rates=tuple(model_config.aspp_rates),
+              aspp_channels=model_config.aspp_channels,
+              decoder_channels=model_config.decoder_channels,
+              skip_channels=model_config.skip_channels,
+              zero_init_residual=model_config.zero_init_residual)
+
+
+def build_model(config: ml_collections.ConfigDict):
+  return mtl.build_model(config.model.arch, seed=config.seed, **model_kwargs(config.model))
+
+
+def dataset_fields(data_config: ml_collections.ConfigDict) -> dict:
+  """The options `pipeline.prepare` takes for this dataset."""
+  return dict(height=data_config.height, width=data_config.width, seed=data_config.dataset_seed,
+              num_train=data_config.train_size, num_validation=data_config.validation_size,
+              num_test=data_config.test_size)
+
+
+def save(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  (Path(workdir) / CONFIG_FILE).write_text(config.to_json(indent=2, sort_keys=True) + '\n')
+
+
+def load(workdir: Path) -> ml_collections.ConfigDict:
+  path = Path(workdir) / CONFIG_FILE
+  if not Path(workdir).is_dir():
+    raise ConfigError(f'workdir {workdir} does not exist')
+  if not path.is_file():
+    raise ConfigError(f'{path} not found: is {workdir} a training workdir?')
+  try:
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+  except json.JSONDecodeError as e:
+    raise ConfigError(f'{path} is not valid JSON ({e})') from None

@@ -1,0 +1,49 @@
+"""Task losses. Each averages over its valid pixels and is 0 (not NaN) when there are none.
+
+Semseg: softmax cross-entropy over pixels with label ≠ ignore. An all-ignored batch would give
+0/0 = NaN with finite gradients, so the denominator is floored at 1.
+Depth: over pixels with gt > 0 — 'l1' on codec (normalised) units, as the course template, or
+'silog' = the scale-invariant log loss (Eigen et al., λ = 0.85) on decoded metres.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mtl_jax.depth_codec import DepthCodec
+
+SILOG_LAMBDA = 0.85
+
+
+def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+  mask = mask.astype(values.dtype)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def semseg_cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int = 255) -> jax.Array:
+  valid = labels != ignore_label
+  safe_labels = jnp.where(valid, labels, 0)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), safe_labels)
+  return _masked_mean(ce, valid)
+
+
+def depth_l1(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Array:
+  valid = depth > 0
+  return _masked_mean(jnp.abs(raw - codec.encode(depth)), valid)
+
+
+def depth_silog(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Array:
+  valid = depth > 0
+  d = jnp.log(codec.decode(raw)) - jnp.log(jnp.maximum(depth, 1e-3))
+  mean_d2 = _masked_mean(d * d, valid)
+  mean_d = _masked_mean(d, valid)
+  return jnp.sqrt(jnp.maximum(mean_d2 - SILOG_LAMBDA * mean_d * mean_d, 1e-12))
+
+
+DEPTH_LOSSES = {'l1': depth_l1, 'silog': depth_silog}
+
+
+def depth_loss(name: str):
+  if name not in DEPTH_LOSSES:
+    raise ValueError(f'unknown depth loss {name!r}; valid names: {", ".join(DEPTH_LOSSES)}')
+  return DEPTH_LOSSES[name]

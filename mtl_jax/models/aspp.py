@@ -1,0 +1,36 @@
+"""Atrous Spatial Pyramid Pooling (DeepLabV3): parallel atrous branches + image pooling."""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mtl_jax.models import layers
+
+
+class ImagePooling(nnx.Module):
+  """Global average → 1×1 conv → BN → ReLU, broadcast back to the input's spatial size."""
+
+  def __init__(self, in_ch: int, out_ch: int, *, rngs: nnx.Rngs):
+    self.proj = layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    pooled = self.proj(jnp.mean(x, axis=(1, 2), keepdims=True))
+    return jnp.broadcast_to(pooled, (*x.shape[:3], pooled.shape[-1]))
+
+
+class ASPP(nnx.Module):
+  """1×1 branch, one 3×3 atrous branch per rate, image pooling; concat; 1×1 projection."""
+
+  def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int] = (3, 6, 9), *,
+               rngs: nnx.Rngs):
+    self.branches = nnx.List(
+        [layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)]
+        + [layers.ConvBNReLU(in_ch, out_ch, 3, dilation=r, rngs=rngs) for r in rates])
+    self.pooling = ImagePooling(in_ch, out_ch, rngs=rngs)
+    self.project = layers.ConvBNReLU(out_ch * (len(rates) + 2), out_ch, 1, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    outs = [branch(x) for branch in self.branches] + [self.pooling(x)]
+    return self.project(jnp.concatenate(outs, axis=-1))

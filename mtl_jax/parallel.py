@@ -1,0 +1,45 @@
+"""Data parallelism with `jax.jit` over a 1-D device mesh named 'data'.
+
+State is replicated, batches are sharded along their leading axis. Each process passes its own
+slice of the global batch (`make_array_from_process_local_data`), which is the whole batch on a
+single host. BatchNorm computes its statistics over the global batch: XLA inserts the
+cross-device reductions, so this is synchronised BN for free.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = 'data'
+# Batch entries the steps read; host-only entries (e.g. the sample `index`) stay on the host.
+DEVICE_KEYS = ('image', 'semseg', 'depth', 'mask')
+
+
+def make_mesh(devices=None) -> Mesh:
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicate(tree, mesh: Mesh):
+  return jax.device_put(tree, replicated(mesh))
+
+
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Host-local numpy batch → global arrays sharded on the leading (batch) axis."""
+  sharding = batch_sharded(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in batch.items() if k in DEVICE_KEYS}
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, name: str) -> None:
+  if batch_size % mesh.size:
+    raise ValueError(f'{name}={batch_size} must be divisible by the number of devices '
+                     f'({mesh.size})')

@@ -1,0 +1,44 @@
+"""Console progress: throughput and ETA during training, one line per eval."""
+
+import time
+
+
+def format_duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
+
+
+class Progress:
+  """Measures steps/s since the first logged step (so compilation does not skew the ETA)."""
+
+  def __init__(self, total_steps: int, start_step: int, batch_size: int):
+    self.total_steps = total_steps
+    self.batch_size = batch_size
+    self._t0, self._step0 = None, start_step
+
+  def line(self, step: int, scalars: dict[str, float]) -> str:
+    now = time.perf_counter()
+    if self._t0 is None:
+      self._t0, self._step0 = now, step
+      rate_text, eta = 'warming up', ''
+    else:
+      rate = (step - self._step0) / max(now - self._t0, 1e-9)
+      rate_text = f'{rate * self.batch_size:.1f} img/s'
+      eta = f' | ETA {format_duration((self.total_steps - step) / max(rate, 1e-9))}'
+    losses = ' '.join(f'{k.split("/")[-1]} {v:.4f}' for k, v in scalars.items()
+                      if k.startswith('loss/'))
+    return f'step {step}/{self.total_steps} | {losses} | {rate_text}{eta}'
+
+
+def eval_line(epoch: int, num_epochs: int, split: str, m: dict[str, float]) -> str:
+  return (f'epoch {epoch}/{num_epochs} {split}: mIoU {m["miou"]:.2f} | SI-log {m["silog"]:.2f} '
+          f'| pixel acc {m["pixel_acc"]:.2f} | abs_rel {m["abs_rel"]:.3f} '
+          f'| total {m["total"]:.2f} | grader {m["grader"]:.2f}')
+
+
+def summary_line(m: dict[str, float], best_step: int | None) -> str:
+  return (f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | mIoU {m["miou"]:.2f} '
+          f'| SI-log {m["silog"]:.2f} | total {m["total"]:.2f} | grader {m["grader"]:.2f} '
+          f'| best checkpoint step {best_step} | wall time {format_duration(m["wall_time_s"])}')

@@ -1,0 +1,104 @@
+"""Pure, jit-compiled train / eval / predict steps over an explicit `TrainState` pytree.
+
+The model's structure (`graphdef`) is static; its parameters and BatchNorm statistics travel in
+the state, so every step is a pure function of (state, batch) that XLA compiles once. BatchNorm
+runs in training mode (batch statistics, running averages updated) in `train_step` and in eval
+mode (running averages) in `eval_step` / `predict_step`.
+"""
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from mtl_jax import losses, metrics
+from mtl_jax.depth_codec import DepthCodec
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: nnx.State
+  batch_stats: nnx.State
+  opt_state: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+  """Everything static the steps need to turn model outputs into losses and predictions."""
+  tasks: tuple[str, ...] = ('semseg', 'depth')
+  weights: tuple[float, ...] = (0.5, 0.5)
+  depth_loss: str = 'l1'
+  codec: DepthCodec = DepthCodec()
+  ignore_label: int = 255
+
+
+def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):
+  """Splits `model` into (graphdef, TrainState) with a fresh optimizer state."""
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                     opt_state=tx.init(params))
+  return graphdef, state
+
+
+def _forward(graphdef, params, batch_stats, image, *, train: bool):
+  model = nnx.merge(graphdef, params, batch_stats, copy=True)
+  model.train() if train else model.eval()
+  outputs = model(image)
+  return outputs, nnx.state(model, nnx.BatchStat)
+
+
+def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
+                spec: TaskSpec) -> dict[str, jax.Array]:
+  """Per-task losses and their weighted sum under `loss/<task>` and `loss/total`."""
+  per_task = {}
+  if 'semseg' in spec.tasks:
+    per_task['semseg'] = losses.semseg_cross_entropy(outputs['semseg'], batch['semseg'],
+                                                     spec.ignore_label)
+  if 'depth' in spec.tasks:
+    per_task['depth'] = losses.depth_loss(spec.depth_loss)(outputs['depth'], batch['depth'],
+                                                           spec.codec)
+  total = sum(w * per_task[t] for t, w in zip(spec.tasks, spec.weights))
+  return {**{f'loss/{t}': v for t, v in per_task.items()}, 'loss/total': total}
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], *, graphdef: Any,
+               tx: optax.GradientTransformation, spec: TaskSpec):
+  """One optimizer step; returns (new state, scalar metrics)."""
+
+  def loss_fn(params, batch_stats):
+    outputs, new_stats = _forward(graphdef, params, batch_stats, batch['image'], train=True)
+    task = task_losses(outputs, batch, spec)
+    return task['loss/total'], (task, new_stats)
+
+  grads, (task, new_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state.batch_stats)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
+                            opt_state=opt_state)
+  return new_state, {**task, 'grad_norm': optax.global_norm(grads)}
+
+
+def predict_step(state: TrainState, image: jax.Array, *, graphdef: Any,
+                 spec: TaskSpec) -> dict[str, jax.Array]:
+  """Eval-mode forward pass: semseg labels [N,H,W] int32 and depth in metres [N,H,W]."""
+  outputs, _ = _forward(graphdef, state.params, state.batch_stats, image, train=False)
+  preds = {}
+  if 'semseg' in outputs:
+    preds['semseg'] = jnp.argmax(outputs['semseg'], axis=-1).astype(jnp.int32)
+  if 'depth' in outputs:
+    preds['depth'] = spec.codec.decode(outputs['depth'])
+  return preds
+
+
+def eval_step(state: TrainState, eval_metrics: metrics.EvalState, batch: dict[str, jax.Array],
+              *, graphdef: Any, spec: TaskSpec) -> metrics.EvalState:
+  """Adds one (possibly padded; see batch['mask']) batch to the running split metrics."""
+  preds = predict_step(state, batch['image'], graphdef=graphdef, spec=spec)
+  return metrics.update(eval_metrics, semseg_pred=preds.get('semseg'),
+                        semseg_label=batch.get('semseg'), depth_pred=preds.get('depth'),
+                        depth_gt=batch.get('depth'), mask=batch.get('mask'))

@@ -1,0 +1,53 @@
+"""Where metrics go: metrics.jsonl (one JSON object per eval; the stable record other tools read)
+and TensorBoard event files for live curves."""
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from tensorboardX import SummaryWriter
+
+
+def _json_value(v):
+  v = float(v) if not isinstance(v, (str, int)) else v
+  return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+class MetricsLog:
+  """Appends eval records to `metrics.jsonl` and mirrors every scalar to TensorBoard."""
+
+  def __init__(self, workdir: Path):
+    self.jsonl_path = Path(workdir) / 'metrics.jsonl'
+    self.tensorboard = SummaryWriter(str(Path(workdir) / 'tensorboard'))
+
+  def scalars(self, step: int, values: Mapping[str, float], prefix: str = '') -> None:
+    for k, v in values.items():
+      self.tensorboard.add_scalar(prefix + k, float(v), step)
+
+  def record(self, record: Mapping) -> None:
+    """Appends one JSON line and flushes it to disk before returning."""
+    with open(self.jsonl_path, 'a') as f:
+      f.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + '\n')
+      f.flush()
+      os.fsync(f.fileno())
+
+  def drop_records_after(self, step: int) -> None:
+    """On resume, forget evals newer than the restored checkpoint (they will be redone)."""
+    records = read_records(self.jsonl_path)
+    kept = [r for r in records if r['step'] <= step]
+    if len(kept) != len(records):
+      tmp = self.jsonl_path.with_suffix('.jsonl.tmp')
+      tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
+      os.replace(tmp, self.jsonl_path)
+
+  def close(self) -> None:
+    self.tensorboard.close()
+
+
+def read_records(path: Path) -> list[dict]:
+  path = Path(path)
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
