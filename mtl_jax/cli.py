@@ -4,10 +4,9 @@ import contextlib
 import os
 import sys
 
-from absl import logging
+from absl import app, flags, logging
 
-# Users' errors: reported as one line and exit code 2, never a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, KeyError)
+from mtl_jax.errors import UserError
 
 
 def quiet_start() -> None:
@@ -21,7 +20,48 @@ def user_errors(program: str):
   """Turns a user-facing error into `<program>: error: <message>` on stderr and exit 2."""
   try:
     yield
-  except USER_ERRORS as e:
-    message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f'{program}: error: {message}', file=sys.stderr)
+  except UserError as e:
+    print(f'{program}: error: {e}', file=sys.stderr)
     sys.exit(2)
+
+
+def _last_line(error: Exception) -> str:
+  """The final line of a message; config_flags embeds a whole traceback in its error text."""
+  lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+  return lines[-1] if lines else type(error).__name__
+
+
+def _flag_value(argv: list[str], name: str) -> str:
+  """The raw value of --name=v or --name v in argv ('?' if absent)."""
+  for i, arg in enumerate(argv):
+    if arg.startswith(f'--{name}='):
+      return arg.split('=', 1)[1]
+    if arg == f'--{name}' and i + 1 < len(argv):
+      return argv[i + 1]
+  return '?'
+
+
+def _flags_parser(program: str):
+  def parse(argv):
+    try:
+      args = flags.FLAGS(argv)
+      if 'config' in flags.FLAGS:
+        flags.FLAGS.config.keys()  # config_flags defers a file's load error to first access
+      return args
+    except (AttributeError, KeyError) as e:  # an override naming a key the config lacks
+      key = str(e).strip('"\'').split("'")[0]
+      culprit = next((a for a in argv if a.startswith('--config.') and key in a), key)
+      print(f'{program}: error: unknown config key in {culprit}', file=sys.stderr)
+    except OSError:
+      path = _flag_value(argv, 'config')
+      print(f'{program}: error: cannot load config file {path!r} (no such file, or it does '
+            'not define get_config)', file=sys.stderr)
+    except (flags.Error, ValueError, TypeError) as e:
+      print(f'{program}: error: {_last_line(e)}', file=sys.stderr)
+    sys.exit(2)
+  return parse
+
+
+def run(main, program: str) -> None:
+  """absl's app.run, with flag and config errors reported as one line (exit 2)."""
+  app.run(main, flags_parser=_flags_parser(program))

@@ -10,6 +10,7 @@ from pathlib import Path
 import ml_collections
 
 from mtl_jax import depth_codec, losses, optim
+from mtl_jax.errors import UserError
 from mtl_jax.data import pipeline
 from mtl_jax.models import mtl, resnet
 from mtl_jax.steps import TaskSpec
@@ -18,8 +19,8 @@ CONFIG_FILE = 'config.json'
 EVAL_SPLITS = ('validation', 'test')
 
 
-class ConfigError(ValueError):
-  """A config value a user must fix; reported as one line, never a traceback."""
+class ConfigError(UserError):
+  """A config value (or run directory) a user must fix."""
 
 
 def _choices():

@@ -10,6 +10,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from mtl_jax.errors import UserError
+
 DATA_AXIS = 'data'
 # Batch entries the steps read; host-only entries (e.g. the sample `index`) stay on the host.
 DEVICE_KEYS = ('image', 'semseg', 'depth', 'mask')
@@ -41,5 +43,5 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
 
 def check_batch_size(batch_size: int, mesh: Mesh, name: str) -> None:
   if batch_size % mesh.size:
-    raise ValueError(f'{name}={batch_size} must be divisible by the number of devices '
+    raise UserError(f'{name}={batch_size} must be divisible by the number of devices '
                      f'({mesh.size})')

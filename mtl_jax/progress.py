@@ -32,8 +32,8 @@ class Progress:
     return f'step {step}/{self.total_steps} | {losses} | {rate_text}{eta}'
 
 
-def eval_line(epoch: int, num_epochs: int, split: str, m: dict[str, float]) -> str:
-  return (f'epoch {epoch}/{num_epochs} {split}: mIoU {m["miou"]:.2f} | SI-log {m["silog"]:.2f} '
+def eval_line(label: str, m: dict[str, float]) -> str:
+  return (f'{label}: mIoU {m["miou"]:.2f} | SI-log {m["silog"]:.2f} '
           f'| pixel acc {m["pixel_acc"]:.2f} | abs_rel {m["abs_rel"]:.3f} '
           f'| total {m["total"]:.2f} | grader {m["grader"]:.2f}')
 

@@ -45,6 +45,17 @@ def _run_meta(epoch: int, wall_time_s: float) -> dict:
   return {'epoch': epoch, 'wall_time_s': wall_time_s, 'jax_version': jax.__version__}
 
 
+def create_state(config: ml_collections.ConfigDict, total_steps: int):
+  """A freshly initialised (graphdef, TrainState, lr schedule, optax transform) for `config`."""
+  schedule = optim.learning_rate_schedule(config.optim.schedule, config.optim.learning_rate,
+                                          total_steps, config.optim.warmup_steps)
+  tx = optim.make_optimizer(config.optim.name, schedule, momentum=config.optim.momentum,
+                            weight_decay=config.optim.weight_decay,
+                            grad_clip_norm=config.optim.grad_clip_norm)
+  graphdef, state = steps.create_train_state(configuration.build_model(config), tx)
+  return graphdef, state, schedule, tx
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains per `config` in `workdir`, resuming from its latest checkpoint.
 
@@ -62,12 +73,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   steps_per_epoch = pipeline.steps_per_epoch(len(sources['train']), config.train.batch_size)
   total_steps = steps_per_epoch * config.train.num_epochs
   spec = configuration.task_spec(config)
-  schedule = optim.learning_rate_schedule(config.optim.schedule, config.optim.learning_rate,
-                                          total_steps, config.optim.warmup_steps)
-  tx = optim.make_optimizer(config.optim.name, schedule, momentum=config.optim.momentum,
-                            weight_decay=config.optim.weight_decay,
-                            grad_clip_norm=config.optim.grad_clip_norm)
-  graphdef, state = steps.create_train_state(configuration.build_model(config), tx)
+  graphdef, state, schedule, tx = create_state(config, total_steps)
   state = parallel.replicate(state, mesh)
   train_iter = make_train_iterator(config, sources['train'])
 
@@ -113,8 +119,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       log.scalars(step + 1, scores, prefix=f'{config.train.eval_split}/')
       checkpointing.save(manager, step + 1, state=state, data_iterator=train_iter,
                          meta=_run_meta(epoch, wall_time_s), metrics=scores)
-      print(progress.eval_line(epoch, config.train.num_epochs, config.train.eval_split, scores),
-            flush=True)
+      label = f'epoch {epoch}/{config.train.num_epochs} {config.train.eval_split}'
+      print(progress.eval_line(label, scores), flush=True)
       final = record
   manager.wait_until_finished()
   log.close()
