@@ -80,7 +80,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, graphdef: Any,
   params = optax.apply_updates(state.params, updates)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
                             opt_state=opt_state)
-  return new_state, {**task, 'grad_norm': optax.global_norm(grads)}
+  return new_state, {**task, 'grad_norm': optax.tree.norm(grads)}
 
 
 def predict_step(state: TrainState, image: jax.Array, *, graphdef: Any,

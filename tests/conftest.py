@@ -1,0 +1,52 @@
+"""Shared test set-up: a persistent XLA compilation cache and a tiny trained run."""
+
+import importlib.util
+import os
+import pathlib
+
+import jax
+import pytest
+
+# Compiled steps are reused across tests and runs; the suite's time is mostly compilation.
+CACHE_DIR = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', '/tmp/mtl_jax_test_xla_cache')
+jax.config.update('jax_compilation_cache_dir', CACHE_DIR)
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _tiny_config(data_dir, **overrides):
+  """configs/joint.py:tiny with its dataset in `data_dir`, plus dotted-key overrides."""
+  spec = importlib.util.spec_from_file_location('joint_config', REPO / 'configs' / 'joint.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config('tiny')
+  config.data.data_dir = str(data_dir)
+  for key, value in overrides.items():
+    *parents, leaf = key.split('.')
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+@pytest.fixture(scope='session')
+def make_tiny_config():
+  """Factory: make_tiny_config(data_dir, **{'train.num_epochs': 3}) → a locked-free ConfigDict."""
+  return _tiny_config
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp('tensorflow_datasets')
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory, data_dir):
+  """A finished 2-epoch tiny joint run: (config, workdir, returned final record)."""
+  from mtl_jax import trainer  # pylint: disable=g-import-not-at-top
+  config = _tiny_config(data_dir)
+  workdir = tmp_path_factory.mktemp('tiny_run')
+  final = trainer.train_and_evaluate(config, str(workdir))
+  return config, workdir, final

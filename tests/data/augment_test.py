@@ -1,0 +1,127 @@
+"""Tests for mtl_jax.data.augment: paired geometry, nearest labels/depth, image-only jitter."""
+
+import grain
+import numpy as np
+import pytest
+
+from mtl_jax.data import augment
+
+
+def _sample(h=8, w=12, seed=0):
+  rng = np.random.default_rng(seed)
+  semseg = rng.integers(0, 19, (h, w), dtype=np.uint8)
+  semseg[0] = 255
+  depth = rng.uniform(4, 80, (h, w)).astype(np.float32)
+  depth[0] = 0
+  image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+  return {"image": image, "semseg": semseg, "depth": depth, "index": np.int64(7)}
+
+
+def _assert_samples_equal(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_hflip_mirrors_every_array():
+  s = {"image": np.arange(9, dtype=np.uint8).reshape(1, 3, 3),
+       "semseg": np.array([[1, 2, 3]], np.uint8),
+       "depth": np.array([[4.0, 0.0, 7.5]], np.float32), "index": 3}
+  out = augment.hflip(s)
+  np.testing.assert_array_equal(out["semseg"], [[3, 2, 1]])
+  np.testing.assert_array_equal(out["depth"], [[7.5, 0.0, 4.0]])
+  np.testing.assert_array_equal(out["image"], [[[6, 7, 8], [3, 4, 5], [0, 1, 2]]])
+  assert out["index"] == 3
+
+
+@pytest.mark.parametrize("size", [(5, 7), (17, 30), (8, 12)])
+def test_resize_labels_and_depth_nearest(size):
+  s = _sample()
+  out = augment.resize(s, size)
+  assert out["image"].shape == size + (3,) and out["image"].dtype == np.uint8
+  assert out["semseg"].shape == size and out["semseg"].dtype == np.uint8
+  assert out["depth"].shape == size and out["depth"].dtype == np.float32
+  assert set(np.unique(out["semseg"])) <= set(np.unique(s["semseg"]))
+  assert set(np.unique(out["depth"])) <= set(np.unique(s["depth"]))
+
+
+def test_resize_to_double_repeats_pixels():
+  s = _sample(2, 2)
+  out = augment.resize(s, (4, 4))
+  np.testing.assert_array_equal(out["depth"], np.repeat(np.repeat(s["depth"], 2, 0), 2, 1))
+  np.testing.assert_array_equal(out["semseg"], np.repeat(np.repeat(s["semseg"], 2, 0), 2, 1))
+
+
+def test_random_crop_shapes_and_alignment():
+  s = _sample(8, 12)
+  # Encode each pixel's position in depth so the crop window can be checked.
+  s["depth"] = np.arange(96, dtype=np.float32).reshape(8, 12)
+  out = augment.random_crop(s, np.random.default_rng(1), (5, 6))
+  assert out["image"].shape == (5, 6, 3) and out["semseg"].shape == (5, 6)
+  top, left = divmod(int(out["depth"][0, 0]), 12)
+  np.testing.assert_array_equal(out["semseg"], s["semseg"][top:top + 5, left:left + 6])
+  np.testing.assert_array_equal(out["image"], s["image"][top:top + 5, left:left + 6])
+
+
+def test_random_crop_pads_small_samples():
+  s = _sample(4, 5)
+  out = augment.random_crop(s, np.random.default_rng(0), (6, 8))
+  assert out["semseg"].shape == (6, 8)
+  np.testing.assert_array_equal(out["semseg"][:4, :5], s["semseg"])
+  np.testing.assert_array_equal(out["depth"][:4, :5], s["depth"])
+  assert (out["semseg"][4:] == 255).all() and (out["semseg"][:, 5:] == 255).all()
+  assert (out["depth"][4:] == 0).all() and (out["image"][:, 5:] == 0).all()
+
+
+def test_jitter_touches_only_the_image():
+  s = _sample()
+  out = augment.photometric_jitter(s, np.random.default_rng(0), augment.Jitter(0.4, 0.4, 0.4, 0.1))
+  assert out["semseg"] is s["semseg"] and out["depth"] is s["depth"]
+  assert out["image"].dtype == np.uint8 and out["image"].shape == s["image"].shape
+  assert not np.array_equal(out["image"], s["image"])
+
+
+def test_zero_jitter_is_identity():
+  s = _sample()
+  out = augment.jitter_image(s["image"], np.random.default_rng(0), augment.Jitter(0, 0, 0, 0))
+  np.testing.assert_array_equal(out, s["image"])
+
+
+def test_hue_rotation_keeps_grey_and_brightness_scales():
+  grey = np.full((2, 2, 3), 100, np.uint8)
+  out = augment.jitter_image(grey, np.random.default_rng(0), augment.Jitter(0, 0, 0, 0.5))
+  np.testing.assert_array_equal(out, grey)  # a colour rotation leaves the grey axis fixed
+  rot = augment._hue_rotation(1 / 3)  # a third of a turn cycles R -> G -> B
+  np.testing.assert_allclose(rot @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_augment_is_deterministic_per_seed(seed):
+  kw = dict(crop_size=(6, 10), scale_range=(0.5, 2.0), flip=True, jitter=augment.Jitter())
+  a = augment.augment(_sample(), np.random.default_rng(seed), **kw)
+  b = augment.augment(_sample(), np.random.default_rng(seed), **kw)
+  _assert_samples_equal(a, b)
+  assert a["image"].shape == (6, 10, 3) and a["index"] == 7
+  assert set(np.unique(a["depth"])) <= set(np.unique(_sample()["depth"]))
+  assert set(np.unique(a["semseg"])) <= set(np.unique(_sample()["semseg"])) | {255}
+
+
+def test_augment_without_crop_size_keeps_input_size():
+  out = augment.augment(_sample(), np.random.default_rng(0), scale_range=(0.5, 1.5))
+  assert out["semseg"].shape == (8, 12) and out["image"].shape == (8, 12, 3)
+
+
+def test_augment_differs_across_seeds():
+  kw = dict(crop_size=(6, 10), scale_range=(0.5, 2.0), jitter=augment.Jitter())
+  outs = [augment.augment(_sample(), np.random.default_rng(s), **kw)["image"] for s in range(4)]
+  assert len({o.tobytes() for o in outs}) == 4
+
+
+def test_augment_transform_in_grain_is_deterministic():
+  transform = augment.Augment(crop_size=(6, 10), scale_range=(0.8, 1.2), jitter=augment.Jitter())
+  ds = grain.MapDataset.source([_sample(seed=i) for i in range(4)])
+  first = list(ds.random_map(transform, seed=3))
+  again = list(ds.random_map(transform, seed=3))
+  for a, b in zip(first, again):
+    _assert_samples_equal(a, b)
+  assert all(a["image"].shape == (6, 10, 3) for a in first)
