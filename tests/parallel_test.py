@@ -1,0 +1,61 @@
+"""Data parallelism on 8 fake CPU devices equals the single-device computation.
+
+Runs in a subprocess because the fake device count must be set before JAX initialises.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent('''
+    import functools
+    import jax, jax.numpy as jnp, numpy as np, optax
+    from mtl_jax import metrics, parallel, steps
+    from mtl_jax.models import mtl
+    from mtl_jax.evaluation import evaluate, make_eval_step
+    assert jax.device_count() == 8, jax.devices()
+
+    def run(mesh):
+      model = mtl.build_model('joint', seed=0, encoder='resnet_tiny', aspp_channels=8,
+                              decoder_channels=8, skip_channels=4)
+      tx = optax.sgd(0.1, momentum=0.9)
+      graphdef, state = steps.create_train_state(model, tx)
+      state = parallel.replicate(state, mesh)
+      spec = steps.TaskSpec()
+      step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, tx=tx, spec=spec),
+                     donate_argnums=0)
+      rng = np.random.default_rng(0)
+      batch = {'image': rng.integers(0, 256, (8, 32, 64, 3), dtype=np.uint8),
+               'semseg': rng.integers(0, 19, (8, 32, 64)).astype(np.int32),
+               'depth': rng.uniform(4, 80, (8, 32, 64)).astype(np.float32)}
+      for _ in range(3):
+        state, scalars = step(state, parallel.shard_batch(batch, mesh))
+      eval_batch = {**batch, 'mask': np.array([True] * 6 + [False] * 2)}
+      scores = evaluate(make_eval_step(graphdef, spec), state, [eval_batch], mesh,
+                        num_classes=19)
+      leaf = jax.tree.leaves(state.params)[0]
+      return jax.device_get(state.params), float(scalars['loss/total']), scores, leaf.sharding
+
+    params8, loss8, scores8, sharding8 = run(parallel.make_mesh())
+    params1, loss1, scores1, _ = run(parallel.make_mesh(jax.devices()[:1]))
+    assert sharding8.is_fully_replicated and len(sharding8.device_set) == 8
+    np.testing.assert_allclose(loss8, loss1, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(params8), jax.tree.leaves(params1)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for key in ('miou', 'silog', 'pixel_acc', 'rmse'):
+      np.testing.assert_allclose(scores8[key], scores1[key], rtol=1e-5, err_msg=key)
+    print('OK', loss8, scores8['miou'])
+''')
+
+
+def test_eight_device_data_parallel_step_and_eval_match_one_device():
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
+         'JAX_PLATFORMS': 'cpu'}
+  result = subprocess.run([sys.executable, '-c', SCRIPT], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.startswith('OK')
