@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from mtl_jax import (checkpointing, configuration, evaluation, optim, parallel, progress, steps,
@@ -95,7 +96,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                        donate_argnums=0)
   eval_step = evaluation.make_eval_step(graphdef, spec)
   meter = progress.Progress(total_steps, start_step, config.train.batch_size)
-  pending, final = None, {}
+  pending, epoch_sums, summed_steps, final = None, None, 0, {}
   t_start = time.perf_counter() - wall_time_s
   for step in range(start_step, total_steps):
     batch = parallel.shard_batch(next(train_iter), mesh)
@@ -106,6 +107,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       log.scalars(step, {**scalars, 'learning_rate': schedule(step)}, prefix='train/')
       print(meter.line(step, scalars), flush=True)
     pending = step_metrics
+    # Summed on device (no host sync) for the epoch-mean losses in the eval record.
+    epoch_sums = step_metrics if epoch_sums is None else jax.tree.map(
+        jnp.add, epoch_sums, step_metrics)
+    summed_steps += 1
     if (step + 1) % steps_per_epoch == 0:
       epoch = (step + 1) // steps_per_epoch
       scores = evaluation.evaluate(
@@ -113,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           num_classes=config.model.num_classes)
       wall_time_s = time.perf_counter() - t_start
       record = {'step': step + 1, 'epoch': epoch, 'split': config.train.eval_split, **scores,
-                **{k: float(v) for k, v in jax.device_get(pending).items()},
+                **{k: float(v) / summed_steps for k, v in jax.device_get(epoch_sums).items()},
                 'wall_time_s': wall_time_s}
       log.record(record)
       log.scalars(step + 1, scores, prefix=f'{config.train.eval_split}/')
@@ -121,7 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                          meta=_run_meta(epoch, wall_time_s), metrics=scores)
       label = f'epoch {epoch}/{config.train.num_epochs} {config.train.eval_split}'
       print(progress.eval_line(label, scores), flush=True)
-      final = record
+      final, epoch_sums, summed_steps = record, None, 0
   manager.wait_until_finished()
   log.close()
   best_step = manager.best_step()
