@@ -42,7 +42,7 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
 
 
 def main(argv):
-  cli.quiet_start()
+  cli.setup()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with cli.user_errors('evaluate'):

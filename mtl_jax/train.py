@@ -16,7 +16,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
-  cli.quiet_start()
+  cli.setup()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
