@@ -46,6 +46,7 @@ class Layout:
 
 
 def sample_layout(rng) -> Layout:
+  """Lanes, parking strips, verges, sidewalks, setbacks, cross streets and street length."""
   lane_w, lanes = rng.uniform(2.9, 3.6), int(rng.choice([2, 2, 2, 3, 4, 4]))
   half = lanes * lane_w / 2
   curb_x, curb_h, walk_x, facade_x, garden, park, verge = {}, {}, {}, {}, {}, {}, {}
@@ -126,6 +127,7 @@ def _facade_style(rng, sky):
 
 
 def building(b, rng, sky, x0, x1, z0, z1, height):
+  """One building block with its own facade colour and window grid."""
   color, glass, params = _facade_style(rng, sky)
   b.box(x0, x1, 0, height, z0, z1, ID['building'], color, texture=B.FACADE, color2=glass,
         params=params)
@@ -178,6 +180,7 @@ def add_buildings(b, rng, lay: Layout, sky, plant_tree):
 
 
 def _rear_row(b, rng, s, x, z0, z1, sky):
+  """Buildings behind the front row, from x out to FAR_X: skyline and what gaps show."""
   z = z0
   while z < z1 - 1:
     length = min(rng.uniform(15, 50), z1 - z)

@@ -18,6 +18,7 @@ def _axle(b, x, w, z, r, label, color, y=0.0):
 
 
 def car(b, rng, x, z, heading=1, length=None):
+  """Body box with lamps, a glass cabin set back from the bonnet, two axles; saloon or SUV."""
   length, width = length or rng.uniform(3.7, 4.9), rng.uniform(1.65, 1.95)
   tall = rng.random() < 0.25  # SUVs and vans
   r, clear = rng.uniform(0.29, 0.36), rng.uniform(0.22, 0.32)
@@ -41,6 +42,7 @@ def car(b, rng, x, z, heading=1, length=None):
 
 
 def truck(b, rng, x, z, heading=1):
+  """A cab with a windscreen band in front of a taller cargo box; three axles."""
   width, cab_l, box_l = 2.45, rng.uniform(1.8, 2.3), rng.uniform(5.0, 9.0)
   cab_top, box_top = rng.uniform(2.7, 3.1), rng.uniform(3.2, 3.9)
   color, cargo = palettes.vehicle(rng), palettes.vehicle(rng)
@@ -78,6 +80,7 @@ def bus(b, rng, x, z, heading=1, label='bus', length=None):
 
 
 def person(b, rng, x, z, y=0.0, facing_x=False):
+  """Two legs mid-stride, a torso (arms included) and a head; walking along z or x."""
   h = rng.uniform(1.5, 1.95)
   legs, shirt = palettes.clothing(rng), palettes.clothing(rng)
   stride = rng.uniform(-0.2, 0.2)
@@ -95,6 +98,7 @@ def person(b, rng, x, z, y=0.0, facing_x=False):
 
 
 def _head(b, rng, x, yc, z, label):
+  """An ellipsoid head centred at height yc: skin, or hair / a hat seen from behind."""
   color = palettes.skin(rng) if rng.random() < 0.7 else palettes.grey(rng, 0.05, 0.3)
   b.add(B.ELLIPSOID, (x - 0.1, yc - 0.12, z - 0.11), (x + 0.1, yc + 0.12, z + 0.11), label,
         color)
@@ -131,14 +135,15 @@ def rider(b, rng, x, z, motor=False):
 
 
 def tree(b, rng, x, z, y=0.0, season=0.0):
-  trunk_h = rng.uniform(1.8, 3.5)
+  """A trunk and one or two ellipsoid crowns, all vegetation (as Cityscapes labels trunks)."""
+  trunk_h = rng.uniform(2.5, 4.0)
   tr = rng.uniform(0.1, 0.22)
   bark = palettes.hsv(rng, (0.05, 0.1), (0.2, 0.5), (0.12, 0.35))
   b.add(B.CYL_Y, (x - tr, y, z - tr), (x + tr, y + trunk_h + 0.5, z + tr), ID['vegetation'],
         bark)
   rx, ry = rng.uniform(1.3, 3.2), rng.uniform(1.6, 3.8)
   leaf = palettes.vegetation(rng, season)
-  yc = y + trunk_h + 0.8 * ry
+  yc = y + trunk_h + 0.9 * ry  # crowns stay above a camera (< 2 m) even when they overhang
   b.add(B.ELLIPSOID, (x - rx, yc - ry, z - rx), (x + rx, yc + ry, z + rx), ID['vegetation'], leaf,
         texture=B.FOLIAGE)
   if rng.random() < 0.5:  # a second lobe makes crowns less regular
@@ -189,6 +194,7 @@ def traffic_light(b, rng, x, z, y=0.0, facing=1, mast=0.0):
 
 
 def _signal_head(b, rng, x, top, z, facing):
+  """A signal housing hanging from `top` with one lit lamp (red, amber or green)."""
   housing = palettes.grey(rng, 0.03, 0.25) if rng.random() < 0.8 else (0.55, 0.45, 0.08)
   state = rng.integers(3)
   lamp = [(1.0, 0.15, 0.1), (1.0, 0.7, 0.1), (0.2, 1.0, 0.5)][state]

@@ -13,10 +13,12 @@ def _in_block(lay, z, margin=1.0):
 
 
 def _walk_inner(lay, s):
+  """x where the sidewalk of side s begins on the road side."""
   return lay.verge[s][1] if lay.verge[s] else lay.curb_x[s]
 
 
 def add_trees(b, rng, lay):
+  """Trees on verges, along some sidewalks, in gardens and parks; returns a planting helper."""
   def tree(x, z, y=0.0):
     objects.tree(b, rng, x, z, y, lay.season)
 
@@ -72,6 +74,7 @@ def add_poles(b, rng, lay):
 
 
 def add_clutter(b, rng, lay):
+  """A few void-labelled objects near the building side of the sidewalks."""
   for _ in range(rng.integers(0, 5)):
     s = SIDES[rng.integers(2)]
     z = rng.uniform(2, 60)
@@ -82,9 +85,9 @@ def add_clutter(b, rng, lay):
 
 def add_people(b, rng, lay, zebra):
   """Pedestrians on the sidewalks and crossings, parked bicycles."""
-  for _ in range(rng.choice([0, 2, 4, 6, 9, 14])):
+  for _ in range(rng.choice([1, 3, 5, 8, 12, 18])):
     s = SIDES[rng.integers(2)]
-    z = rng.uniform(2, 60)
+    z = rng.uniform(2, 50)
     if _in_block(lay, z, 0.5):
       x0, x1 = sorted((_walk_inner(lay, s) + s * 0.4, lay.walk_x[s] - s * 0.4))
       objects.person(b, rng, rng.uniform(x0, x1), z, lay.curb_h[s], rng.random() < 0.2)
@@ -92,7 +95,7 @@ def add_people(b, rng, lay, zebra):
     for _ in range(rng.integers(0, 4)):
       x = rng.uniform(lay.curb_x[-1], lay.curb_x[1])
       objects.person(b, rng, x, rng.uniform(z0, z1), 0.0, facing_x=True)
-  if rng.random() < 0.35:
+  if rng.random() < 0.5:
     s = SIDES[rng.integers(2)]
     z = rng.uniform(3, 40)
     for k in range(rng.integers(1, 5)):
@@ -102,7 +105,7 @@ def add_people(b, rng, lay, zebra):
 
 
 def add_traffic(b, rng, lay, camera_x, zebra):
-  """Parked cars, moving vehicles in the lanes, cyclists, sometimes a tram.
+  """Parked cars and, lane by lane, moving cars, trucks, buses, riders, sometimes a tram.
 
   Moving vehicles wait before zebra crossings rather than stand on them.
   """
@@ -121,16 +124,15 @@ def add_traffic(b, rng, lay, camera_x, zebra):
         continue
       length = _vehicle(b, rng, xc + rng.uniform(-0.3, 0.3), z, heading)
       z += length + rng.uniform(4, 40)
-  if rng.random() < 0.55:
-    for _ in range(rng.integers(1, 4)):
-      s = SIDES[rng.integers(2)] if rng.random() < 0.4 else 1
-      x = lay.lanes_x[0 if s < 0 else 1] - s * rng.uniform(0.5, 1.0)
-      objects.rider(b, rng, x, rng.uniform(4, 45))
 
 
 def _vehicle(b, rng, x, z, heading):
-  """Places a random vehicle whose rear (or front) end is at z; returns its length."""
-  kind = rng.choice(5, p=[0.75, 0.09, 0.09, 0.05, 0.02])
+  """Places a random vehicle whose rear (or front) end is at z; returns its length.
+
+  Cyclists keep to the outer edge of their lane; every vehicle keeps to its own stretch of lane,
+  so nothing intersects.
+  """
+  kind = rng.choice(6, p=[0.66, 0.08, 0.08, 0.07, 0.09, 0.02])
   if kind == 0:
     length = rng.uniform(3.7, 4.9)
     objects.car(b, rng, x, z + length / 2, heading, length)
@@ -139,7 +141,7 @@ def _vehicle(b, rng, x, z, heading):
     return objects.truck(b, rng, x, z + 5.5, heading) + 1.0
   if kind == 2:
     return objects.bus(b, rng, x, z + 6.5, heading)
-  if kind == 3:
-    return objects.rider(b, rng, x, z + 1.0, motor=True)
+  if kind in (3, 4):
+    return objects.rider(b, rng, x + heading * 0.8 * (kind == 4), z + 1.0, motor=kind == 3)
   length = rng.uniform(25, 35)
   return objects.bus(b, rng, x, z + length / 2, heading, label='train', length=length)

@@ -47,9 +47,10 @@ def sample_env(rng, sky) -> dict:
       sun_color=tuple(sun), ambient=tuple(ambient), horizon=horizon, zenith=zenith,
       cloud_cover=rng.uniform(0, 0.8) if sunny else rng.uniform(0.3, 1.0),
       cloud_color=palettes.grey(rng, 0.75, 1.0) if sunny else palettes.grey(rng, 0.45, 0.85),
-      clouds_grid=rng.random((5, 9)), visibility=float(np.exp(rng.uniform(np.log(200), np.log(3000)))),
+      clouds_grid=rng.random((5, 9)),
+      visibility=float(np.exp(rng.uniform(np.log(200), np.log(3000)))),  # metres
       haze=palettes.jitter(rng, horizon, 0.08),
-      key=rng.uniform(0.1, 0.3),
+      key=rng.uniform(0.1, 0.3),  # mean linear brightness auto-exposure aims for
       white_balance=tuple(1 + rng.normal(0, 0.06, 3)), saturation=rng.uniform(0.6, 1.25),
       vignette=rng.uniform(0, 0.5), noise=rng.uniform(1.0, 5.0), blur=rng.uniform(0, 1))
 

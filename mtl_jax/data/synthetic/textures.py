@@ -26,6 +26,7 @@ def _facade_u(p, n):
 
 
 def plain(p, n, prm, c, c2, top):
+  """Flat colour with a little world-space mottling."""
   return c * (0.88 + 0.24 * block_noise(p[0], p[1], p[2], 1.5))
 
 
@@ -56,12 +57,14 @@ def paving(p, n, prm, c, c2, top):
 
 
 def grass(p, n, prm, c, c2, top):
+  """Grass: strong fine noise over broad patches."""
   fine = block_noise(p[0], p[1], p[2], 6, 11)
   coarse = block_noise(p[0], p[1], p[2], 0.6, 12)
   return c * (0.6 + 0.55 * fine) * (0.75 + 0.5 * coarse)
 
 
 def foliage(p, n, prm, c, c2, top):
+  """Leaves: high-contrast fine noise in clumps."""
   leaf = block_noise(p[0], p[1], p[2], 9.0, 21)
   clump = block_noise(p[0], p[1], p[2], 2.0, 22)
   return c * (0.5 + 0.6 * leaf) * (0.65 + 0.6 * clump)
