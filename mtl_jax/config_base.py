@@ -80,10 +80,15 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The laptop demo: ResNet-18, narrower heads, about ten minutes of training on 2 cores."""
+  """The laptop demo (about 14 minutes on 2 cores, dataset build included): ResNet-18,
+  128-channel heads, 96×192 training crops (evaluated at the full 128×256), L1 on normalised
+  log-depth, 7 epochs of 2,000 images."""
   c.model.encoder = 'resnet18'
   c.model.aspp_channels = c.model.decoder_channels = 128
-  c.train.num_epochs = 3
+  c.data.crop_height, c.data.crop_width = 96, 192
+  c.data.scale_min, c.data.scale_max = 0.75, 1.25
+  c.depth.mode, c.depth.mean, c.depth.std = 'log', 3.0, 1.0
+  c.train.num_epochs = 7
   return c
 
 
