@@ -4,6 +4,7 @@ A wrong key is caught by ml_collections (configs are locked); a wrong *value* is
 reported as one `ConfigError` line naming the key, so nothing is built or written first.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -99,6 +100,14 @@ def dataset_fields(data_config: ml_collections.ConfigDict) -> dict:
   return dict(height=data_config.height, width=data_config.width, seed=data_config.dataset_seed,
               num_train=data_config.train_size, num_validation=data_config.validation_size,
               num_test=data_config.test_size)
+
+
+def load_config_file(path: str | Path, preset: str | None = None) -> ml_collections.ConfigDict:
+  """`get_config(preset)` of a config file, as `--config path:preset` does (for scripts/tests)."""
+  spec = importlib.util.spec_from_file_location(Path(path).stem + '_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset)
 
 
 def save(config: ml_collections.ConfigDict, workdir: Path) -> None:

@@ -8,7 +8,6 @@ imagenet_fake_data_benchmark. Uses the real model, optimizer and step from the c
 
 import argparse
 import functools
-import importlib.util
 import os
 import pathlib
 import platform
@@ -20,13 +19,6 @@ import jax.numpy as jnp
 from mtl_jax import configuration, parallel, steps, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_config(arch: str, preset: str):
-  spec = importlib.util.spec_from_file_location(arch, REPO / 'configs' / f'{arch}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
 
 
 def fake_batch(batch_size: int, height: int, width: int, num_classes: int):
@@ -74,7 +66,7 @@ def main():
   print('| config | encoder | crop | batch | compile s | s/step | img/s |')
   print('|---|---|---|---:|---:|---:|---:|')
   for preset in args.presets.split(','):
-    config = load_config(args.arch, preset)
+    config = configuration.load_config_file(REPO / 'configs' / f'{args.arch}.py', preset)
     if args.batch_size:
       config.train.batch_size = args.batch_size
     compile_s, step_s = bench(config, args.steps, args.warmup)

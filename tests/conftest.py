@@ -1,11 +1,12 @@
 """Shared test set-up: a persistent XLA compilation cache and a tiny trained run."""
 
-import importlib.util
 import os
 import pathlib
 
 import jax
 import pytest
+
+from mtl_jax import configuration
 
 # Compiled steps are reused across tests and runs; the suite's time is mostly compilation.
 CACHE_DIR = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', '/tmp/mtl_jax_test_xla_cache')
@@ -15,26 +16,11 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _tiny_config(data_dir, **overrides):
-  """configs/joint.py:tiny with its dataset in `data_dir`, plus dotted-key overrides."""
-  spec = importlib.util.spec_from_file_location('joint_config', REPO / 'configs' / 'joint.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('tiny')
+def _tiny_config(data_dir):
+  """configs/joint.py:tiny with its dataset in `data_dir`."""
+  config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.data.data_dir = str(data_dir)
-  for key, value in overrides.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
   return config
-
-
-@pytest.fixture(scope='session')
-def make_tiny_config():
-  """Factory: make_tiny_config(data_dir, **{'train.num_epochs': 3}) → a locked-free ConfigDict."""
-  return _tiny_config
 
 
 @pytest.fixture(scope='session')
