@@ -27,13 +27,18 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.arch = 'joint'             # see mtl_jax.models.mtl.ARCHITECTURES
+  c.model.tasks = ('semseg', 'depth')  # single_task: one of them
   c.model.encoder = 'resnet34'       # see mtl_jax.models.resnet.ENCODERS
-  c.model.output_stride = 16
+  c.model.output_stride = 16         # 32 (no dilation), 16 or 8
+  c.model.use_aspp = True            # False: a plain 1×1 conv over the deepest features
   c.model.aspp_rates = (3, 6, 9)
-  c.model.aspp_channels = 256
+  c.model.aspp_channels = 256        # context (ASPP or plain) output channels
+  c.model.decoder = 'deeplabv3plus'  # or 'seed': one 3×3 conv over [context, raw 1/4 skip]
   c.model.decoder_channels = 256
-  c.model.skip_channels = 48
+  c.model.skip_channels = 48         # 1×1 reduction of the 1/4 skip (deeplabv3plus only)
+  c.model.second_stage = 'simple'    # distilled only: 'simple' or 'deep'
   c.model.zero_init_residual = False
+  c.model.pretrained = ''            # a directory from scripts/convert_torchvision_resnet.py
   c.model.num_classes = 19
 
   c.depth = ml_collections.ConfigDict()
@@ -92,12 +97,47 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-PRESETS = {'tiny': tiny, 'cpu': cpu}
+# The study's ladder (its Table 4), each row adding one thing to the previous one.
+def plain(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Row 1: no ImageNet weights, no dilation (output stride 32), no ASPP, the seed's decoder."""
+  c.model.output_stride = 32
+  c.model.use_aspp = False
+  c.model.decoder = 'seed'
+  return c
+
+
+def pretrained(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Row 2: + ImageNet encoder (convert torchvision weights into this directory first)."""
+  c = plain(c)
+  c.model.pretrained = f'pretrained/{c.model.encoder}'
+  return c
+
+
+def dilated(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Row 3: + dilated last stage (output stride 16)."""
+  c = pretrained(c)
+  c.model.output_stride = 16
+  return c
+
+
+def aspp(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Row 4: + ASPP and the DeepLabV3+ decoder."""
+  c = dilated(c)
+  c.model.use_aspp = True
+  c.model.decoder = 'deeplabv3plus'
+  return c
+
+
+PRESETS = {'tiny': tiny, 'cpu': cpu, 'plain': plain, 'pretrained': pretrained,
+           'dilated': dilated, 'aspp': aspp}
 
 
 def apply_preset(c: ml_collections.ConfigDict, preset: str | None) -> ml_collections.ConfigDict:
-  if preset in (None, '', 'full'):
-    return c
-  if preset not in PRESETS:
-    raise ValueError(f'unknown preset {preset!r}; valid presets: full, {", ".join(PRESETS)}')
-  return PRESETS[preset](c)
+  """Applies comma-separated presets left to right, e.g. 'plain,cpu'; '' or 'full' = none."""
+  for name in (preset or '').split(','):
+    if name in ('', 'full'):
+      continue
+    if name not in PRESETS:
+      raise ValueError(f'unknown preset {name!r}; valid presets: full, {", ".join(PRESETS)}')
+    c = PRESETS[name](c)
+  return c

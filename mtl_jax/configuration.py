@@ -13,7 +13,7 @@ import ml_collections
 from mtl_jax import depth_codec, losses, optim
 from mtl_jax.errors import UserError
 from mtl_jax.data import pipeline
-from mtl_jax.models import mtl, resnet
+from mtl_jax.models import deeplab, heads, mtl, resnet
 from mtl_jax.steps import TaskSpec
 
 CONFIG_FILE = 'config.json'
@@ -31,6 +31,8 @@ def _choices():
       'model.arch': tuple(mtl.ARCHITECTURES),
       'model.encoder': tuple(resnet.ENCODERS),
       'model.output_stride': (8, 16, 32),
+      'model.decoder': tuple(deeplab.DECODERS),
+      'model.second_stage': tuple(heads.SECOND_STAGE_DECODERS),
       'depth.mode': depth_codec.MODES,
       'loss.depth': tuple(losses.DEPTH_LOSSES),
       'optim.name': optim.OPTIMIZERS,
@@ -70,25 +72,47 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0 < config.data.scale_min <= config.data.scale_max:
     raise ConfigError(f'config.data.scale_min={config.data.scale_min} and scale_max='
                       f'{config.data.scale_max} must satisfy 0 < scale_min <= scale_max')
-  if config.loss.semseg_weight + config.loss.depth_weight <= 0:
-    raise ConfigError('config.loss.semseg_weight + config.loss.depth_weight must be > 0')
+  if config.model.pretrained and not Path(config.model.pretrained).is_dir():
+    raise ConfigError(f'config.model.pretrained={config.model.pretrained!r} is not a directory; '
+                      'create it with scripts/convert_torchvision_resnet.py from torchvision '
+                      'ImageNet weights')
+  tasks = tuple(config.model.tasks)
+  if not tasks or set(tasks) - set(mtl.TASKS) or len(set(tasks)) != len(tasks):
+    raise ConfigError(f'config.model.tasks={tasks!r} must be distinct names from: '
+                      f'{", ".join(mtl.TASKS)}')
+  if config.model.arch != 'single_task' and tasks != mtl.TASKS:
+    raise ConfigError(f'config.model.arch={config.model.arch!r} predicts both tasks; set '
+                      f'config.model.tasks={mtl.TASKS!r} or use arch single_task')
+  if config.model.arch == 'single_task' and len(tasks) != 1:
+    raise ConfigError(f'config.model.arch=\'single_task\' needs one task in config.model.tasks, '
+                      f'got {tasks!r}')
+  if sum(_task_weight(config, t) for t in tasks) <= 0:
+    raise ConfigError('the loss weights of config.model.tasks must sum to > 0')
+
+
+def _task_weight(config: ml_collections.ConfigDict, task: str) -> float:
+  return config.loss[f'{task}_weight']
 
 
 def task_spec(config: ml_collections.ConfigDict) -> TaskSpec:
   codec = depth_codec.DepthCodec(config.depth.mode, config.depth.mean, config.depth.std)
-  return TaskSpec(tasks=('semseg', 'depth'),
-                  weights=(config.loss.semseg_weight, config.loss.depth_weight),
+  tasks = tuple(config.model.tasks)
+  return TaskSpec(tasks=tasks, weights=tuple(_task_weight(config, t) for t in tasks),
                   depth_loss=config.loss.depth, codec=codec)
 
 
-def model_kwargs(model_config: ml_collections.ConfigDict) -> dict:
-  return dict(encoder=model_config.encoder, num_classes=model_config.num_classes,
-              output_stride=model_config.output_stride,
-              aspp_rates=tuple(model_config.aspp_rates),
-              aspp_channels=model_config.aspp_channels,
-              decoder_channels=model_config.decoder_channels,
-              skip_channels=model_config.skip_channels,
-              zero_init_residual=model_config.zero_init_residual)
+def model_kwargs(m: ml_collections.ConfigDict) -> dict:
+  """Constructor arguments of the model `m.arch` names (each architecture takes its own)."""
+  kwargs = dict(encoder=m.encoder, num_classes=m.num_classes, output_stride=m.output_stride,
+                zero_init_residual=m.zero_init_residual, use_aspp=m.use_aspp,
+                aspp_rates=tuple(m.aspp_rates), aspp_channels=m.aspp_channels,
+                decoder=m.decoder, decoder_channels=m.decoder_channels,
+                skip_channels=m.skip_channels)
+  if m.arch == 'single_task':
+    kwargs['tasks'] = tuple(m.tasks)
+  if m.arch == 'distilled':
+    kwargs['second_stage'] = m.second_stage
+  return kwargs
 
 
 def build_model(config: ml_collections.ConfigDict):

@@ -24,7 +24,9 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
   from mtl_jax import checkpointing, configuration, evaluation, parallel, trainer
   config = configuration.load(workdir)
   configuration.validate(config)
-  manager = checkpointing.make_manager(Path(workdir) / 'checkpoints', read_only=True)
+  manager = checkpointing.make_manager(
+      Path(workdir) / 'checkpoints', read_only=True,
+      best_metric=checkpointing.best_metric_for(config.model.tasks))
   available = manager.all_steps()
   if not available:
     raise configuration.ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')
@@ -37,7 +39,8 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
   source = trainer.prepare_sources(config, (split,))[split]
   scores = evaluation.evaluate(
       evaluation.make_eval_step(graphdef, configuration.task_spec(config)), state,
-      trainer.make_eval_batches(config, source), mesh, num_classes=config.model.num_classes)
+      trainer.make_eval_batches(config, source), mesh, num_classes=config.model.num_classes,
+      tasks=tuple(config.model.tasks))
   return {'step': step, 'split': split, **scores}
 
 

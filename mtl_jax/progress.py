@@ -32,13 +32,21 @@ class Progress:
     return f'step {step}/{self.total_steps} | {losses} | {rate_text}{eta}'
 
 
+# (key, label, format) of the headline metrics, printed when the model has them.
+_HEADLINE = (('miou', 'mIoU', '.2f'), ('silog', 'SI-log', '.2f'), ('pixel_acc', 'pixel acc', '.2f'),
+             ('abs_rel', 'abs_rel', '.3f'), ('total', 'total', '.2f'), ('grader', 'grader', '.2f'))
+
+
+def _headline(m: dict[str, float], keys=None) -> str:
+  return ' | '.join(f'{label} {m[key]:{fmt}}' for key, label, fmt in _HEADLINE
+                    if key in m and (keys is None or key in keys))
+
+
 def eval_line(label: str, m: dict[str, float]) -> str:
-  return (f'{label}: mIoU {m["miou"]:.2f} | SI-log {m["silog"]:.2f} '
-          f'| pixel acc {m["pixel_acc"]:.2f} | abs_rel {m["abs_rel"]:.3f} '
-          f'| total {m["total"]:.2f} | grader {m["grader"]:.2f}')
+  return f'{label}: {_headline(m)}'
 
 
 def summary_line(m: dict[str, float], best_step: int | None) -> str:
-  return (f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | mIoU {m["miou"]:.2f} '
-          f'| SI-log {m["silog"]:.2f} | total {m["total"]:.2f} | grader {m["grader"]:.2f} '
+  scores = _headline(m, keys=('miou', 'silog', 'total', 'grader'))
+  return (f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | {scores} '
           f'| best checkpoint step {best_step} | wall time {format_duration(m["wall_time_s"])}')

@@ -52,9 +52,8 @@ def _forward(graphdef, params, batch_stats, image, *, train: bool):
   return outputs, nnx.state(model, nnx.BatchStat)
 
 
-def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
-                spec: TaskSpec) -> dict[str, jax.Array]:
-  """Per-task losses and their weighted sum under `loss/<task>` and `loss/total`."""
+def _single_stage_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
+                         spec: TaskSpec) -> dict[str, jax.Array]:
   per_task = {}
   if 'semseg' in spec.tasks:
     per_task['semseg'] = losses.semseg_cross_entropy(outputs['semseg'], batch['semseg'],
@@ -62,6 +61,20 @@ def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
   if 'depth' in spec.tasks:
     per_task['depth'] = losses.depth_loss(spec.depth_loss)(outputs['depth'], batch['depth'],
                                                            spec.codec)
+  return per_task
+
+
+def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
+                spec: TaskSpec) -> dict[str, jax.Array]:
+  """Per-task losses and their weighted sum under `loss/<task>` and `loss/total`.
+
+  A model with auxiliary first-stage predictions (`outputs['aux']`, the distilled model) has
+  each task's loss averaged over both stages.
+  """
+  per_task = _single_stage_losses(outputs, batch, spec)
+  if 'aux' in outputs:
+    aux = _single_stage_losses(outputs['aux'], batch, spec)
+    per_task = {t: 0.5 * (per_task[t] + aux[t]) for t in per_task}
   total = sum(w * per_task[t] for t, w in zip(spec.tasks, spec.weights))
   return {**{f'loss/{t}': v for t, v in per_task.items()}, 'loss/total': total}
 
@@ -87,7 +100,7 @@ def predict_step(state: TrainState, image: jax.Array, *, graphdef: Any,
                  spec: TaskSpec) -> dict[str, jax.Array]:
   """Eval-mode forward pass: semseg labels [N,H,W] int32 and depth in metres [N,H,W]."""
   outputs, _ = _forward(graphdef, state.params, state.batch_stats, image, train=False)
-  preds = {}
+  preds = {}  # second-stage (final) predictions only; 'aux' is a training signal
   if 'semseg' in outputs:
     preds['semseg'] = jnp.argmax(outputs['semseg'], axis=-1).astype(jnp.int32)
   if 'depth' in outputs:

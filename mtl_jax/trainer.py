@@ -81,7 +81,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   ckpt_dir = workdir / 'checkpoints'
   for leftover in checkpointing.remove_unfinished(ckpt_dir):
     print(f'removed unfinished checkpoint {leftover}', flush=True)
-  manager = checkpointing.make_manager(ckpt_dir, keep_latest=config.train.keep_checkpoints)
+  manager = checkpointing.make_manager(
+      ckpt_dir, keep_latest=config.train.keep_checkpoints,
+      best_metric=checkpointing.best_metric_for(config.model.tasks))
   log = writers.MetricsLog(workdir)
   wall_time_s, start_step = 0.0, 0
   if manager.latest_step() is not None:
@@ -115,7 +117,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       epoch = (step + 1) // steps_per_epoch
       scores = evaluation.evaluate(
           eval_step, state, make_eval_batches(config, sources[config.train.eval_split]), mesh,
-          num_classes=config.model.num_classes)
+          num_classes=config.model.num_classes, tasks=spec.tasks)
       wall_time_s = time.perf_counter() - t_start
       record = {'step': step + 1, 'epoch': epoch, 'split': config.train.eval_split, **scores,
                 **{k: float(v) / summed_steps for k, v in jax.device_get(epoch_sums).items()},

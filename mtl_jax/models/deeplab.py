@@ -1,4 +1,4 @@
-"""DeepLabV3+ decoder: fuse the upsampled ASPP output with the stride-4 skip features."""
+"""Decoders: fuse upsampled context with the stride-4 skip (DeepLabV3+ and the seed's variant)."""
 
 import jax
 import jax.numpy as jnp
@@ -10,13 +10,16 @@ from mtl_jax.models import layers
 class DeepLabV3PlusDecoder(nnx.Module):
   """Upsample context to the skip's resolution, concat with the (1×1-reduced) skip, 3×3 convs.
 
+  `skip_reduced_ch=48, num_convs=2` is the standard DeepLabV3+ decoder; `skip_reduced_ch=0,
+  num_convs=1` the course seed's (one 3×3 conv over [upsampled ASPP, raw 1/4 skip]).
   Returns decoder features at stride 4; task heads turn them into predictions.
   """
 
   def __init__(self, context_ch: int, skip_ch: int, *, skip_reduced_ch: int = 48,
                out_ch: int = 256, num_convs: int = 2, rngs: nnx.Rngs):
-    self.skip_reduce = layers.ConvBNReLU(skip_ch, skip_reduced_ch, 1, rngs=rngs)
-    in_ch = context_ch + skip_reduced_ch
+    self.skip_reduce = (layers.ConvBNReLU(skip_ch, skip_reduced_ch, 1, rngs=rngs)
+                        if skip_reduced_ch else None)
+    in_ch = context_ch + (skip_reduced_ch or skip_ch)
     convs = []
     for _ in range(num_convs):
       convs.append(layers.ConvBNReLU(in_ch, out_ch, 3, rngs=rngs))
@@ -26,7 +29,15 @@ class DeepLabV3PlusDecoder(nnx.Module):
 
   def __call__(self, context: jax.Array, skip: jax.Array) -> jax.Array:
     context = layers.resize_bilinear(context, skip.shape[1:3])
-    x = jnp.concatenate([context, self.skip_reduce(skip)], axis=-1)
+    if self.skip_reduce is not None:
+      skip = self.skip_reduce(skip)
+    x = jnp.concatenate([context, skip], axis=-1)
     for conv in self.convs:
       x = conv(x)
     return x
+
+
+DECODERS = {
+    'deeplabv3plus': dict(num_convs=2),
+    'seed': dict(num_convs=1, skip_reduced_ch=0),
+}

@@ -1,0 +1,17 @@
+"""python -m mtl_jax.train --config configs/branched.py:cpu --workdir runs/branched_cpu
+
+Branched DeepLabV3+: a shared ResNet encoder, then ASPP + decoder + head per task.
+
+Presets (after the colon, comma-separated): none = the full model for GPUs; `cpu` = the laptop
+demo; `tiny` = seconds, for tests; `plain`, `pretrained`, `dilated`, `aspp` = the study's ladder.
+"""
+
+import ml_collections
+
+from mtl_jax import config_base
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+  c = config_base.base_config()
+  c.model.arch = 'branched'
+  return config_base.apply_preset(c, preset)

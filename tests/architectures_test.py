@@ -1,0 +1,69 @@
+"""Each architecture of the study trains, overfits a batch and evaluates with its tiny preset."""
+
+import pathlib
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from mtl_jax import configuration, evaluate, steps, trainer, writers
+from mtl_jax.data import synthetic
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ARCHS = {  # id → (config file, preset)
+    'joint': ('joint', 'tiny'),
+    'branched': ('branched', 'tiny'),
+    'distilled': ('distilled', 'tiny'),
+    'distilled_deep': ('distilled', 'deep,tiny'),
+    'semseg_only': ('single_task', 'semseg,tiny'),
+    'depth_only': ('single_task', 'depth,tiny'),
+    'joint_plain': ('joint', 'plain,tiny'),
+}
+
+
+def _config(name):
+  path, preset = ARCHS[name]
+  return configuration.load_config_file(REPO / 'configs' / f'{path}.py', preset)
+
+
+def _scene_batch(n=4, h=32, w=64):
+  samples = [synthetic.render_sample(i, height=h, width=w) for i in range(n)]
+  batch = {k: np.stack([s[k] for s in samples]) for k in ('image', 'semseg', 'depth')}
+  batch['semseg'] = batch['semseg'].astype(np.int32)
+  return batch
+
+
+@pytest.mark.parametrize('name', ARCHS)
+def test_overfits_one_batch(name):
+  config = _config(name)
+  config.optim.learning_rate = 1e-2
+  graphdef, state, _, _ = trainer.create_state(config, total_steps=1)
+  tx = optax.adam(1e-2)
+  state = state.replace(opt_state=tx.init(state.params))
+  step = jax.jit(lambda s, b: steps.train_step(s, b, graphdef=graphdef, tx=tx,
+                                               spec=configuration.task_spec(config)))
+  batch = _scene_batch()
+  first = None
+  for _ in range(40):
+    state, scalars = step(state, batch)
+    first = float(scalars['loss/total']) if first is None else first
+  assert float(scalars['loss/total']) < 0.5 * first, (first, float(scalars['loss/total']))
+
+
+@pytest.mark.parametrize('name', ['branched', 'distilled_deep', 'semseg_only', 'depth_only'])
+def test_trains_and_evaluates(name, data_dir, tmp_path):
+  config = _config(name)
+  config.data.data_dir = str(data_dir)
+  config.train.num_epochs = 1
+  final = trainer.train_and_evaluate(config, str(tmp_path))
+  tasks = set(config.model.tasks)
+  assert ('miou' in final) == ('semseg' in tasks)
+  assert ('silog' in final) == ('depth' in tasks)
+  assert ('total' in final) == (len(tasks) == 2)
+  assert {f'loss/{t}' for t in tasks} <= set(final)
+  record = writers.read_records(tmp_path / 'metrics.jsonl')[-1]
+  result = evaluate.evaluate_run(str(tmp_path))
+  for key in ('miou', 'silog'):
+    if key in result:
+      assert result[key] == record[key]
