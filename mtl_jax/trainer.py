@@ -46,14 +46,26 @@ def _run_meta(epoch: int, wall_time_s: float) -> dict:
   return {'epoch': epoch, 'wall_time_s': wall_time_s, 'jax_version': jax.__version__}
 
 
-def create_state(config: ml_collections.ConfigDict, total_steps: int):
+def build_model(config: ml_collections.ConfigDict, *, load_pretrained: bool):
+  """The config's model; with `load_pretrained`, its encoder takes config.model.pretrained."""
+  model = configuration.build_model(config)
+  if load_pretrained and config.model.pretrained:
+    from mtl_jax.models import torchvision_convert  # pylint: disable=g-import-not-at-top
+    report = torchvision_convert.load_pretrained_encoder(model.encoder, config.model.pretrained)
+    print(f'ImageNet encoder: {report}', flush=True)
+  return model
+
+
+def create_state(config: ml_collections.ConfigDict, total_steps: int, *,
+                 load_pretrained: bool = False):
   """A freshly initialised (graphdef, TrainState, lr schedule, optax transform) for `config`."""
   schedule = optim.learning_rate_schedule(config.optim.schedule, config.optim.learning_rate,
                                           total_steps, config.optim.warmup_steps)
   tx = optim.make_optimizer(config.optim.name, schedule, momentum=config.optim.momentum,
                             weight_decay=config.optim.weight_decay,
                             grad_clip_norm=config.optim.grad_clip_norm)
-  graphdef, state = steps.create_train_state(configuration.build_model(config), tx)
+  model = build_model(config, load_pretrained=load_pretrained)
+  graphdef, state = steps.create_train_state(model, tx)
   return graphdef, state, schedule, tx
 
 
@@ -74,7 +86,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   steps_per_epoch = pipeline.steps_per_epoch(len(sources['train']), config.train.batch_size)
   total_steps = steps_per_epoch * config.train.num_epochs
   spec = configuration.task_spec(config)
-  graphdef, state, schedule, tx = create_state(config, total_steps)
+  graphdef, state, schedule, tx = create_state(config, total_steps, load_pretrained=True)
   state = parallel.replicate(state, mesh)
   train_iter = make_train_iterator(config, sources['train'])
 

@@ -67,3 +67,21 @@ def test_trains_and_evaluates(name, data_dir, tmp_path):
   for key in ('miou', 'silog'):
     if key in result:
       assert result[key] == record[key]
+
+
+def test_training_state_starts_from_converted_imagenet_encoder(tmp_path, monkeypatch):
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from mtl_jax.models import resnet, torchvision_convert  # pylint: disable=g-import-not-at-top
+  source = resnet.ResNetTiny(rngs=nnx.Rngs(123))
+  torchvision_convert.save_pretrained_encoder(source, tmp_path / 'pretrained' / 'resnet_tiny')
+  monkeypatch.chdir(tmp_path)
+  config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny,pretrained')
+  configuration.validate(config)
+  _, state, _, _ = trainer.create_state(config, total_steps=1, load_pretrained=True)
+  _, fresh, _, _ = trainer.create_state(config, total_steps=1, load_pretrained=False)
+  expected = nnx.state(source, nnx.Param)
+  loaded = state.params['encoder']
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(loaded), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(fresh.params['encoder']), jax.tree.leaves(loaded)))

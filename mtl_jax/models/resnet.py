@@ -126,6 +126,16 @@ ResNet101 = functools.partial(ResNet, Bottleneck, (3, 4, 23, 3))
 # A few-thousand-parameter trunk that keeps tests fast while exercising every code path.
 ResNetTiny = functools.partial(ResNet, BasicBlock, (1, 1, 1, 1), width=8)
 
+def resnet_from_torchvision(path, depth: int | None = 34, output_stride: int = 16) -> ResNet:
+  """A ResNet with torchvision weights (`.pth` state dict or `.safetensors`); SPEC's entry point.
+
+  See `mtl_jax.models.torchvision_convert`; the encoder comes back in training mode, like a fresh
+  torchvision model: call `.eval()` to use the running BatchNorm statistics.
+  """
+  from mtl_jax.models import torchvision_convert  # pylint: disable=g-import-not-at-top  # imports us
+  return torchvision_convert.resnet_from_torchvision(path, depth, output_stride)
+
+
 ENCODERS = {
     'resnet18': ResNet18,
     'resnet34': ResNet34,

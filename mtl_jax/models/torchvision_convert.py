@@ -42,8 +42,11 @@ VarPath = tuple  # an nnx variable path, e.g. ('layer1', 0, 'bn1', 'scale')
 
 @dataclasses.dataclass(frozen=True)
 class LoadReport:
-  """What a strict load did. `unexpected` lists the ignored extras (fc.*, num_batches_tracked);
-  `missing` is empty whenever a report is returned, since a missing key raises."""
+  """What a strict load did (keys as named in the source).
+
+  `unexpected` lists the ignored extras (fc.*, num_batches_tracked); `missing` is empty whenever
+  a report is returned, since a missing key raises.
+  """
   source: str
   loaded: tuple[str, ...]
   missing: tuple[str, ...] = ()
