@@ -21,7 +21,4 @@ def deep(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c = config_base.base_config()
   c.model.arch = 'distilled'
-  presets = (preset or '').split(',')
-  if 'deep' in presets:
-    c = deep(c)
-  return config_base.apply_preset(c, ','.join(p for p in presets if p != 'deep'))
+  return config_base.apply_preset(c, preset, {'deep': deep})

@@ -12,15 +12,20 @@ import ml_collections
 
 from mtl_jax import config_base
 
-TASK_PRESETS = ('semseg', 'depth')
+def only(task: str):
+  """The preset that makes the model predict `task` alone, with all the loss weight on it."""
+
+  def preset(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    c.model.tasks = (task,)
+    c.loss.semseg_weight = 1.0 if task == 'semseg' else 0.0
+    c.loss.depth_weight = 1.0 if task == 'depth' else 0.0
+    return c
+
+  return preset
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c = config_base.base_config()
   c.model.arch = 'single_task'
-  presets = (preset or '').split(',')
-  task = next((p for p in presets if p in TASK_PRESETS), 'semseg')
-  c.model.tasks = (task,)
-  c.loss.semseg_weight = 1.0 if task == 'semseg' else 0.0
-  c.loss.depth_weight = 1.0 if task == 'depth' else 0.0
-  return config_base.apply_preset(c, ','.join(p for p in presets if p not in TASK_PRESETS))
+  c = only('semseg')(c)  # the default; `depth` switches
+  return config_base.apply_preset(c, preset, {'semseg': only('semseg'), 'depth': only('depth')})

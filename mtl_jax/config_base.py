@@ -132,12 +132,17 @@ PRESETS = {'tiny': tiny, 'cpu': cpu, 'plain': plain, 'pretrained': pretrained,
            'dilated': dilated, 'aspp': aspp}
 
 
-def apply_preset(c: ml_collections.ConfigDict, preset: str | None) -> ml_collections.ConfigDict:
-  """Applies comma-separated presets left to right, e.g. 'plain,cpu'; '' or 'full' = none."""
+def apply_preset(c: ml_collections.ConfigDict, preset: str | None,
+                 own_presets: dict | None = None) -> ml_collections.ConfigDict:
+  """Applies comma-separated presets left to right, e.g. 'plain,cpu'; '' or 'full' = none.
+
+  own_presets: a config file's own presets (name → function), offered beside the shared ones.
+  """
+  presets = {**PRESETS, **(own_presets or {})}
   for name in (preset or '').split(','):
     if name in ('', 'full'):
       continue
-    if name not in PRESETS:
-      raise ValueError(f'unknown preset {name!r}; valid presets: full, {", ".join(PRESETS)}')
-    c = PRESETS[name](c)
+    if name not in presets:
+      raise ValueError(f'unknown preset {name!r}; valid presets: full, {", ".join(presets)}')
+    c = presets[name](c)
   return c

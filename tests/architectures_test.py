@@ -8,7 +8,6 @@ import optax
 import pytest
 
 from mtl_jax import configuration, evaluate, steps, trainer, writers
-from mtl_jax.data import synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ARCHS = {  # id → (config file, preset)
@@ -27,15 +26,8 @@ def _config(name):
   return configuration.load_config_file(REPO / 'configs' / f'{path}.py', preset)
 
 
-def _scene_batch(n=4, h=32, w=64):
-  samples = [synthetic.render_sample(i, height=h, width=w) for i in range(n)]
-  batch = {k: np.stack([s[k] for s in samples]) for k in ('image', 'semseg', 'depth')}
-  batch['semseg'] = batch['semseg'].astype(np.int32)
-  return batch
-
-
 @pytest.mark.parametrize('name', ARCHS)
-def test_overfits_one_batch(name):
+def test_overfits_one_batch(name, scene_batch):
   config = _config(name)
   config.optim.learning_rate = 1e-2
   graphdef, state, _, _ = trainer.create_state(config, total_steps=1)
@@ -43,7 +35,7 @@ def test_overfits_one_batch(name):
   state = state.replace(opt_state=tx.init(state.params))
   step = jax.jit(lambda s, b: steps.train_step(s, b, graphdef=graphdef, tx=tx,
                                                spec=configuration.task_spec(config)))
-  batch = _scene_batch()
+  batch = scene_batch
   first = None
   for _ in range(40):
     state, scalars = step(state, batch)

@@ -4,6 +4,7 @@ import os
 import pathlib
 
 import jax
+import numpy as np
 import pytest
 
 from mtl_jax import configuration
@@ -21,6 +22,16 @@ def _tiny_config(data_dir):
   config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.data.data_dir = str(data_dir)
   return config
+
+
+@pytest.fixture(scope='session')
+def scene_batch():
+  """Four 32×64 synthetic scenes as a numpy train batch: real structure a tiny model can fit."""
+  from mtl_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  samples = [synthetic.render_sample(i, height=32, width=64) for i in range(4)]
+  batch = {k: np.stack([s[k] for s in samples]) for k in ('image', 'semseg', 'depth')}
+  batch['semseg'] = batch['semseg'].astype(np.int32)
+  return batch
 
 
 @pytest.fixture(scope='session')

@@ -7,7 +7,6 @@ import numpy as np
 import optax
 
 from mtl_jax import steps
-from mtl_jax.data import synthetic
 from mtl_jax.models import mtl
 
 
@@ -24,14 +23,7 @@ def _batch(seed, n=4, h=32, w=64):
           'depth': jnp.asarray(rng.uniform(4, 80, (n, h, w)).astype(np.float32))}
 
 
-def _scene_batch(n=4, h=32, w=64):
-  """Real structure to fit (random pixel labels would be noise a tiny model cannot memorise)."""
-  samples = [synthetic.render_sample(i, height=h, width=w) for i in range(n)]
-  return {k: jnp.asarray(np.stack([s[k] for s in samples])).astype(
-      jnp.int32 if k == 'semseg' else samples[0][k].dtype) for k in ('image', 'semseg', 'depth')}
-
-
-def test_train_step_compiles_once_and_overfits_one_batch():
+def test_train_step_compiles_once_and_overfits_one_batch(scene_batch):
   tx = optax.adam(1e-2)
   graphdef, state = _tiny_state(tx)
   spec = steps.TaskSpec()
@@ -41,7 +33,7 @@ def test_train_step_compiles_once_and_overfits_one_batch():
     return steps.train_step(state, batch, graphdef=graphdef, tx=tx, spec=spec)
 
   step = jax.jit(train_step, donate_argnums=0)
-  batch = _scene_batch()
+  batch = scene_batch
   losses = []
   for _ in range(40):
     state, scalars = step(state, batch)  # a second trace would raise
