@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mtl_jax.depth_codec import DepthCodec
+from mtl_jax.depth_codec import MIN_DEPTH_M, DepthCodec
 
 SILOG_LAMBDA = 0.85
 
@@ -34,7 +34,7 @@ def depth_l1(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Array:
 
 def depth_silog(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Array:
   valid = depth > 0
-  d = jnp.log(codec.decode(raw)) - jnp.log(jnp.maximum(depth, 1e-3))
+  d = jnp.log(codec.decode(raw)) - jnp.log(jnp.maximum(depth, MIN_DEPTH_M))
   mean_d2 = _masked_mean(d * d, valid)
   mean_d = _masked_mean(d, valid)
   return jnp.sqrt(jnp.maximum(mean_d2 - SILOG_LAMBDA * mean_d * mean_d, 1e-12))
