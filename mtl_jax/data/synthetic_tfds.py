@@ -6,14 +6,7 @@ Each config fixes (height, width, seed, split sizes) and is named from them, e.g
 `mtl_jax.data.synthetic.render_sample(i, split=split, seed=seed, height=h, width=w)`;
 shuffling is disabled at write time so records stay in index order.
 
-Features (decoded by `as_data_source`, no TensorFlow needed to read):
-  image   Image  uint8   [H, W, 3]  PNG (lossless)
-  semseg  Image  uint8   [H, W, 1]  PNG: train ids 0..18, 255 = ignore. PNG rather than a raw
-          tensor: lossless, label maps compress well, and TFDS tools (tfds.show_examples)
-          display it with a colour map. `pipeline.data_source` squeezes the channel.
-  depth   Tensor float32 [H, W]     metres, 0 = invalid; raw float32 bytes, zlib-compressed, so
-          values come back bit-exact (never quantised to 8/16 bit).
-  index   int64                     the sample index within its split.
+Features: see `tfds_records` (shared by every builder).
 
 Generation renders and PNG-encodes in a process pool (one process per core, `spawn` so it is
 safe even when TF/JAX threads exist in the parent) and prints progress lines.
@@ -23,20 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import multiprocessing
 import os
-import sys
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
-from PIL import Image
+
+from mtl_jax.data import tfds_records
 
 SPLITS = ("train", "validation", "test")
-_PROGRESS_EVERY_S = 10.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -73,12 +63,6 @@ def make_config(*, height: int = 128, width: int = 256, seed: int = 0, num_train
 # ----------------------------------------------------------------------------- workers
 
 
-def _png(array: np.ndarray) -> bytes:
-  buf = io.BytesIO()
-  Image.fromarray(array).save(buf, format="PNG", compress_level=1)  # 2x faster than 6, ~10% larger
-  return buf.getvalue()
-
-
 def _check(sample: dict, index: int, split: str, height: int, width: int) -> None:
   """Fails loudly on a renderer contract breach rather than writing bad records."""
   want = {"image": ((height, width, 3), np.uint8), "semseg": ((height, width), np.uint8),
@@ -97,45 +81,7 @@ def encode_sample(job: tuple[int, str, int, int, int]) -> tuple[int, dict]:
   from mtl_jax.data import synthetic  # pylint: disable=g-import-not-at-top  # lazy: optional dep
   sample = synthetic.render_sample(index, split=split, seed=seed, height=height, width=width)
   _check(sample, index, split, height, width)
-  return index, {
-      "image": _png(sample["image"]),
-      "semseg": _png(sample["semseg"]),
-      "depth": sample["depth"],
-      "index": index,
-  }
-
-
-class _Progress:
-  """Prints `count/total, samples/s, ETA` at most every `every_s` seconds, and at the end."""
-
-  def __init__(self, label: str, total: int, every_s: float = _PROGRESS_EVERY_S):
-    self._label, self._total, self._every_s = label, total, every_s
-    self._start = self._last = time.monotonic()
-
-  def update(self, count: int) -> None:
-    now = time.monotonic()
-    if count < self._total and now - self._last < self._every_s:
-      return
-    self._last = now
-    elapsed = max(now - self._start, 1e-9)
-    rate = count / elapsed
-    if count < self._total:
-      status = f"ETA {(self._total - count) / rate:.0f} s"
-    else:
-      status = f"done in {elapsed:.1f} s"
-    print(f"[{self._label}] {count}/{self._total} samples, {rate:.1f} samples/s, {status}",
-          file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _without_tfds_progress_bars():
-  """Our progress lines (rate, ETA) replace TFDS's bars, which would garble them."""
-  was_active = getattr(tfds.core.utils.tqdm_utils, "_active", True)
-  tfds.disable_progress_bar()
-  try:
-    yield
-  finally:
-    tfds.display_progress_bar(was_active)
+  return index, tfds_records.encode(sample, index)
 
 
 def _encoded_samples(jobs: list, pool) -> Iterator[tuple[int, dict]]:
@@ -173,20 +119,14 @@ class MtlSynthetic(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     h, w = self.builder_config.height, self.builder_config.width
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(h, w, 3), dtype=np.uint8),
-            "semseg": tfds.features.Image(shape=(h, w, 1), dtype=np.uint8, use_colormap=True),
-            "depth": tfds.features.Tensor(shape=(h, w), dtype=np.float32,
-                                          encoding=tfds.features.Encoding.ZLIB),
-            "index": tfds.features.Scalar(dtype=np.int64),
-        }),
+        features=tfds_records.features(h, w),
         # Keep records in index order: eval is then in index order and index == position.
         disable_shuffling=True,
     )
 
   def _download_and_prepare(self, *args, **kwargs):
     with contextlib.ExitStack() as stack:
-      stack.enter_context(_without_tfds_progress_bars())
+      stack.enter_context(tfds_records.without_tfds_progress_bars())
       if self._num_workers > 1:  # one pool for all splits: a spawn pool takes ~1 s to start
         self._pool = stack.enter_context(
             multiprocessing.get_context("spawn").Pool(self._num_workers))
@@ -202,7 +142,7 @@ class MtlSynthetic(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split: str, num_examples: int):
     cfg = self.builder_config
     jobs = [(i, split, cfg.seed, cfg.height, cfg.width) for i in range(num_examples)]
-    progress = _Progress(f"{self.name}/{cfg.name} {split}", num_examples)
+    progress = tfds_records.Progress(f"{self.name}/{cfg.name} {split}", num_examples)
     for count, (index, example) in enumerate(_encoded_samples(jobs, self._pool), 1):
       progress.update(count)
       yield index, example

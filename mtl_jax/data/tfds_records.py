@@ -1,0 +1,80 @@
+"""How every dataset's samples are stored in TFDS, shared by all our builders.
+
+Features (decoded by `as_data_source`, no TensorFlow needed to read):
+  image   Image  uint8   [H, W, 3]  PNG (lossless)
+  semseg  Image  uint8   [H, W, 1]  PNG: train ids, 255 = ignore. PNG rather than a raw tensor:
+          lossless, label maps compress well, and TFDS tools (tfds.show_examples) display it
+          with a colour map. `pipeline.data_source` squeezes the channel.
+  depth   Tensor float32 [H, W]     metres, 0 = invalid; raw float32 bytes, zlib-compressed, so
+          values come back bit-exact (never quantised to 8/16 bit, unlike TFDS's cityscapes).
+  index   int64                     the sample's position within its split.
+Records are written unshuffled, so eval runs in index order and index == position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+_PROGRESS_EVERY_S = 10.0
+
+
+def features(height: int, width: int) -> tfds.features.FeaturesDict:
+  return tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=(height, width, 3), dtype=np.uint8),
+      "semseg": tfds.features.Image(shape=(height, width, 1), dtype=np.uint8, use_colormap=True),
+      "depth": tfds.features.Tensor(shape=(height, width), dtype=np.float32,
+                                    encoding=tfds.features.Encoding.ZLIB),
+      "index": tfds.features.Scalar(dtype=np.int64),
+  })
+
+
+def png(array: np.ndarray) -> bytes:
+  buf = io.BytesIO()
+  Image.fromarray(array).save(buf, format="PNG", compress_level=1)  # 2x faster than 6, ~10% larger
+  return buf.getvalue()
+
+
+def encode(sample: dict[str, np.ndarray], index: int) -> dict:
+  """A decoded sample (image, semseg, depth arrays) → the feature dict of record `index`."""
+  return {"image": png(sample["image"]), "semseg": png(sample["semseg"]),
+          "depth": sample["depth"], "index": index}
+
+
+class Progress:
+  """Prints `count/total, samples/s, ETA` at most every `every_s` seconds, and at the end."""
+
+  def __init__(self, label: str, total: int, every_s: float = _PROGRESS_EVERY_S):
+    self._label, self._total, self._every_s = label, total, every_s
+    self._start = self._last = time.monotonic()
+
+  def update(self, count: int) -> None:
+    now = time.monotonic()
+    if count < self._total and now - self._last < self._every_s:
+      return
+    self._last = now
+    elapsed = max(now - self._start, 1e-9)
+    rate = count / elapsed
+    if count < self._total:
+      status = f"ETA {(self._total - count) / rate:.0f} s"
+    else:
+      status = f"done in {elapsed:.1f} s"
+    print(f"[{self._label}] {count}/{self._total} samples, {rate:.1f} samples/s, {status}",
+          file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def without_tfds_progress_bars():
+  """Our progress lines (rate, ETA) replace TFDS's bars, which would garble them."""
+  was_active = getattr(tfds.core.utils.tqdm_utils, "_active", True)
+  tfds.disable_progress_bar()
+  try:
+    yield
+  finally:
+    tfds.display_progress_bar(was_active)
