@@ -1,0 +1,92 @@
+"""The course's miniscapes layout (a Synscapes subset), read and written.
+
+  <root>/<split>/rgb/<i>.jpg      RGB
+  <root>/<split>/semseg/<i>.png   8-bit train ids 0..18, 255 = ignore
+  <root>/<split>/depth/<i>.png    8-bit inverse depth: v = 0 invalid, else
+                                  disparity = (1/4 − 1/300)·(v − 1)/254 + 1/300, depth = 1/disparity
+with <split> in train, val, test (test may come without semseg/ and depth/). The TFDS split
+`validation` is the folder `val`. `encode_depth` is the inverse of `decode_depth`, used to export
+datasets and predictions in this layout (the course's submission encoding).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mtl_jax.data import file_checks, labels, layouts
+from mtl_jax.data.labels import IGNORE_LABEL, NUM_CLASSES
+
+NAME = 'miniscapes'
+INSTRUCTIONS = ('Expected the miniscapes layout <manual_dir>/{train,val,test}/{rgb/<i>.jpg, '
+                'semseg/<i>.png, depth/<i>.png} (test may lack semseg/ and depth/), as '
+                "unpacked from the course's miniscapes download.")
+FOLDERS = {'train': 'train', 'validation': 'val', 'test': 'test'}  # TFDS split → folder
+REQUIRED_SPLITS = ('train', 'validation')
+
+MIN_DEPTH_M, MAX_DEPTH_M = 4.0, 300.0
+_DISPARITY_STEP = (1 / MIN_DEPTH_M - 1 / MAX_DEPTH_M) / 254
+
+
+def decode_depth(values: np.ndarray) -> np.ndarray:
+  """8-bit inverse depth → float32 metres (0 stays 0 = invalid)."""
+  v = np.asarray(values).astype(np.float64)
+  disparity = _DISPARITY_STEP * (v - 1) + 1 / MAX_DEPTH_M
+  return np.where(v > 0, 1 / disparity, 0).astype(np.float32)
+
+
+def encode_depth(depth: np.ndarray) -> np.ndarray:
+  """float metres → 8-bit inverse depth; ≤ 0 or non-finite → 0, others clipped to 4–300 m."""
+  d = np.asarray(depth, np.float64)
+  valid = np.isfinite(d) & (d > 0)
+  clipped = np.clip(np.where(valid, d, MAX_DEPTH_M), MIN_DEPTH_M, MAX_DEPTH_M)
+  v = np.rint((1 / clipped - 1 / MAX_DEPTH_M) / _DISPARITY_STEP) + 1
+  return np.where(valid, v, 0).astype(np.uint8)
+
+
+def class_names(root: Path) -> tuple[str, ...]:
+  del root  # always the 19 Cityscapes train classes
+  return labels.CLASS_NAMES
+
+
+def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
+  root = Path(root)
+  if not root.is_dir():
+    raise layouts.missing(NAME, INSTRUCTIONS, root)
+  samples = {}
+  for split, folder in FOLDERS.items():
+    rgb = root / folder / 'rgb'
+    if not rgb.is_dir():
+      if split in REQUIRED_SPLITS:
+        raise layouts.missing(NAME, INSTRUCTIONS, rgb)
+      continue
+    labeled = (root / folder / 'semseg').is_dir() or (root / folder / 'depth').is_dir()
+    samples[split] = [
+        layouts.SampleFiles(
+            root=root, image=image,
+            semseg=root / folder / 'semseg' / f'{image.stem}.png' if labeled else None,
+            depth=root / folder / 'depth' / f'{image.stem}.png' if labeled else None)
+        for image in layouts.sorted_files(rgb, ('.jpg', '.jpeg'))]
+    if not samples[split]:
+      raise layouts.missing(NAME, INSTRUCTIONS, rgb / '*.jpg')
+  return samples
+
+
+def load_sample(files: layouts.SampleFiles, *,
+                max_pixels: int = file_checks.DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
+  layouts.files_inside_root(files)
+  image = file_checks.read_image(files.image, modes={'RGB'}, what='RGB JPEG',
+                                 max_pixels=max_pixels)
+  if files.semseg is None:
+    return layouts.unlabeled(image)
+  semseg_path = file_checks.require(files.semseg, 'semseg', files.image)
+  depth_path = file_checks.require(files.depth, 'depth', files.image)
+  semseg = file_checks.read_image(semseg_path, modes={'L', 'P'}, what='8-bit train-id PNG',
+                                  max_pixels=max_pixels)
+  values = file_checks.read_image(depth_path, modes={'L'},
+                                  what='8-bit greyscale inverse-depth PNG', max_pixels=max_pixels)
+  file_checks.check_size(semseg_path, semseg, image.shape[:2], files.image)
+  file_checks.check_size(depth_path, values, image.shape[:2], files.image)
+  file_checks.check_label_ids(semseg_path, semseg, NUM_CLASSES, IGNORE_LABEL)
+  return {'image': image, 'semseg': semseg, 'depth': decode_depth(values)}
