@@ -42,3 +42,11 @@ def label_id_to_train_id() -> np.ndarray:
     if 0 <= label.id < 256 and 0 <= label.trainId < NUM_CLASSES:
       lut[label.id] = label.trainId
   return lut
+
+
+def label_ids() -> tuple[int, ...]:
+  """The label ids cityscapesScripts defines for gtFine *_labelIds.png pixels, sorted.
+
+  The license plate's id -1 never appears in a PNG, so only ids 0..255 are listed.
+  """
+  return tuple(sorted(label.id for label in _cs.labels if 0 <= label.id < 256))
