@@ -120,10 +120,13 @@ def build_model(config: ml_collections.ConfigDict):
 
 
 def dataset_fields(data_config: ml_collections.ConfigDict) -> dict:
-  """The options `pipeline.prepare` takes for this dataset."""
-  return dict(height=data_config.height, width=data_config.width, seed=data_config.dataset_seed,
-              num_train=data_config.train_size, num_validation=data_config.validation_size,
-              num_test=data_config.test_size)
+  """The options `pipeline.prepare` takes for this dataset (the split sizes and seed only
+  exist for the synthetic one; the others are prepared by `mtl_jax.prepare_data`)."""
+  size = dict(height=data_config.height, width=data_config.width)
+  if data_config.name != 'synthetic':
+    return size
+  return dict(size, seed=data_config.dataset_seed, num_train=data_config.train_size,
+              num_validation=data_config.validation_size, num_test=data_config.test_size)
 
 
 def load_config_file(path: str | Path, preset: str | None = None) -> ml_collections.ConfigDict:

@@ -21,8 +21,18 @@ def data_dir(config: ml_collections.ConfigDict) -> str:
 
 
 def prepare_sources(config: ml_collections.ConfigDict, splits: tuple[str, ...]):
+  """The splits' sample sources, after checking the dataset fits the config."""
   builder = pipeline.prepare(config.data.name, data_dir(config),
                              **configuration.dataset_fields(config.data))
+  num_classes = len(pipeline.class_names(builder))
+  if num_classes != config.model.num_classes:
+    raise configuration.ConfigError(
+        f'dataset {config.data.name} has {num_classes} classes but config.model.num_classes='
+        f'{config.model.num_classes}; set --config.model.num_classes={num_classes}')
+  for split in splits:
+    if split not in builder.info.splits:
+      raise configuration.ConfigError(f'dataset {config.data.name} has no {split!r} split; it '
+                                      f'has {", ".join(builder.info.splits)}')
   return {split: pipeline.data_source(builder, split) for split in splits}
 
 

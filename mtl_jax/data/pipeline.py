@@ -31,7 +31,7 @@ import numpy as np
 from absl import flags
 
 from mtl_jax.data import augment
-from mtl_jax.data.labels import IGNORE_LABEL
+from mtl_jax.data.labels import CLASS_NAMES, IGNORE_LABEL
 
 Batch = dict[str, np.ndarray]
 
@@ -53,9 +53,25 @@ def _synthetic(data_dir: str | os.PathLike, *, height: int = 128, width: int = 2
   return builder
 
 
+def _manual(name: str) -> Callable[..., Any]:
+  """A dataset users bring (`manual_tfds`): built from manual_dir by `prepare_data`; without
+  manual_dir (training) the dataset prepared at height×width is opened."""
+  def prepare_or_open(data_dir: str | os.PathLike, *, height: int, width: int,
+                      manual_dir: str | os.PathLike | None = None, **build_options):
+    from mtl_jax.data import manual_tfds  # pylint: disable=g-import-not-at-top  # lazy: TFDS
+    if manual_dir is None:
+      return manual_tfds.open_prepared(name, data_dir, height, width)
+    return manual_tfds.prepare(name, data_dir, manual_dir, height=height, width=width,
+                               **build_options)
+  return prepare_or_open
+
+
 # name -> fn(data_dir, **fields) returning the prepared TFDS builder.
 DATASETS: dict[str, Callable[..., Any]] = {
     "synthetic": _synthetic,
+    "miniscapes": _manual("miniscapes"),
+    "cityscapes": _manual("cityscapes"),
+    "folder": _manual("folder"),
 }
 
 
@@ -63,11 +79,19 @@ def prepare(name: str, data_dir: str | os.PathLike, **fields):
   """Builds dataset `name` under data_dir if absent (idempotent) and returns its builder.
 
   fields: the dataset's own options (synthetic: height, width, seed, num_train,
-  num_validation, num_test, num_workers).
+  num_validation, num_test, num_workers; the others: height, width (0 = native size when
+  building), manual_dir (None = open the prepared dataset), skip_bad, max_pixels).
   """
   if name not in DATASETS:
     raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
   return DATASETS[name](data_dir, **fields)
+
+
+def class_names(builder) -> tuple[str, ...]:
+  """Class names in id order: as recorded when the dataset was prepared (the folder layout
+  brings its own), else the 19 Cityscapes train classes."""
+  metadata = builder.info.metadata
+  return tuple(metadata["class_names"]) if metadata and "class_names" in metadata else CLASS_NAMES
 
 
 # ----------------------------------------------------------------------------- sources

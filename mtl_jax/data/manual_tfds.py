@@ -1,0 +1,197 @@
+"""TFDS builders for datasets users bring: miniscapes, Cityscapes and the generic folder layout.
+
+Each reads a manual directory through its layout module (`miniscapes`, `cityscapes`, `folder`;
+see `layouts`) and writes array_record files with the features of `tfds_records`, under
+`<data_dir>/mtl_<layout>/<H>x<W>/<version>/`. The config name is the stored size: with
+--height/--width every sample is resized (image bilinear, labels and depth nearest), without
+them the size of the first good sample is kept and any other size is a bad sample.
+
+A bad sample (`file_checks.BadFile`) stops the build with one line naming the file, unless
+skip_bad is set: then it is skipped and listed at the end. TFDS writes into a temporary folder
+and renames it when complete, so a failed build leaves every dataset already prepared intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+from PIL import Image
+
+from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, tfds_records
+from mtl_jax.errors import UserError
+
+
+@dataclasses.dataclass(eq=False)
+class SizeConfig(tfds.core.BuilderConfig):
+  """The stored image size; build one with `make_config`."""
+  height: int = 0
+  width: int = 0
+
+
+def make_config(height: int, width: int) -> SizeConfig:
+  return SizeConfig(name=f'{height}x{width}', height=height, width=width,
+                    description=f'samples stored at {height}x{width}')
+
+
+def resize(sample: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
+  """Image bilinear; labels and depth nearest, so no label or depth value is invented."""
+  if sample['image'].shape[:2] == tuple(size):
+    return sample
+  wh = (size[1], size[0])
+  return {
+      'image': np.asarray(Image.fromarray(sample['image']).resize(wh, Image.BILINEAR)),
+      'semseg': np.asarray(Image.fromarray(sample['semseg']).resize(wh, Image.NEAREST)),
+      'depth': np.asarray(Image.fromarray(sample['depth'], mode='F').resize(wh, Image.NEAREST)),
+  }
+
+
+class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared by the three builders below; a subclass only names its layout module."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  BUILDER_CONFIGS = []  # every config comes from `make_config`
+  LAYOUT: layouts.Layout
+
+  def __init__(self, *, samples: dict[str, list[layouts.SampleFiles]] | None = None,
+               resize_samples: bool = False, skip_bad: bool = False,
+               max_pixels: int = file_checks.DEFAULT_MAX_PIXELS, **kwargs):
+    """samples: what `LAYOUT.find_samples` listed (only needed to build, not to read)."""
+    self._samples = samples or {}
+    self._resize, self._skip_bad, self._max_pixels = resize_samples, skip_bad, max_pixels
+    self.skipped: list[file_checks.BadFile] = []
+    super().__init__(**kwargs)
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    # TFDS 4.9.10 resolves this via `importlib_resources` (tensorflow/datasets#11212).
+    return epath.Path(__file__)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    cfg = self.builder_config
+    return self.dataset_info_from_configs(
+        description=self.LAYOUT.__doc__.splitlines()[0],
+        features=tfds_records.features(cfg.height, cfg.width), disable_shuffling=True,
+        # Filled when building, restored from metadata.json when reading: {'class_names': [...]}.
+        metadata=tfds.core.MetadataDict())
+
+  def _download_and_prepare(self, *args, **kwargs):
+    with tfds_records.without_tfds_progress_bars():
+      return super()._download_and_prepare(*args, **kwargs)
+
+  def _split_generators(self, dl_manager):
+    # The samples were listed before building; the manual dir gives the class names.
+    self.info.metadata['class_names'] = list(self.LAYOUT.class_names(Path(dl_manager.manual_dir)))
+    return {split: self._generate_examples(split, files)
+            for split, files in self._samples.items()}
+
+  def _load(self, files: layouts.SampleFiles) -> dict[str, np.ndarray]:
+    sample = self.LAYOUT.load_sample(files, max_pixels=self._max_pixels)
+    size = (self.builder_config.height, self.builder_config.width)
+    if self._resize:
+      return resize(sample, size)
+    if sample['image'].shape[:2] != size:
+      h, w = sample['image'].shape[:2]
+      raise file_checks.BadFile(files.image, f'size {w}x{h} differs from the dataset\'s '
+                                f'{size[1]}x{size[0]}; pass --height and --width to resize all')
+    return sample
+
+  def _generate_examples(self, split: str, samples: list[layouts.SampleFiles]):
+    progress = tfds_records.Progress(f'{self.name}/{self.builder_config.name} {split}',
+                                     len(samples))
+    index = 0
+    for count, files in enumerate(samples, 1):
+      try:
+        sample = self._load(files)
+      except file_checks.BadFile as bad:
+        if not self._skip_bad:
+          raise
+        self.skipped.append(bad)
+        print(f'skipping {bad}', file=sys.stderr, flush=True)
+        continue
+      finally:
+        progress.update(count)
+      yield index, tfds_records.encode(sample, index)
+      index += 1
+    if index == 0:
+      raise UserError(f'{self.LAYOUT.NAME}: every sample of split {split!r} is bad')
+
+
+class MtlMiniscapes(_ManualBuilder):
+  """The course's miniscapes (a Synscapes subset), see `mtl_jax.data.miniscapes`."""
+  LAYOUT = miniscapes
+  MANUAL_DOWNLOAD_INSTRUCTIONS = miniscapes.INSTRUCTIONS
+
+
+class MtlCityscapes(_ManualBuilder):
+  """Cityscapes with float32 metric depth from disparity, see `mtl_jax.data.cityscapes`."""
+  LAYOUT = cityscapes
+  MANUAL_DOWNLOAD_INSTRUCTIONS = cityscapes.INSTRUCTIONS
+
+
+class MtlFolder(_ManualBuilder):
+  """Users' own images/semseg/depth folders with a dataset.json, see `mtl_jax.data.folder`."""
+  LAYOUT = folder
+  MANUAL_DOWNLOAD_INSTRUCTIONS = folder.INSTRUCTIONS
+
+
+BUILDERS = {'miniscapes': MtlMiniscapes, 'cityscapes': MtlCityscapes, 'folder': MtlFolder}
+
+
+def _first_good_size(layout: layouts.Layout, samples: dict[str, list[layouts.SampleFiles]],
+                     max_pixels: int, skip_bad: bool) -> tuple[int, int]:
+  for files in (f for split_files in samples.values() for f in split_files):
+    try:
+      return layout.load_sample(files, max_pixels=max_pixels)['image'].shape[:2]
+    except file_checks.BadFile:
+      if not skip_bad:
+        raise
+  raise UserError(f'{layout.NAME}: no usable sample found')
+
+
+def prepared_sizes(name: str, data_dir: str | os.PathLike) -> list[str]:
+  """Config names (sizes) of dataset `name` already prepared under data_dir."""
+  root = Path(data_dir) / BUILDERS[name].name
+  return sorted({p.parent.parent.name for p in root.glob('*/*/dataset_info.json')})
+
+
+def open_prepared(name: str, data_dir: str | os.PathLike, height: int, width: int):
+  """The builder of dataset `name` prepared at height×width, or a UserError saying how to
+  prepare it."""
+  builder = BUILDERS[name](data_dir=os.fspath(data_dir), config=make_config(height, width))
+  if builder.is_prepared():
+    return builder
+  sizes = prepared_sizes(name, data_dir)
+  hint = (f'prepared sizes there: {", ".join(sizes)} (set --config.data.height and '
+          f'--config.data.width to one of them)' if sizes else
+          f'prepare it first: python -m mtl_jax.prepare_data --dataset {name} '
+          f'--manual_dir DIR --data_dir {data_dir} --height {height} --width {width}')
+  raise UserError(f'dataset {name} at {height}x{width} is not prepared in {data_dir}; {hint}')
+
+
+def prepare(name: str, data_dir: str | os.PathLike, manual_dir: str | os.PathLike, *,
+            height: int = 0, width: int = 0, skip_bad: bool = False,
+            max_pixels: int = file_checks.DEFAULT_MAX_PIXELS):
+  """Builds dataset `name` from manual_dir (resized to height×width if given; else at the
+  native size) unless already prepared; returns the builder, whose `skipped` lists the
+  samples --skip_bad left out."""
+  builder_cls = BUILDERS[name]
+  samples = builder_cls.LAYOUT.find_samples(Path(manual_dir))
+  resize_samples = bool(height and width)
+  if bool(height) != bool(width):
+    raise UserError('give both --height and --width, or neither (keep the native size)')
+  if not resize_samples:
+    height, width = _first_good_size(builder_cls.LAYOUT, samples, max_pixels, skip_bad)
+  builder = builder_cls(data_dir=os.fspath(data_dir), config=make_config(height, width),
+                        samples=samples, resize_samples=resize_samples, skip_bad=skip_bad,
+                        max_pixels=max_pixels, file_format='array_record')
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  return builder
