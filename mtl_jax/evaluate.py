@@ -21,27 +21,15 @@ flags.mark_flags_as_required(['workdir'])
 
 def evaluate_run(workdir: str, split: str = 'validation', step: int | None = None) -> dict:
   """Metrics of checkpoint `step` (default: best) of the run in `workdir` on `split`."""
-  from mtl_jax import checkpointing, configuration, evaluation, parallel, trainer
-  config = configuration.load(workdir)
-  configuration.validate(config)
-  manager = checkpointing.make_manager(
-      Path(workdir) / 'checkpoints', read_only=True,
-      best_metric=checkpointing.best_metric_for(config.model.tasks))
-  available = manager.all_steps()
-  if not available:
-    raise configuration.ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')
-  step = manager.best_step() if step is None else step
-  if step not in available:
-    raise configuration.ConfigError(f'no checkpoint for step {step}; available: {sorted(available)}')
-  mesh = parallel.make_mesh()
-  graphdef, state, _, _ = trainer.create_state(config, total_steps=1)
-  state, _ = checkpointing.restore(manager, step, state_template=parallel.replicate(state, mesh))
+  from mtl_jax import configuration, evaluation, runs, trainer
+  run = runs.open_run(workdir, step)
+  config = run.config
   source = trainer.prepare_sources(config, (split,))[split]
   scores = evaluation.evaluate(
-      evaluation.make_eval_step(graphdef, configuration.task_spec(config)), state,
-      trainer.make_eval_batches(config, source), mesh, num_classes=config.model.num_classes,
+      evaluation.make_eval_step(run.graphdef, configuration.task_spec(config)), run.state,
+      trainer.make_eval_batches(config, source), run.mesh, num_classes=config.model.num_classes,
       tasks=tuple(config.model.tasks))
-  return {'step': step, 'split': split, **scores}
+  return {'step': run.step, 'split': split, **scores}
 
 
 def main(argv):
