@@ -35,30 +35,42 @@ _SPLIT_SIZES = flags.DEFINE_list('split_sizes', ['2000', '250', '250'],
                                  'synthetic: train,validation,test sample counts.')
 
 
-def options(dataset: str, manual_dir: str | None, height: int, width: int) -> dict:
-  """The `pipeline.prepare` keyword arguments for this dataset from the flags."""
+def options(dataset: str, *, manual_dir: str | None, height: int, width: int, skip_bad: bool,
+            max_pixels: int, seed: int, split_sizes) -> dict:
+  """The `pipeline.prepare` keyword arguments for this dataset."""
   if dataset == 'synthetic':
-    sizes = [int(n) for n in _SPLIT_SIZES.value]
+    sizes = [int(n) for n in split_sizes]
     if len(sizes) != 3:
       raise UserError(f'--split_sizes needs 3 numbers (train,validation,test), got {sizes}')
-    return dict(height=height or 128, width=width or 256, seed=_SEED.value, num_train=sizes[0],
+    return dict(height=height or 128, width=width or 256, seed=seed, num_train=sizes[0],
                 num_validation=sizes[1], num_test=sizes[2])
   if not manual_dir:
     raise UserError(f'--manual_dir is required for --dataset {dataset}: the directory '
-                        f'holding the unpacked {dataset} data')
+                    f'holding the unpacked {dataset} data')
   return dict(height=height, width=width, manual_dir=os.path.expanduser(manual_dir),
-              skip_bad=_SKIP_BAD.value, max_pixels=_MAX_PIXELS.value)
+              skip_bad=skip_bad, max_pixels=max_pixels)
 
 
-def summary(builder) -> str:
-  """Where the dataset is, its size and split counts, and how training picks it."""
+def report(dataset: str, data_dir: str, builder) -> str:
+  """Skipped samples, where the dataset is, its size and split counts, how training picks it."""
+  lines = []
+  skipped = getattr(builder, 'skipped', [])
+  if skipped:
+    lines += [f'skipped {len(skipped)} bad sample(s):', *(f'  {bad}' for bad in skipped)]
   splits = ', '.join(f'{name} {builder.info.splits[name].num_examples}'
                      for name in ('train', 'validation', 'test') if name in builder.info.splits)
   height, width = builder.info.features['image'].shape[:2]
-  return (f'{builder.name} ready in {builder.data_dir}: {height}x{width}, {splits}\n'
-          f'train on it with --config.data.name={_DATASET.value} '
-          f'--config.data.data_dir={_DATA_DIR.value} --config.data.height={height} '
-          f'--config.data.width={width}')
+  lines += [f'{builder.name} ready in {builder.data_dir}: {height}x{width}, {splits}',
+            f'train on it with --config.data.name={dataset} --config.data.data_dir={data_dir} '
+            f'--config.data.height={height} --config.data.width={width}']
+  return '\n'.join(lines)
+
+
+def prepare_and_report(dataset: str, data_dir: str, **flag_values) -> str:
+  """What `main` does with its flags; raises UserError for anything the user must fix."""
+  builder = pipeline.prepare(dataset, os.path.expanduser(data_dir),
+                             **options(dataset, **flag_values))
+  return report(dataset, data_dir, builder)
 
 
 def main(argv):
@@ -66,15 +78,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with cli.user_errors('prepare_data'):
-    data_dir = os.path.expanduser(_DATA_DIR.value)
-    builder = pipeline.prepare(_DATASET.value, data_dir, **options(
-        _DATASET.value, _MANUAL_DIR.value, _HEIGHT.value, _WIDTH.value))
-  skipped = getattr(builder, 'skipped', [])
-  if skipped:
-    print(f'skipped {len(skipped)} bad sample(s):')
-    for bad in skipped:
-      print(f'  {bad}')
-  print(summary(builder))
+    print(prepare_and_report(
+        _DATASET.value, _DATA_DIR.value, manual_dir=_MANUAL_DIR.value, height=_HEIGHT.value,
+        width=_WIDTH.value, skip_bad=_SKIP_BAD.value, max_pixels=_MAX_PIXELS.value,
+        seed=_SEED.value, split_sizes=_SPLIT_SIZES.value))
 
 
 if __name__ == '__main__':

@@ -9,10 +9,8 @@ import folder_fixture
 import miniscapes_fixture
 import numpy as np
 import pytest
-from absl import flags
-
-from mtl_jax import configuration, prepare_data, trainer
-from mtl_jax.data import cityscapes, folder, miniscapes, pipeline
+from mtl_jax import cli, configuration, prepare_data, trainer
+from mtl_jax.data import cityscapes, file_checks, folder, miniscapes, pipeline
 from mtl_jax.errors import UserError
 
 from conftest import REPO
@@ -25,11 +23,17 @@ FIXTURES = {
 
 
 def run_cli(*args) -> int:
-  """prepare_data's main in this process (absl flags parsed afresh); returns the exit code."""
-  flags.FLAGS.unparse_flags()
-  argv = flags.FLAGS(['prepare_data', *args])
+  """What prepare_data's main does with these flags, in this process; returns the exit code
+  (printing as main does)."""
+  values = dict(manual_dir=None, height=0, width=0, skip_bad=False,
+                max_pixels=file_checks.DEFAULT_MAX_PIXELS, seed=0, split_sizes=['4', '2', '2'])
+  for arg in args:
+    name, _, value = arg.removeprefix('--').partition('=')
+    values[name] = True if name == 'skip_bad' else int(value) if value.isdigit() else value
   try:
-    prepare_data.main(argv)
+    with cli.user_errors('prepare_data'):
+      print(prepare_data.prepare_and_report(values.pop('dataset'), values.pop('data_dir'),
+                                            **values))
   except SystemExit as e:
     return e.code
   return 0
