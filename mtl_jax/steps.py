@@ -25,6 +25,7 @@ class TrainState:
   params: nnx.State
   batch_stats: nnx.State
   opt_state: optax.OptState
+  nonfinite_streak: jax.Array  # consecutive steps skipped for a non-finite loss or gradient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):
   """Splits `model` into (graphdef, TrainState) with a fresh optimizer state."""
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                     opt_state=tx.init(params))
+                     opt_state=tx.init(params), nonfinite_streak=jnp.zeros((), jnp.int32))
   return graphdef, state
 
 
@@ -81,7 +82,14 @@ def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, graphdef: Any,
                tx: optax.GradientTransformation, spec: TaskSpec):
-  """One optimizer step; returns (new state, scalar metrics)."""
+  """One optimizer step; returns (new state, scalar metrics).
+
+  A step whose loss or gradients are not all finite changes nothing but `step` and
+  `nonfinite_streak`: parameters, optimizer state and BatchNorm statistics stay as they were
+  (optax.apply_if_finite would guard the update but not the statistics, and it applies the bad
+  update anyway after its error budget). Its losses are reported as 0 with `nonfinite` = 1, so
+  epoch means can leave it out.
+  """
 
   def loss_fn(params, batch_stats):
     outputs, new_stats = _forward(graphdef, params, batch_stats, batch['image'], train=True)
@@ -91,9 +99,17 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, graphdef: Any,
   grads, (task, new_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state.batch_stats)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
-                            opt_state=opt_state)
-  return new_state, {**task, 'grad_norm': optax.tree.norm(grads)}
+  grad_norm = optax.tree.norm(grads)
+  # A non-finite gradient anywhere makes the norm non-finite: one reduction checks them all.
+  finite = jnp.isfinite(task['loss/total']) & jnp.isfinite(grad_norm)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  new_state = state.replace(
+      step=state.step + 1, params=keep(params, state.params),
+      batch_stats=keep(new_stats, state.batch_stats), opt_state=keep(opt_state, state.opt_state),
+      nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+  reported = {k: jnp.where(finite, v, 0.0) for k, v in {**task, 'grad_norm': grad_norm}.items()}
+  return new_state, {**reported, 'nonfinite': 1.0 - finite.astype(jnp.float32),
+                     'nonfinite_streak': new_state.nonfinite_streak}
 
 
 def predict_step(state: TrainState, image: jax.Array, *, graphdef: Any,
