@@ -1,15 +1,24 @@
 """Orbax checkpoints of a run: train state, input-pipeline position and run metadata, together.
 
 Each step directory holds three items (an `args.Composite`):
-- `state`: the TrainState pytree (params, BatchNorm statistics, optimizer state, step);
+- `state`: the TrainState pytree (params, BatchNorm statistics, optimizer state, step,
+  non-finite streak);
 - `data`: the grain iterator state, so a resumed run continues mid-epoch with the same samples;
-- `meta`: JSON (epoch, accumulated wall time, versions).
+- `meta`: JSON (epoch, accumulated wall time, the epoch's partial loss sums, the eval history,
+  library versions); see `trainer`.
 Retention keeps the newest `keep_latest` checkpoints plus the best one by eval `total`.
-Nothing is pickled. A save killed half-way leaves a `*.orbax-checkpoint-tmp*` folder, which
-orbax never lists as a step; `remove_unfinished` deletes such leftovers at start-up.
+Nothing is pickled and no config is executed from a checkpoint (config.json is plain JSON).
+
+Resuming (`restore_newest`): a save killed half-way leaves a `*.orbax-checkpoint-tmp*` folder,
+which orbax never lists as a step and `remove_unfinished` deletes. A checkpoint whose arrays do
+not match the model (another architecture, depth or class count) is a `CheckpointMismatch`
+naming the keys and shapes — never a cast, pad or partial load. A checkpoint that fails to
+restore otherwise (truncated or missing files) is moved to `<dir>/../checkpoints_unreadable/`
+with a warning and the previous one is tried.
 """
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +26,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+from mtl_jax.errors import UserError
 
 # Checkpoint selection: `total` = mIoU − SI-log for two-task models (as the course "grader");
 # single-task baselines rank by their own task's metric.
@@ -53,7 +64,11 @@ def make_manager(directory: Path, *, keep_latest: int = 2, best_metric: str = 't
       ]),
       enable_async_checkpointing=False,
   )
-  return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+  # Handlers named up front, so a fresh manager can read a step's metadata before restoring it.
+  handlers = {'state': ocp.StandardCheckpointHandler(), 'data': grain.checkpoint.CheckpointHandler(),
+              'meta': ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(Path(directory).absolute(), item_handlers=handlers,
+                               options=options)
 
 
 def save(manager: ocp.CheckpointManager, step: int, *, state: Any, data_iterator: Any,
@@ -69,9 +84,93 @@ def abstract_like(state: Any) -> Any:
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
+class CheckpointMismatch(UserError):
+  """The checkpoint holds another model's arrays."""
+
+
+def _key_name(key) -> str:
+  return str(getattr(key, 'key', getattr(key, 'name', getattr(key, 'idx', key))))
+
+
+def array_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+  """'params/encoder/conv1/kernel/value' → (shape, dtype) for arrays or orbax array metadata."""
+  return {'/'.join(_key_name(k) for k in path): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _model_first(key: str) -> tuple[bool, str]:
+  """Sort key: parameters and statistics before their optimizer-state copies."""
+  return key.startswith('opt_state/'), key
+
+
+def _examples(keys, limit: int = 3) -> str:
+  keys = sorted(keys, key=_model_first)
+  return ', '.join(keys[:limit]) + (f' and {len(keys) - limit} more' if len(keys) > limit else '')
+
+
+def mismatch(saved: dict, expected: dict) -> str | None:
+  """What differs between two `array_specs` results, in one line; None if they match."""
+  only_saved, only_expected = saved.keys() - expected.keys(), expected.keys() - saved.keys()
+  differ = sorted((k for k in saved.keys() & expected.keys() if saved[k] != expected[k]),
+                  key=_model_first)
+  problems = []
+  if only_saved:
+    problems.append(f'{len(only_saved)} arrays only in the checkpoint ({_examples(only_saved)})')
+  if only_expected:
+    problems.append(f'{len(only_expected)} arrays only in the model ({_examples(only_expected)})')
+  if differ:
+    shown = '; '.join(f'{k}: {saved[k][1]}{list(saved[k][0])} in the checkpoint vs '
+                      f'{expected[k][1]}{list(expected[k][0])} in the model' for k in differ[:3])
+    more = f' and {len(differ) - 3} more' if len(differ) > 3 else ''
+    problems.append(f'{len(differ)} arrays differ in shape or dtype ({shown}{more})')
+  return '; '.join(problems) or None
+
+
+def _mismatch_error(manager: ocp.CheckpointManager, step: int, problem: str):
+  return CheckpointMismatch(
+      f'checkpoint {step} in {manager.directory} was written by a different model: {problem}. '
+      'Resume with the config the run was trained with (config.json there) or use a new '
+      '--workdir')
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int) -> Path:
+  """Moves an unreadable step out of the manager's sight (kept for inspection, not deleted)."""
+  source = Path(manager.directory) / str(step)
+  target = Path(manager.directory).parent / 'checkpoints_unreadable' / str(step)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  shutil.rmtree(target, ignore_errors=True)
+  shutil.move(str(source), str(target))
+  manager.reload()
+  return target
+
+
+def restore_newest(manager: ocp.CheckpointManager, *, state_template: Any,
+                   data_iterator: Any) -> tuple[int, Any, dict] | None:
+  """(step, state, meta) of the newest checkpoint that restores completely, or None if there
+  is none; unreadable newer ones are set aside with a warning. Rewinds `data_iterator`."""
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      state, meta = restore(manager, step, state_template=state_template,
+                            data_iterator=data_iterator)
+      return step, state, meta
+    except CheckpointMismatch:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  # truncated, missing or garbled files
+      reason = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
+    moved = _set_aside(manager, step)
+    print(f'warning: checkpoint {step} could not be restored ({reason[:300]}); moved it to '
+          f'{moved} and trying the previous one', file=sys.stderr, flush=True)
+  return None
+
+
 def restore(manager: ocp.CheckpointManager, step: int, *, state_template: Any,
             data_iterator: Any | None = None):
-  """Restores (state, meta) and, if given, rewinds `data_iterator` in place."""
+  """Restores (state, meta) of checkpoint `step` and, if given, rewinds `data_iterator` in
+  place; a CheckpointMismatch if its arrays are not exactly the template's."""
+  problem = mismatch(array_specs(manager.item_metadata(step)['state']),
+                     array_specs(state_template))
+  if problem:
+    raise _mismatch_error(manager, step, problem)
   items = {'state': ocp.args.StandardRestore(abstract_like(state_template)),
            'meta': ocp.args.JsonRestore()}
   if data_iterator is not None:
