@@ -65,7 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.num_epochs = 16
   c.train.eval_batch_size = 8
   c.train.log_every_steps = 25
-  c.train.keep_checkpoints = 2
+  c.train.keep_checkpoints = 2           # newest N, plus the best by eval `total`
+  c.train.checkpoint_every_steps = 200   # mid-epoch saves (epoch ends always save); 0 = off
+  c.train.max_nonfinite_steps = 10       # stop after this many consecutive NaN/Inf steps
   c.train.eval_split = 'validation'
   return c
 

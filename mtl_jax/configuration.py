@@ -45,9 +45,11 @@ POSITIVE = ('data.height', 'data.width', 'data.crop_height', 'data.crop_width',
             'data.train_size', 'data.validation_size', 'data.test_size', 'model.num_classes',
             'model.aspp_channels', 'model.decoder_channels', 'model.skip_channels',
             'optim.learning_rate', 'depth.std', 'train.batch_size', 'train.eval_batch_size',
-            'train.num_epochs', 'train.log_every_steps', 'train.keep_checkpoints')
+            'train.num_epochs', 'train.log_every_steps', 'train.keep_checkpoints',
+            'train.max_nonfinite_steps')
 NON_NEGATIVE = ('loss.semseg_weight', 'loss.depth_weight', 'optim.weight_decay',
-                'optim.warmup_steps', 'optim.grad_clip_norm', 'data.jitter', 'data.worker_count')
+                'optim.warmup_steps', 'optim.grad_clip_norm', 'data.jitter', 'data.worker_count',
+                'train.checkpoint_every_steps')
 
 
 def _get(config, dotted: str):

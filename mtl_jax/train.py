@@ -1,7 +1,8 @@
 """Trains a model: `python -m mtl_jax.train --config configs/joint.py:cpu --workdir DIR`.
 
-Resumes automatically from the latest checkpoint in DIR. Override any config value with
-`--config.a.b=value`.
+Resumes automatically from the newest complete checkpoint in DIR. SIGTERM or Ctrl-C saves a
+checkpoint after the current step and exits 0 (a second one exits at once). Override any config
+value with `--config.a.b=value`.
 """
 
 from absl import app, flags
@@ -22,6 +23,10 @@ def main(argv):
   from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
   with cli.user_errors('train'):
     final = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if 'stopped_by' in final:
+    print(f'stopped by {final["stopped_by"]} after step {final["step"]}; checkpoint saved. Run '
+          'the same command again to continue.', flush=True)
+    return
   print(progress.summary_line(final, final['best_step']), flush=True)
 
 

@@ -1,17 +1,22 @@
 """`train_and_evaluate`: data, model, compiled steps, the loop, eval, checkpoints and resume."""
 
+import dataclasses
 import functools
+import math
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mtl_jax import (checkpointing, configuration, evaluation, optim, parallel, progress, steps,
-                     writers)
+from mtl_jax import (checkpointing, configuration, environment, evaluation, optim, parallel,
+                     preemption, progress, steps, writers)
 from mtl_jax.data import augment, pipeline
+from mtl_jax.errors import UserError
 
 DEFAULT_DATA_DIR = '~/tensorflow_datasets'
 
@@ -52,10 +57,6 @@ def make_eval_batches(config: ml_collections.ConfigDict, source):
                                shard_index=jax.process_index(), shard_count=jax.process_count())
 
 
-def _run_meta(epoch: int, wall_time_s: float) -> dict:
-  return {'epoch': epoch, 'wall_time_s': wall_time_s, 'jax_version': jax.__version__}
-
-
 def build_model(config: ml_collections.ConfigDict, *, load_pretrained: bool):
   """The config's model; with `load_pretrained`, its encoder takes config.model.pretrained."""
   model = configuration.build_model(config)
@@ -79,15 +80,84 @@ def create_state(config: ml_collections.ConfigDict, total_steps: int, *,
   return graphdef, state, schedule, tx
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains per `config` in `workdir`, resuming from its latest checkpoint.
+class TrainingDiverged(UserError):
+  """Too many consecutive steps with a non-finite loss or gradient."""
 
-  Returns the last eval record (metrics plus step, epoch, split, wall_time_s) and `best_step`.
+
+@dataclasses.dataclass
+class EpochSums:
+  """Sums of the step metrics since the epoch began, kept on device (no host sync per step)
+  and saved in mid-epoch checkpoints so a resumed epoch reports the same means."""
+  sums: dict | None = None
+  steps: int = 0
+
+  def add(self, step_metrics: dict) -> None:
+    metrics = {k: v for k, v in step_metrics.items() if k != 'nonfinite_streak'}
+    self.sums = metrics if self.sums is None else jax.tree.map(jnp.add, self.sums, metrics)
+    self.steps += 1
+
+  def means(self) -> dict[str, float]:
+    """Epoch means over the steps that were applied, plus how many were skipped."""
+    sums = {k: float(v) for k, v in jax.device_get(self.sums).items()}
+    skipped = int(sums.pop('nonfinite'))
+    applied = self.steps - skipped
+    return {**{k: v / applied if applied else math.nan for k, v in sums.items()},
+            'nonfinite_steps': skipped}
+
+  def to_json(self) -> dict:
+    sums = None if self.sums is None else {k: float(v) for k, v in
+                                           jax.device_get(self.sums).items()}
+    return {'sums': sums, 'steps': self.steps}
+
+  @classmethod
+  def from_json(cls, saved: dict, mesh) -> 'EpochSums':
+    # float32 → JSON float64 → float32 is exact, so the resumed sums continue bit-identically.
+    sums = saved['sums'] and parallel.replicate(
+        {k: jnp.float32(v) for k, v in saved['sums'].items()}, mesh)
+    return cls(sums, saved['steps'])
+
+
+def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) -> None:
+  streak = int(jax.device_get(step_metrics['nonfinite_streak']))
+  if streak >= limit:
+    raise TrainingDiverged(
+        f'the loss or gradients were NaN/Inf for {streak} consecutive steps (limit '
+        f'config.train.max_nonfinite_steps={limit}); stopped without saving. The last good '
+        f'checkpoint is step {last_good_step}. Lower config.optim.learning_rate, set '
+        'config.optim.grad_clip_norm, or check the data')
+
+
+def _meta(epoch: int, wall_time_s: float, sums: EpochSums, history: list[dict]) -> dict:
+  return {'epoch': epoch, 'wall_time_s': wall_time_s, 'epoch_sums': sums.to_json(),
+          'history': history, 'environment': environment.describe()}
+
+
+def _resume(manager, state, train_iter, mesh, ckpt_dir):
+  """(start step, state, wall time, epoch sums, eval history) from the newest good checkpoint."""
+  resumed = checkpointing.restore_newest(manager, state_template=state, data_iterator=train_iter)
+  if resumed is None:
+    return 0, state, 0.0, EpochSums(), []
+  step, state, meta = resumed
+  for difference in environment.differences(meta['environment']):
+    print(f'warning: resuming under different software ({difference}); the run may not '
+          'match an uninterrupted one bit for bit', file=sys.stderr, flush=True)
+  print(f'resumed from step {step} (epoch {meta["epoch"]}) in {ckpt_dir}', flush=True)
+  return (step, state, meta['wall_time_s'], EpochSums.from_json(meta['epoch_sums'], mesh),
+          meta['history'])
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       batch_hook: Callable[[int, dict], None] | None = None) -> dict:
+  """Trains per `config` in `workdir`, resuming from its newest complete checkpoint.
+
+  Saves every config.train.checkpoint_every_steps steps, at each epoch end, and when SIGTERM or
+  SIGINT asks it to stop. Returns the last eval record (metrics plus step, epoch, split,
+  wall_time_s) and `best_step`; after a stop request, {'stopped_by': signal name, 'step',
+  'best_step'}. batch_hook(step, host_batch) sees every training batch (tests, debugging).
   """
   configuration.validate(config)
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  configuration.save(config, workdir)
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.train.batch_size, mesh, 'config.train.batch_size')
   parallel.check_batch_size(config.train.eval_batch_size, mesh, 'config.train.eval_batch_size')
@@ -106,54 +176,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   manager = checkpointing.make_manager(
       ckpt_dir, keep_latest=config.train.keep_checkpoints,
       best_metric=checkpointing.best_metric_for(config.model.tasks))
+  start_step, state, wall_time_s, sums, history = _resume(manager, state, train_iter, mesh,
+                                                          ckpt_dir)
+  configuration.save(config, workdir)  # only now: a mismatched resume leaves it untouched
   log = writers.MetricsLog(workdir)
-  wall_time_s, start_step = 0.0, 0
-  if manager.latest_step() is not None:
-    start_step = manager.latest_step()
-    state, meta = checkpointing.restore(manager, start_step, state_template=state,
-                                        data_iterator=train_iter)
-    wall_time_s = meta['wall_time_s']
-    log.drop_records_after(start_step)
-    print(f'resumed from step {start_step} (epoch {meta["epoch"]}) in {ckpt_dir}', flush=True)
+  log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
 
   train_step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, tx=tx, spec=spec),
                        donate_argnums=0)
   eval_step = evaluation.make_eval_step(graphdef, spec)
   meter = progress.Progress(total_steps, start_step, config.train.batch_size)
-  pending, epoch_sums, summed_steps, final = None, None, 0, {}
+  every, limit = config.train.checkpoint_every_steps, config.train.max_nonfinite_steps
+  last_saved = manager.latest_step()
+  pending = None
   t_start = time.perf_counter() - wall_time_s
-  for step in range(start_step, total_steps):
-    batch = parallel.shard_batch(next(train_iter), mesh)
-    state, step_metrics = train_step(state, batch)
-    if pending is not None and (step % config.train.log_every_steps == 0):
-      # Fetch the previous step's scalars: this step is already dispatched, so no stall.
-      scalars = jax.device_get(pending)
-      log.scalars(step, {**scalars, 'learning_rate': schedule(step)}, prefix='train/')
-      print(meter.line(step, scalars), flush=True)
-    pending = step_metrics
-    # Summed on device (no host sync) for the epoch-mean losses in the eval record.
-    epoch_sums = step_metrics if epoch_sums is None else jax.tree.map(
-        jnp.add, epoch_sums, step_metrics)
-    summed_steps += 1
-    if (step + 1) % steps_per_epoch == 0:
-      epoch = (step + 1) // steps_per_epoch
-      scores = evaluation.evaluate(
-          eval_step, state, make_eval_batches(config, sources[config.train.eval_split]), mesh,
-          num_classes=config.model.num_classes, tasks=spec.tasks)
-      wall_time_s = time.perf_counter() - t_start
-      record = {'step': step + 1, 'epoch': epoch, 'split': config.train.eval_split, **scores,
-                **{k: float(v) / summed_steps for k, v in jax.device_get(epoch_sums).items()},
-                'wall_time_s': wall_time_s}
-      log.record(record)
-      log.scalars(step + 1, scores, prefix=f'{config.train.eval_split}/')
-      checkpointing.save(manager, step + 1, state=state, data_iterator=train_iter,
-                         meta=_run_meta(epoch, wall_time_s), metrics=scores)
-      label = f'epoch {epoch}/{config.train.num_epochs} {config.train.eval_split}'
-      print(progress.eval_line(label, scores), flush=True)
-      final, epoch_sums, summed_steps = record, None, 0
+
+  def save(done: int, scores: dict | None = None) -> None:
+    nonlocal last_saved
+    _check_finite(step_metrics, limit, last_saved)
+    checkpointing.save(manager, done, state=state, data_iterator=train_iter,
+                       meta=_meta(done // steps_per_epoch, time.perf_counter() - t_start, sums,
+                                  history), metrics=scores)
+    last_saved = done
+
+  with preemption.StopRequest() as stop:
+    for step in range(start_step, total_steps):
+      host_batch = next(train_iter)
+      if batch_hook is not None:
+        batch_hook(step, host_batch)
+      state, step_metrics = train_step(state, parallel.shard_batch(host_batch, mesh))
+      if pending is not None:
+        # The previous step's scalars: this step is already dispatched, so no stall.
+        _check_finite(pending, limit, last_saved)
+        if step % config.train.log_every_steps == 0:
+          scalars = jax.device_get(pending)
+          log.scalars(step, {**scalars, 'learning_rate': schedule(step)}, prefix='train/')
+          print(meter.line(step, scalars), flush=True)
+      pending = step_metrics
+      sums.add(step_metrics)
+      done = step + 1
+      if done % steps_per_epoch == 0:
+        epoch = done // steps_per_epoch
+        scores = evaluation.evaluate(
+            eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
+            mesh, num_classes=config.model.num_classes, tasks=spec.tasks)
+        record = {'step': done, 'epoch': epoch, 'split': config.train.eval_split, **scores,
+                  **sums.means(), 'wall_time_s': time.perf_counter() - t_start}
+        history.append(log.record(record))
+        log.scalars(done, scores, prefix=f'{config.train.eval_split}/')
+        sums = EpochSums()
+        save(done, scores)
+        print(progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} '
+                                 f'{config.train.eval_split}', scores), flush=True)
+      elif (every and done % every == 0) or stop.requested:
+        save(done)
+      if stop.requested:
+        manager.wait_until_finished()
+        log.close()
+        return {'stopped_by': stop.signal_name, 'step': done, 'best_step': manager.best_step()}
+  if pending is not None:
+    _check_finite(pending, limit, last_saved)
   manager.wait_until_finished()
   log.close()
-  best_step = manager.best_step()
-  if not final:  # the run had already finished: report its last recorded eval
-    final = writers.read_records(log.jsonl_path)[-1]
-  return {**final, 'best_step': best_step}
+  final = history[-1] if history else writers.read_records(log.jsonl_path)[-1]
+  return {**final, 'best_step': manager.best_step()}

@@ -26,20 +26,22 @@ class MetricsLog:
     for k, v in values.items():
       self.tensorboard.add_scalar(prefix + k, float(v), step)
 
-  def record(self, record: Mapping) -> None:
-    """Appends one JSON line and flushes it to disk before returning."""
+  def record(self, record: Mapping) -> dict:
+    """Appends one JSON line, flushed to disk before returning; returns the record as written
+    (non-finite floats become null)."""
+    written = {k: _json_value(v) for k, v in record.items()}
     with open(self.jsonl_path, 'a') as f:
-      f.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + '\n')
+      f.write(json.dumps(written) + '\n')
       f.flush()
       os.fsync(f.fileno())
+    return written
 
-  def drop_records_after(self, step: int) -> None:
-    """On resume, forget evals newer than the restored checkpoint (they will be redone)."""
-    records = read_records(self.jsonl_path)
-    kept = [r for r in records if r['step'] <= step]
-    if len(kept) != len(records):
+  def replace_records(self, records: list[dict]) -> None:
+    """On start or resume, the file becomes exactly `records` (the restored checkpoint's eval
+    history): later evals, which will be redone, and any line torn by a kill are dropped."""
+    if self.jsonl_path.exists() or records:
       tmp = self.jsonl_path.with_suffix('.jsonl.tmp')
-      tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
+      tmp.write_text(''.join(json.dumps(r) + '\n' for r in records))
       os.replace(tmp, self.jsonl_path)
 
   def close(self) -> None:
