@@ -4,8 +4,9 @@ Distilled (PAD-Net-style) DeepLabV3+: branched first stage, self-attention disti
 second-stage decoders; both stages supervised, second-stage predictions reported.
 
 Presets (after the colon, comma-separated): none = the full model for GPUs; `cpu` = the laptop
-demo; `tiny` = seconds, for tests; `deep` = the deeper 3-conv upsampling second-stage decoder
-(combine as `deep,cpu`); `plain`, `pretrained`, `dilated`, `aspp` = the study's ladder.
+demo (64-channel heads, semseg weight 0.7); `tiny` = seconds, for tests; `deep` = the deeper
+3-conv upsampling second-stage decoder (combine as `deep,cpu`); `plain`, `pretrained`,
+`dilated`, `aspp` = the study's ladder.
 """
 
 import ml_collections
@@ -18,7 +19,20 @@ def deep(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The shared laptop demo with 64-channel heads and semseg weighted 0.7 / depth 0.3.
+
+  Two ASPP+decoders, two attention gates and two second decoders at stride 4 cost ~1.7× the
+  joint step at 128 channels; at 64 they match it. Measured on 2 cores: 128 ch 44.5 mIoU /
+  24.5 SI-log in 20.7 min; 64 ch (0.5/0.5) 40.3 / 24.8; 64 ch (0.7/0.3) 42.3 / 25.2 in 12.9 min.
+  """
+  c = config_base.cpu(c)
+  c.model.aspp_channels = c.model.decoder_channels = 64
+  c.loss.semseg_weight, c.loss.depth_weight = 0.7, 0.3
+  return c
+
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c = config_base.base_config()
   c.model.arch = 'distilled'
-  return config_base.apply_preset(c, preset, {'deep': deep})
+  return config_base.apply_preset(c, preset, {'deep': deep, 'cpu': cpu})

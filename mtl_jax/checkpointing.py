@@ -41,7 +41,8 @@ def best_metric_for(tasks) -> str:
 
 def remove_unfinished(directory: Path) -> list[Path]:
   """Deletes temporary folders left by a save that never committed; returns what was removed."""
-  leftovers = sorted(Path(directory).glob('*.orbax-checkpoint-tmp*')) if Path(directory).exists() else []
+  directory = Path(directory)
+  leftovers = sorted(directory.glob('*.orbax-checkpoint-tmp*')) if directory.exists() else []
   for path in leftovers:
     shutil.rmtree(path, ignore_errors=True)
   return leftovers
@@ -65,7 +66,8 @@ def make_manager(directory: Path, *, keep_latest: int = 2, best_metric: str = 't
       enable_async_checkpointing=False,
   )
   # Handlers named up front, so a fresh manager can read a step's metadata before restoring it.
-  handlers = {'state': ocp.StandardCheckpointHandler(), 'data': grain.checkpoint.CheckpointHandler(),
+  handlers = {'state': ocp.StandardCheckpointHandler(),
+              'data': grain.checkpoint.CheckpointHandler(),
               'meta': ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(Path(directory).absolute(), item_handlers=handlers,
                                options=options)

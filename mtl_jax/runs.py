@@ -30,7 +30,8 @@ def open_run(workdir: str, step: int | None = None) -> Run:
     raise configuration.ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')
   step = manager.best_step() if step is None else step
   if step not in available:
-    raise configuration.ConfigError(f'no checkpoint for step {step}; available: {sorted(available)}')
+    raise configuration.ConfigError(
+        f'no checkpoint for step {step}; available: {sorted(available)}')
   mesh = parallel.make_mesh()
   graphdef, state, _, _ = trainer.create_state(config, total_steps=1)
   state, _ = checkpointing.restore(manager, step, state_template=parallel.replicate(state, mesh))

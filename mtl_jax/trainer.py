@@ -53,7 +53,8 @@ def make_train_iterator(config: ml_collections.ConfigDict, source):
 
 
 def make_eval_batches(config: ml_collections.ConfigDict, source):
-  return pipeline.eval_batches(source, batch_size=config.train.eval_batch_size // jax.process_count(),
+  return pipeline.eval_batches(source,
+                               batch_size=config.train.eval_batch_size // jax.process_count(),
                                shard_index=jax.process_index(), shard_count=jax.process_count())
 
 
@@ -220,8 +221,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         scores = evaluation.evaluate(
             eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
             mesh, num_classes=config.model.num_classes, tasks=spec.tasks)
+        wall_time_s = time.perf_counter() - t_start
         record = {'step': done, 'epoch': epoch, 'split': config.train.eval_split, **scores,
-                  **sums.means(), 'wall_time_s': time.perf_counter() - t_start}
+                  **sums.means(), 'wall_time_s': wall_time_s,
+                  'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0)}
         history.append(log.record(record))
         log.scalars(done, scores, prefix=f'{config.train.eval_split}/')
         sums = EpochSums()
@@ -238,5 +241,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     _check_finite(pending, limit, last_saved)
   manager.wait_until_finished()
   log.close()
-  final = history[-1] if history else writers.read_records(log.jsonl_path)[-1]
-  return {**final, 'best_step': manager.best_step()}
+  return {**history[-1], 'best_step': manager.best_step()}

@@ -20,7 +20,7 @@ def _cases():
       yield pytest.param(path, preset, id=f'{path.stem}:{preset or "full"}')
 
 
-@pytest.mark.parametrize('path, preset', _cases())
+@pytest.mark.parametrize('path, preset', list(_cases()))
 def test_config_validates_and_builds(path, preset, tmp_path, monkeypatch):
   config = configuration.load_config_file(path, preset)
   docstring_first_line = path.read_text().split('\n')[0]

@@ -9,12 +9,11 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from mtl_jax import checkpointing, configuration, runs, steps, trainer, writers
+from mtl_jax import checkpointing, configuration, environment, runs, steps, trainer, writers
 from mtl_jax.models import mtl
 
 from conftest import REPO
@@ -33,7 +32,8 @@ def _config(data_dir, **overrides):
 
 
 def _without_wall_time(records):
-  return [{k: v for k, v in r.items() if k != 'wall_time_s'} for r in records]
+  return [{k: v for k, v in r.items() if k not in ('wall_time_s', 'epoch_time_s')}
+          for r in records]
 
 
 def _final_params(workdir, step):
@@ -247,3 +247,28 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(tin
   assert 'warning: checkpoint 8 could not be restored' in err and 'trying the previous' in err
   assert (copy / 'checkpoints_unreadable' / '8').is_dir()
   assert result['step'] == 8 and result['miou'] == final['miou']  # epoch 2 redone from step 4
+
+
+def test_resume_under_other_software_warns(tiny_run, tmp_path, monkeypatch, capsys):
+  config, workdir, _ = tiny_run
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  real = environment.describe()
+  monkeypatch.setattr(environment, 'describe', lambda: {**real, 'jaxlib': '0.0.1'})
+  trainer.train_and_evaluate(config, str(copy))
+  assert (f"warning: resuming under different software (jaxlib: checkpoint {real['jaxlib']!r}, "
+          "now '0.0.1')") in capsys.readouterr().err
+
+
+def test_second_signal_exits_at_once():
+  script = ('import os, signal, time\n'
+            'from mtl_jax import preemption\n'
+            'with preemption.StopRequest() as stop:\n'
+            '  os.kill(os.getpid(), signal.SIGTERM)\n'
+            '  assert stop.requested\n'
+            '  os.kill(os.getpid(), signal.SIGINT)\n'
+            '  time.sleep(30)\n')
+  proc = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True,
+                        timeout=60, check=False)
+  assert proc.returncode == 128 + signal.SIGINT
+  assert 'second SIGINT: exiting now without saving' in proc.stderr

@@ -132,22 +132,14 @@ def _sample_files(root: Path, folder: str, city: str, stem: str,
                              extra={'camera': camera})
 
 
-def class_names(root: Path) -> tuple[str, ...]:
-  del root  # always the 19 Cityscapes train classes
-  return labels.CLASS_NAMES
+class_names = layouts.cityscapes_class_names
 
 
 def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
   root = Path(root)
-  if not root.is_dir():
-    raise layouts.missing(NAME, INSTRUCTIONS, root)
   samples = {}
-  for split, folder in FOLDERS.items():
-    images = root / 'leftImg8bit' / folder
-    if not images.is_dir():
-      if split in REQUIRED_SPLITS:
-        raise layouts.missing(NAME, INSTRUCTIONS, images)
-      continue
+  for split, folder, images in layouts.present_splits(
+      root, NAME, INSTRUCTIONS, FOLDERS, REQUIRED_SPLITS, lambda f: root / 'leftImg8bit' / f):
     labeled = _labeled(root, folder)
     samples[split] = [_sample_files(root, folder, city, stem, labeled)
                       for city, stem in _image_stems(images)]
@@ -155,23 +147,18 @@ def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
       raise layouts.missing(NAME, INSTRUCTIONS, images / '<city>' / f'*{IMAGE_SUFFIX}')
   return samples
 
+IMAGE = layouts.FileKind('leftImg8bit', frozenset({'RGB'}), 'RGB 8-bit PNG')
+LABEL_IDS = layouts.FileKind('gtFine labelIds', frozenset({'L', 'P'}), '8-bit label-id PNG')
+DISPARITY = layouts.FileKind('disparity', DISPARITY_MODES, '16-bit greyscale disparity PNG')
+
 
 def load_sample(files: layouts.SampleFiles, *,
                 max_pixels: int = file_checks.DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
-  layouts.files_inside_root(files)
-  image = file_checks.read_image(files.image, modes={'RGB'}, what='RGB 8-bit PNG',
-                                 max_pixels=max_pixels)
-  if files.semseg is None:
-    return layouts.unlabeled(image)
-  label_path = file_checks.require(files.semseg, 'gtFine labelIds', files.image)
-  disparity_path = file_checks.require(files.depth, 'disparity', files.image)
+  raw = layouts.read_sample(files, image=IMAGE, semseg=LABEL_IDS, depth=DISPARITY,
+                            max_pixels=max_pixels)
+  if raw.semseg is None:
+    return layouts.unlabeled(raw.image)
   camera_path = file_checks.require(files.extra.get('camera'), 'camera', files.image)
-  label_ids = file_checks.read_image(label_path, modes={'L', 'P'}, what='8-bit label-id PNG',
-                                     max_pixels=max_pixels)
-  disparity = file_checks.read_image(disparity_path, modes=DISPARITY_MODES,
-                                     what='16-bit greyscale disparity PNG', max_pixels=max_pixels)
-  file_checks.check_size(label_path, label_ids, image.shape[:2], files.image)
-  file_checks.check_size(disparity_path, disparity, image.shape[:2], files.image)
   baseline, fx = read_camera(camera_path)
-  return {'image': image, 'semseg': to_train_ids(label_path, label_ids),
-          'depth': decode_depth(disparity, baseline, fx)}
+  return {'image': raw.image, 'semseg': to_train_ids(raw.semseg_path, raw.semseg),
+          'depth': decode_depth(raw.depth, baseline, fx)}

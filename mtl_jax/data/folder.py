@@ -302,6 +302,11 @@ def store_labels(labels: np.ndarray, ignore_label: int) -> np.ndarray:
   return np.where(labels == ignore_label, IGNORE_LABEL, labels).astype(np.uint8)
 
 
+IMAGE = layouts.FileKind('image', frozenset({'RGB'}), 'RGB JPEG or PNG')
+SEMSEG = layouts.FileKind('semseg', frozenset({'L', 'P'}), '8-bit class-id PNG')
+DEPTH = layouts.FileKind('depth', DEPTH_MODES, '16-bit greyscale depth PNG')
+
+
 def load_sample(files: layouts.SampleFiles, *,
                 max_pixels: int = file_checks.DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
   layouts.files_inside_root(files)
@@ -309,18 +314,10 @@ def load_sample(files: layouts.SampleFiles, *,
     raise BadFile(files.image, f'not under {files.root / "images"}/ (split lists name images as '
                   'images/<rel>.jpg|.jpeg|.png, relative to the dataset root)')
   spec = read_spec(files.extra.get('spec', files.root / SPEC_FILE).parent)
-  image = file_checks.read_image(files.image, modes={'RGB'}, what='RGB JPEG or PNG',
-                                 max_pixels=max_pixels)
-  if files.semseg is None:
-    return layouts.unlabeled(image)
-  semseg_path = file_checks.require(files.semseg, 'semseg', files.image)
-  depth_path = file_checks.require(files.depth, 'depth', files.image)
-  semseg = file_checks.read_image(semseg_path, modes={'L', 'P'}, what='8-bit class-id PNG',
-                                  max_pixels=max_pixels)
-  values = file_checks.read_image(depth_path, modes=DEPTH_MODES,
-                                  what='16-bit greyscale depth PNG', max_pixels=max_pixels)
-  file_checks.check_size(semseg_path, semseg, image.shape[:2], files.image)
-  file_checks.check_size(depth_path, values, image.shape[:2], files.image)
-  file_checks.check_label_ids(semseg_path, semseg, spec.num_classes, spec.ignore_label)
-  return {'image': image, 'semseg': store_labels(semseg, spec.ignore_label),
-          'depth': decode_depth(values, spec.depth_scale)}
+  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH,
+                            max_pixels=max_pixels)
+  if raw.semseg is None:
+    return layouts.unlabeled(raw.image)
+  file_checks.check_label_ids(raw.semseg_path, raw.semseg, spec.num_classes, spec.ignore_label)
+  return {'image': raw.image, 'semseg': store_labels(raw.semseg, spec.ignore_label),
+          'depth': decode_depth(raw.depth, spec.depth_scale)}

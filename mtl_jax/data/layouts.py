@@ -1,9 +1,9 @@
 """What every on-disk dataset layout provides to the TFDS builders of `manual_tfds`.
 
 A layout module (`miniscapes`, `cityscapes`, `folder`) knows one directory structure:
-`class_names(root)` gives the class names in id order; `find_samples(root)` lists each split's samples as `SampleFiles` without reading them (a missing
-root or split is a UserError that says which layout was expected and where the data comes
-from); `load_sample(files, max_pixels=...)` decodes and checks one sample into
+`class_names(root)` gives the class names in id order; `find_samples(root)` lists each split's
+samples as `SampleFiles` without reading them (a missing root or split is a UserError that says
+which layout was expected and where the data comes from); `load_sample(files, max_pixels=...)` decodes and checks one sample into
   image uint8 [H, W, 3], semseg uint8 [H, W] (train ids, 255 ignore), depth float32 [H, W]
   (metres, 0 = invalid),
 raising `file_checks.BadFile` for anything wrong with it. A split without labels (a test split)
@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from mtl_jax.data import file_checks
-from mtl_jax.data.labels import IGNORE_LABEL
+from mtl_jax.data.labels import CLASS_NAMES, IGNORE_LABEL
 from mtl_jax.errors import UserError
 
 
@@ -56,10 +56,69 @@ def files_inside_root(files: SampleFiles) -> None:
       file_checks.inside(files.root, path)
 
 
+@dataclasses.dataclass(frozen=True)
+class FileKind:
+  """How a layout stores one kind of file: its name in messages, the PIL modes accepted and
+  what a message calls the expected content."""
+  name: str
+  modes: frozenset[str]
+  what: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RawSample:
+  """The decoded files of a sample, checked for size; semseg/depth None for an unlabeled
+  split."""
+  image: np.ndarray
+  semseg: np.ndarray | None = None
+  depth: np.ndarray | None = None
+  semseg_path: Path | None = None
+  depth_path: Path | None = None
+
+
+def read_sample(files: SampleFiles, *, image: FileKind, semseg: FileKind, depth: FileKind,
+                max_pixels: int) -> RawSample:
+  """The checks every layout shares: paths inside the root, each file a sane image of its
+  kind, counterparts present (in a labeled split) and of the image's size."""
+  files_inside_root(files)
+  pixels = file_checks.read_image(files.image, modes=image.modes, what=image.what,
+                                  max_pixels=max_pixels)
+  if files.semseg is None:
+    return RawSample(pixels)
+  paths = [file_checks.require(path, kind.name, files.image)
+           for path, kind in ((files.semseg, semseg), (files.depth, depth))]
+  arrays = [file_checks.read_image(path, modes=kind.modes, what=kind.what,
+                                   max_pixels=max_pixels)
+            for path, kind in zip(paths, (semseg, depth))]
+  for path, array in zip(paths, arrays):
+    file_checks.check_size(path, array, pixels.shape[:2], files.image)
+  return RawSample(pixels, *arrays, *paths)
+
+
 def missing(layout_name: str, instructions: str, what: Path) -> UserError:
   """The error for a missing manual directory or split: what was looked for and where it
   comes from."""
   return UserError(f'{layout_name}: {what} not found. {instructions}')
+
+
+def cityscapes_class_names(root: Path) -> tuple[str, ...]:
+  """`class_names` of the layouts labelled with Cityscapes train ids."""
+  del root  # the same 19 classes for every dataset of such a layout
+  return CLASS_NAMES
+
+
+def present_splits(root: Path, layout_name: str, instructions: str, folders: Mapping[str, str],
+                   required: tuple[str, ...], image_dir: Callable[[str], Path]):
+  """Yields (TFDS split, folder name, image directory) for each split on disk; a missing root
+  or required split is a UserError naming the layout."""
+  if not Path(root).is_dir():
+    raise missing(layout_name, instructions, root)
+  for split, folder in folders.items():
+    images = image_dir(folder)
+    if images.is_dir():
+      yield split, folder, images
+    elif split in required:
+      raise missing(layout_name, instructions, images)
 
 
 def unlabeled(image: np.ndarray) -> dict[str, np.ndarray]:

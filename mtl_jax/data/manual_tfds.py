@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 from PIL import Image
 
 from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, tfds_records
@@ -51,7 +50,8 @@ def resize(sample: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np
   }
 
 
-class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder,
+                     skip_registration=True):
   """Shared by the three builders below; a subclass only names its layout module."""
 
   VERSION = tfds.core.Version('1.0.0')
@@ -67,12 +67,6 @@ class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._resize, self._skip_bad, self._max_pixels = resize_samples, skip_bad, max_pixels
     self.skipped: list[file_checks.BadFile] = []
     super().__init__(**kwargs)
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    # TFDS 4.9.10 resolves this via `importlib_resources` (tensorflow/datasets#11212).
-    return epath.Path(__file__)
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config

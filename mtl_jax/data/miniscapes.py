@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_jax.data import file_checks, labels, layouts
+from mtl_jax.data import file_checks, layouts
 from mtl_jax.data.labels import IGNORE_LABEL, NUM_CLASSES
 
 NAME = 'miniscapes'
@@ -45,22 +45,14 @@ def encode_depth(depth: np.ndarray) -> np.ndarray:
   return np.where(valid, v, 0).astype(np.uint8)
 
 
-def class_names(root: Path) -> tuple[str, ...]:
-  del root  # always the 19 Cityscapes train classes
-  return labels.CLASS_NAMES
+class_names = layouts.cityscapes_class_names
 
 
 def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
   root = Path(root)
-  if not root.is_dir():
-    raise layouts.missing(NAME, INSTRUCTIONS, root)
   samples = {}
-  for split, folder in FOLDERS.items():
-    rgb = root / folder / 'rgb'
-    if not rgb.is_dir():
-      if split in REQUIRED_SPLITS:
-        raise layouts.missing(NAME, INSTRUCTIONS, rgb)
-      continue
+  for split, folder, rgb in layouts.present_splits(root, NAME, INSTRUCTIONS, FOLDERS,
+                                                   REQUIRED_SPLITS, lambda f: root / f / 'rgb'):
     labeled = (root / folder / 'semseg').is_dir() or (root / folder / 'depth').is_dir()
     samples[split] = [
         layouts.SampleFiles(
@@ -72,21 +64,16 @@ def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
       raise layouts.missing(NAME, INSTRUCTIONS, rgb / '*.jpg')
   return samples
 
+IMAGE = layouts.FileKind('rgb', frozenset({'RGB'}), 'RGB JPEG')
+SEMSEG = layouts.FileKind('semseg', frozenset({'L', 'P'}), '8-bit train-id PNG')
+DEPTH = layouts.FileKind('depth', frozenset({'L'}), '8-bit greyscale inverse-depth PNG')
+
 
 def load_sample(files: layouts.SampleFiles, *,
                 max_pixels: int = file_checks.DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
-  layouts.files_inside_root(files)
-  image = file_checks.read_image(files.image, modes={'RGB'}, what='RGB JPEG',
-                                 max_pixels=max_pixels)
-  if files.semseg is None:
-    return layouts.unlabeled(image)
-  semseg_path = file_checks.require(files.semseg, 'semseg', files.image)
-  depth_path = file_checks.require(files.depth, 'depth', files.image)
-  semseg = file_checks.read_image(semseg_path, modes={'L', 'P'}, what='8-bit train-id PNG',
-                                  max_pixels=max_pixels)
-  values = file_checks.read_image(depth_path, modes={'L'},
-                                  what='8-bit greyscale inverse-depth PNG', max_pixels=max_pixels)
-  file_checks.check_size(semseg_path, semseg, image.shape[:2], files.image)
-  file_checks.check_size(depth_path, values, image.shape[:2], files.image)
-  file_checks.check_label_ids(semseg_path, semseg, NUM_CLASSES, IGNORE_LABEL)
-  return {'image': image, 'semseg': semseg, 'depth': decode_depth(values)}
+  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH,
+                            max_pixels=max_pixels)
+  if raw.semseg is None:
+    return layouts.unlabeled(raw.image)
+  file_checks.check_label_ids(raw.semseg_path, raw.semseg, NUM_CLASSES, IGNORE_LABEL)
+  return {'image': raw.image, 'semseg': raw.semseg, 'depth': decode_depth(raw.depth)}

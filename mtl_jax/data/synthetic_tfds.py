@@ -22,7 +22,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 
 from mtl_jax.data import tfds_records
 
@@ -94,7 +93,7 @@ def _encoded_samples(jobs: list, pool) -> Iterator[tuple[int, dict]]:
 # ----------------------------------------------------------------------------- builder
 
 
-class MtlSynthetic(tfds.core.GeneratorBasedBuilder):
+class MtlSynthetic(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder):
   """Procedural street scenes: RGB, Cityscapes train-id semseg, metric depth."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -108,13 +107,6 @@ class MtlSynthetic(tfds.core.GeneratorBasedBuilder):
     self._num_workers = (os.cpu_count() or 1) if num_workers is None else num_workers
     self._pool = None  # set while building with num_workers > 1
     super().__init__(**kwargs)
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    # TFDS 4.9.10 resolves this via `importlib_resources`, which it does not install on
-    # Python >= 3.9 (tensorflow/datasets#11212); this file is the answer anyway.
-    return epath.Path(__file__)
 
   def _info(self) -> tfds.core.DatasetInfo:
     h, w = self.builder_config.height, self.builder_config.width

@@ -14,15 +14,30 @@ Records are written unshuffled, so eval runs in index order and index == positio
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import sys
 import time
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 from PIL import Image
 
 _PROGRESS_EVERY_S = 10.0
+
+
+class PackagedBuilder:
+  """Mixin for a TFDS builder class defined in a package module.
+
+  TFDS 4.9.10 finds a builder's folder via `importlib_resources`, which it does not install
+  on Python >= 3.9 (tensorflow/datasets#11212); the class's own file is the answer anyway.
+  """
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    return epath.Path(inspect.getfile(cls))
 
 
 def features(height: int, width: int) -> tfds.features.FeaturesDict:

@@ -109,7 +109,8 @@ def test_real_renderer_through_the_worker_pool(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
-  with pytest.raises(ValueError, match="^unknown dataset 'foo'; valid names: cityscapes, folder, miniscapes, synthetic$"):
+  with pytest.raises(ValueError, match="^unknown dataset 'foo'; valid names: cityscapes, folder, "
+                     "miniscapes, synthetic$"):
     pipeline.prepare("foo", tmp_path)
 
 

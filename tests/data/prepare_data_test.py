@@ -236,3 +236,10 @@ def test_class_names_travel_with_the_dataset_and_must_match_the_model(tmp_path):
   with pytest.raises(UserError, match="dataset folder has no 'test' split; it has train, "
                      'validation'):
     trainer.prepare_sources(config, ('train', 'test'))
+
+
+def test_cli_prepares_the_synthetic_dataset(tmp_path, capsys):
+  assert run_cli('--dataset=synthetic', f'--data_dir={tmp_path}', '--height=32', '--width=64') == 0
+  out = capsys.readouterr().out
+  assert 'mtl_synthetic ready in' in out and '32x64, train 4, validation 2, test 2' in out
+  assert '--config.data.name=synthetic' in out
