@@ -27,7 +27,7 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
   source = trainer.prepare_sources(config, (split,))[split]
   scores = evaluation.evaluate(
       evaluation.make_eval_step(run.graphdef, configuration.task_spec(config)), run.state,
-      trainer.make_eval_batches(config, source), run.mesh, num_classes=config.model.num_classes,
+      trainer.make_eval_batches(config, source), run.mesh, class_names=source.class_names,
       tasks=tuple(config.model.tasks))
   return {'step': run.step, 'split': split, **scores}
 

@@ -1,7 +1,7 @@
 """Scoring a model on a whole split; shared by training-time eval and `mtl_jax.evaluate`."""
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import jax
 
@@ -15,9 +15,10 @@ def make_eval_step(graphdef, spec: steps.TaskSpec):
 
 
 def evaluate(eval_step, state: steps.TrainState, batches: Iterable[dict], mesh,
-             *, num_classes: int, tasks=metrics.TASKS) -> dict[str, float]:
-  """Runs `eval_step` over every (padded, masked) batch and returns the SPEC metrics."""
-  totals = parallel.replicate(metrics.empty(num_classes, tasks), mesh)
+             *, class_names: Sequence[str], tasks=metrics.TASKS) -> dict[str, float]:
+  """Runs `eval_step` over every (padded, masked) batch and returns the SPEC metrics, with
+  per-class IoUs under `iou/<class name>`."""
+  totals = parallel.replicate(metrics.empty(len(class_names), tasks), mesh)
   for batch in batches:
     totals = eval_step(state, totals, parallel.shard_batch(batch, mesh))
-  return metrics.compute(jax.device_get(totals))
+  return metrics.compute(jax.device_get(totals), class_names)

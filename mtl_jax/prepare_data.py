@@ -30,25 +30,27 @@ _SKIP_BAD = flags.DEFINE_bool('skip_bad', False, 'Skip bad samples (and list the
 _MAX_PIXELS = flags.DEFINE_integer('max_pixels', file_checks.DEFAULT_MAX_PIXELS,
                                    'Larger images are refused (decompression bombs).',
                                    lower_bound=1)
+_NUM_WORKERS = flags.DEFINE_integer('num_workers', 0, 'Decoding processes (0 = one per core).',
+                                    lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'synthetic: dataset seed.')
 _SPLIT_SIZES = flags.DEFINE_list('split_sizes', ['2000', '250', '250'],
                                  'synthetic: train,validation,test sample counts.')
 
 
 def options(dataset: str, *, manual_dir: str | None, height: int, width: int, skip_bad: bool,
-            max_pixels: int, seed: int, split_sizes) -> dict:
+            max_pixels: int, num_workers: int, seed: int, split_sizes) -> dict:
   """The `pipeline.prepare` keyword arguments for this dataset."""
   if dataset == 'synthetic':
     sizes = [int(n) for n in split_sizes]
     if len(sizes) != 3:
       raise UserError(f'--split_sizes needs 3 numbers (train,validation,test), got {sizes}')
     return dict(height=height or 128, width=width or 256, seed=seed, num_train=sizes[0],
-                num_validation=sizes[1], num_test=sizes[2])
+                num_validation=sizes[1], num_test=sizes[2], num_workers=num_workers or None)
   if not manual_dir:
     raise UserError(f'--manual_dir is required for --dataset {dataset}: the directory '
                     f'holding the unpacked {dataset} data')
   return dict(height=height, width=width, manual_dir=os.path.expanduser(manual_dir),
-              skip_bad=skip_bad, max_pixels=max_pixels)
+              skip_bad=skip_bad, max_pixels=max_pixels, num_workers=num_workers or None)
 
 
 def report(dataset: str, data_dir: str, builder) -> str:
@@ -81,7 +83,7 @@ def main(argv):
     print(prepare_and_report(
         _DATASET.value, _DATA_DIR.value, manual_dir=_MANUAL_DIR.value, height=_HEIGHT.value,
         width=_WIDTH.value, skip_bad=_SKIP_BAD.value, max_pixels=_MAX_PIXELS.value,
-        seed=_SEED.value, split_sizes=_SPLIT_SIZES.value))
+        num_workers=_NUM_WORKERS.value, seed=_SEED.value, split_sizes=_SPLIT_SIZES.value))
 
 
 if __name__ == '__main__':

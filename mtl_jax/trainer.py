@@ -220,7 +220,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         epoch = done // steps_per_epoch
         scores = evaluation.evaluate(
             eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
-            mesh, num_classes=config.model.num_classes, tasks=spec.tasks)
+            mesh, class_names=sources[config.train.eval_split].class_names, tasks=spec.tasks)
         wall_time_s = time.perf_counter() - t_start
         record = {'step': done, 'epoch': epoch, 'split': config.train.eval_split, **scores,
                   **sums.means(), 'wall_time_s': wall_time_s,

@@ -16,6 +16,7 @@ SCRIPT = textwrap.dedent('''
     import jax, jax.numpy as jnp, numpy as np, optax
     from mtl_jax import metrics, parallel, steps
     from mtl_jax.models import mtl
+    from mtl_jax.data.labels import CLASS_NAMES
     from mtl_jax.evaluation import evaluate, make_eval_step
     assert jax.device_count() == 8, jax.devices()
 
@@ -36,7 +37,7 @@ SCRIPT = textwrap.dedent('''
         state, scalars = step(state, parallel.shard_batch(batch, mesh))
       eval_batch = {**batch, 'mask': np.array([True] * 6 + [False] * 2)}
       scores = evaluate(make_eval_step(graphdef, spec), state, [eval_batch], mesh,
-                        num_classes=19)
+                        class_names=CLASS_NAMES)
       leaf = jax.tree.leaves(state.params)[0]
       return jax.device_get(state.params), float(scalars['loss/total']), scores, leaf.sharding
 

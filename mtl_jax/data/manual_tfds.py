@@ -6,14 +6,18 @@ see `layouts`) and writes array_record files with the features of `tfds_records`
 --height/--width every sample is resized (image bilinear, labels and depth nearest), without
 them the size of the first good sample is kept and any other size is a bad sample.
 
-A bad sample (`file_checks.BadFile`) stops the build with one line naming the file, unless
-skip_bad is set: then it is skipped and listed at the end. TFDS writes into a temporary folder
+Samples are decoded, checked and PNG-encoded in a process pool (one process per core, for
+datasets of at least MIN_SAMPLES_FOR_POOL samples). A bad sample (`file_checks.BadFile`) stops
+the build with one line naming the file, unless skip_bad is set: then it is skipped and listed
+at the end. TFDS writes into a temporary folder
 and renames it when complete, so a failed build leaves every dataset already prepared intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -24,6 +28,9 @@ from PIL import Image
 
 from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, tfds_records
 from mtl_jax.errors import UserError
+
+
+MIN_SAMPLES_FOR_POOL = 64  # below this, starting worker processes costs more than it saves
 
 
 @dataclasses.dataclass(eq=False)
@@ -50,6 +57,29 @@ def resize(sample: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np
   }
 
 
+def sized(sample: dict[str, np.ndarray], files: layouts.SampleFiles, size: tuple[int, int],
+          resize_samples: bool) -> dict[str, np.ndarray]:
+  """The sample resized to `size`, or checked to have it."""
+  if resize_samples:
+    return resize(sample, size)
+  if sample['image'].shape[:2] != tuple(size):
+    h, w = sample['image'].shape[:2]
+    raise file_checks.BadFile(files.image, f'size {w}x{h} differs from the dataset\'s '
+                              f'{size[1]}x{size[0]}; pass --height and --width to resize all')
+  return sample
+
+
+def load_and_encode(job: tuple) -> tuple[dict | None, tuple[str, str] | None]:
+  """(feature dict, None) of one sample, or (None, (path, reason)) if it is bad (runs in worker
+  processes; a BadFile would not survive pickling back)."""
+  layout_name, files, size, resize_samples, max_pixels = job
+  try:
+    sample = LAYOUTS[layout_name].load_sample(files, max_pixels=max_pixels)
+    return tfds_records.encode(sized(sample, files, size, resize_samples), index=-1), None
+  except file_checks.BadFile as bad:
+    return None, (bad.path, bad.reason)
+
+
 class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder,
                      skip_registration=True):
   """Shared by the three builders below; a subclass only names its layout module."""
@@ -61,10 +91,14 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
 
   def __init__(self, *, samples: dict[str, list[layouts.SampleFiles]] | None = None,
                resize_samples: bool = False, skip_bad: bool = False,
-               max_pixels: int = file_checks.DEFAULT_MAX_PIXELS, **kwargs):
-    """samples: what `LAYOUT.find_samples` listed (only needed to build, not to read)."""
+               max_pixels: int = file_checks.DEFAULT_MAX_PIXELS, num_workers: int | None = None,
+               **kwargs):
+    """samples: what `LAYOUT.find_samples` listed (only needed to build, not to read);
+    num_workers: decoding processes (default one per core; <= 1 decodes in-process)."""
     self._samples = samples or {}
     self._resize, self._skip_bad, self._max_pixels = resize_samples, skip_bad, max_pixels
+    self._num_workers = (os.cpu_count() or 1) if num_workers is None else num_workers
+    self._pool = None  # set while building with a process pool
     self.skipped: list[file_checks.BadFile] = []
     super().__init__(**kwargs)
 
@@ -77,7 +111,14 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
         metadata=tfds.core.MetadataDict())
 
   def _download_and_prepare(self, *args, **kwargs):
-    with tfds_records.without_tfds_progress_bars():
+    with contextlib.ExitStack() as stack:
+      stack.enter_context(tfds_records.without_tfds_progress_bars())
+      total = sum(len(files) for files in self._samples.values())
+      if self._num_workers > 1 and total >= MIN_SAMPLES_FOR_POOL:
+        # `spawn`: safe with TF/JAX threads in this process; one pool for every split.
+        self._pool = stack.enter_context(
+            multiprocessing.get_context('spawn').Pool(self._num_workers))
+        stack.callback(setattr, self, '_pool', None)
       return super()._download_and_prepare(*args, **kwargs)
 
   def _split_generators(self, dl_manager):
@@ -86,33 +127,23 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
     return {split: self._generate_examples(split, files)
             for split, files in self._samples.items()}
 
-  def _load(self, files: layouts.SampleFiles) -> dict[str, np.ndarray]:
-    sample = self.LAYOUT.load_sample(files, max_pixels=self._max_pixels)
-    size = (self.builder_config.height, self.builder_config.width)
-    if self._resize:
-      return resize(sample, size)
-    if sample['image'].shape[:2] != size:
-      h, w = sample['image'].shape[:2]
-      raise file_checks.BadFile(files.image, f'size {w}x{h} differs from the dataset\'s '
-                                f'{size[1]}x{size[0]}; pass --height and --width to resize all')
-    return sample
-
   def _generate_examples(self, split: str, samples: list[layouts.SampleFiles]):
-    progress = tfds_records.Progress(f'{self.name}/{self.builder_config.name} {split}',
-                                     len(samples))
+    cfg = self.builder_config
+    jobs = [(self.LAYOUT.NAME, files, (cfg.height, cfg.width), self._resize, self._max_pixels)
+            for files in samples]
+    results = (map(load_and_encode, jobs) if self._pool is None else
+               self._pool.imap(load_and_encode, jobs, chunksize=4))
+    progress = tfds_records.Progress(f'{self.name}/{cfg.name} {split}', len(samples))
     index = 0
-    for count, files in enumerate(samples, 1):
-      try:
-        sample = self._load(files)
-      except file_checks.BadFile as bad:
+    for count, (example, bad) in enumerate(results, 1):
+      progress.update(count)
+      if bad is not None:
         if not self._skip_bad:
-          raise
-        self.skipped.append(bad)
-        print(f'skipping {bad}', file=sys.stderr, flush=True)
+          raise file_checks.BadFile(*bad)
+        self.skipped.append(file_checks.BadFile(*bad))
+        print(f'skipping {self.skipped[-1]}', file=sys.stderr, flush=True)
         continue
-      finally:
-        progress.update(count)
-      yield index, tfds_records.encode(sample, index)
+      yield index, {**example, 'index': index}
       index += 1
     if index == 0:
       raise UserError(f'{self.LAYOUT.NAME}: every sample of split {split!r} is bad')
@@ -136,6 +167,7 @@ class MtlFolder(_ManualBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = folder.INSTRUCTIONS
 
 
+LAYOUTS = {layout.NAME: layout for layout in (miniscapes, cityscapes, folder)}
 BUILDERS = {'miniscapes': MtlMiniscapes, 'cityscapes': MtlCityscapes, 'folder': MtlFolder}
 
 
@@ -172,7 +204,7 @@ def open_prepared(name: str, data_dir: str | os.PathLike, height: int, width: in
 
 def prepare(name: str, data_dir: str | os.PathLike, manual_dir: str | os.PathLike, *,
             height: int = 0, width: int = 0, skip_bad: bool = False,
-            max_pixels: int = file_checks.DEFAULT_MAX_PIXELS):
+            max_pixels: int = file_checks.DEFAULT_MAX_PIXELS, num_workers: int | None = None):
   """Builds dataset `name` from manual_dir (resized to height×width if given; else at the
   native size) unless already prepared; returns the builder, whose `skipped` lists the
   samples --skip_bad left out."""
@@ -185,7 +217,8 @@ def prepare(name: str, data_dir: str | os.PathLike, manual_dir: str | os.PathLik
     height, width = _first_good_size(builder_cls.LAYOUT, samples, max_pixels, skip_bad)
   builder = builder_cls(data_dir=os.fspath(data_dir), config=make_config(height, width),
                         samples=samples, resize_samples=resize_samples, skip_bad=skip_bad,
-                        max_pixels=max_pixels, file_format='array_record')
+                        max_pixels=max_pixels, num_workers=num_workers,
+                        file_format='array_record')
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
   return builder

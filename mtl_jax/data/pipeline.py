@@ -108,8 +108,10 @@ def _to_sample(example: dict) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class SampleSource:
-  """Random access to decoded samples (numpy; see the module docstring) of a TFDS split."""
+  """Random access to decoded samples (numpy; see the module docstring) of a TFDS split, and
+  the dataset's class names (id order)."""
   source: Sequence[dict]
+  class_names: tuple[str, ...] = CLASS_NAMES
 
   def __len__(self) -> int:
     return len(self.source)
@@ -125,8 +127,8 @@ class SampleSource:
 
 
 def data_source(builder, split: str) -> SampleSource:
-  """`builder.as_data_source(split)` with semseg squeezed to [H, W]."""
-  return SampleSource(builder.as_data_source(split))
+  """`builder.as_data_source(split)` with semseg squeezed to [H, W], and the class names."""
+  return SampleSource(builder.as_data_source(split), class_names(builder))
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

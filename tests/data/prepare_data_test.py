@@ -1,6 +1,7 @@
 """prepare_data end to end: each real layout → TFDS → the records training reads, the CLI's
 one-line errors and --skip_bad, and a tiny training run on every prepared fixture."""
 
+import json
 import subprocess
 import sys
 
@@ -26,7 +27,8 @@ def run_cli(*args) -> int:
   """What prepare_data's main does with these flags, in this process; returns the exit code
   (printing as main does)."""
   values = dict(manual_dir=None, height=0, width=0, skip_bad=False,
-                max_pixels=file_checks.DEFAULT_MAX_PIXELS, seed=0, split_sizes=['4', '2', '2'])
+                max_pixels=file_checks.DEFAULT_MAX_PIXELS, num_workers=1, seed=0,
+                split_sizes=['4', '2', '2'])
   for arg in args:
     name, _, value = arg.removeprefix('--').partition('=')
     values[name] = True if name == 'skip_bad' else int(value) if value.isdigit() else value
@@ -221,12 +223,14 @@ def test_hostile_input_is_one_line_exit_2(case, tmp_path, capsys):
   assert not (tmp_path / 'd').exists() or not list((tmp_path / 'd').glob('*/*/*/dataset_info.json'))
 
 
-def test_class_names_travel_with_the_dataset_and_must_match_the_model(tmp_path):
+def test_class_names_travel_with_the_dataset_and_name_the_metrics(tmp_path):
   root = folder_fixture.write_folder(tmp_path / 'f', num_classes=5)
+  spec = json.loads((root / 'dataset.json').read_text())
+  names = ('road', 'car', 'person', 'tree', 'sky')
+  (root / 'dataset.json').write_text(json.dumps({**spec, 'classes': names}))
   builder = pipeline.prepare('folder', tmp_path / 'd', height=0, width=0, manual_dir=root)
   reopened = pipeline.prepare('folder', tmp_path / 'd', height=32, width=64)
-  assert pipeline.class_names(reopened) == tuple(f'class_{i}' for i in range(5))
-  assert pipeline.class_names(builder) == pipeline.class_names(reopened)
+  assert pipeline.class_names(reopened) == pipeline.class_names(builder) == names
   config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.data.name, config.data.data_dir = 'folder', str(tmp_path / 'd')
   with pytest.raises(UserError, match=r'dataset folder has 5 classes but config.model.'
@@ -236,6 +240,10 @@ def test_class_names_travel_with_the_dataset_and_must_match_the_model(tmp_path):
   with pytest.raises(UserError, match="dataset folder has no 'test' split; it has train, "
                      'validation'):
     trainer.prepare_sources(config, ('train', 'test'))
+  config.train.num_epochs, config.train.batch_size, config.train.eval_batch_size = 1, 2, 2
+  final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert {f'iou/{name}' for name in names} <= set(final)
+  assert not any(k.startswith('iou/') and k[4:] not in names for k in final)
 
 
 def test_cli_prepares_the_synthetic_dataset(tmp_path, capsys):
@@ -243,3 +251,21 @@ def test_cli_prepares_the_synthetic_dataset(tmp_path, capsys):
   out = capsys.readouterr().out
   assert 'mtl_synthetic ready in' in out and '32x64, train 4, validation 2, test 2' in out
   assert '--config.data.name=synthetic' in out
+
+
+def test_worker_pool_writes_the_same_records_and_reports_bad_files(tmp_path):
+  from mtl_jax.data import manual_tfds  # pylint: disable=g-import-not-at-top
+  count = manual_tfds.MIN_SAMPLES_FOR_POOL
+  root = miniscapes_fixture.write_miniscapes(tmp_path / 'm', splits={'train': count,
+                                                                     'validation': 2})
+  serial, pooled = (pipeline.prepare('miniscapes', tmp_path / name, height=0, width=0,
+                                     manual_dir=root, num_workers=workers)
+                    for name, workers in (('serial', 1), ('pooled', 2)))
+  a, b = (pipeline.data_source(builder, 'train') for builder in (serial, pooled))
+  for i in (0, count // 2, count - 1):
+    for key in ('image', 'semseg', 'depth', 'index'):
+      np.testing.assert_array_equal(a[i][key], b[i][key])
+  (root / 'train/depth/7.png').write_bytes(b'')
+  with pytest.raises(UserError, match=r'train/depth/7\.png: empty file \(0 bytes\)'):
+    pipeline.prepare('miniscapes', tmp_path / 'bad', height=16, width=32, manual_dir=root,
+                     num_workers=2)
