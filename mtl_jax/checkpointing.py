@@ -14,9 +14,10 @@ which orbax never lists as a step and `remove_unfinished` deletes. A checkpoint 
 not match the model (another architecture, depth or class count) is a `CheckpointMismatch`
 naming the keys and shapes — never a cast, pad or partial load. A checkpoint that fails to
 restore otherwise (truncated or missing files) is moved to `<dir>/../checkpoints_unreadable/`
-with a warning and the previous one is tried.
+with a warning once an older one restores; if none does, nothing is moved and the error says so.
 """
 
+import itertools
 import shutil
 import sys
 from pathlib import Path
@@ -75,10 +76,13 @@ def make_manager(directory: Path, *, keep_latest: int = 2, best_metric: str = 't
 
 def save(manager: ocp.CheckpointManager, step: int, *, state: Any, data_iterator: Any,
          meta: dict, metrics: dict[str, float] | None = None) -> None:
-  manager.save(step, args=ocp.args.Composite(
+  saved = manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=grain.checkpoint.CheckpointSave(data_iterator),
       meta=ocp.args.JsonSave(meta)), metrics=metrics)
+  if not saved:  # orbax declines quietly, e.g. for a step not after the latest one
+    raise RuntimeError(f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
+                       f'{manager.latest_step()})')
 
 
 def abstract_like(state: Any) -> Any:
@@ -135,33 +139,60 @@ def _mismatch_error(manager: ocp.CheckpointManager, step: int, problem: str):
       '--workdir')
 
 
+class CheckpointUnreadable(UserError):
+  """No checkpoint of the run restores; nothing was moved or deleted."""
+
+
 def _set_aside(manager: ocp.CheckpointManager, step: int) -> Path:
   """Moves an unreadable step out of the manager's sight (kept for inspection, not deleted)."""
   source = Path(manager.directory) / str(step)
-  target = Path(manager.directory).parent / 'checkpoints_unreadable' / str(step)
+  unreadable = Path(manager.directory).parent / 'checkpoints_unreadable'
+  target = unreadable / str(step)
+  for n in itertools.count(1):  # never overwrite an earlier set-aside copy
+    if not target.exists():
+      break
+    target = unreadable / f'{step}.{n}'
   target.parent.mkdir(parents=True, exist_ok=True)
-  shutil.rmtree(target, ignore_errors=True)
   shutil.move(str(source), str(target))
   manager.reload()
   return target
 
 
+def _reason(error: Exception) -> str:
+  text = str(error).strip()
+  return f'{type(error).__name__}: {text.splitlines()[0][:300] if text else ""}'
+
+
 def restore_newest(manager: ocp.CheckpointManager, *, state_template: Any,
                    data_iterator: Any) -> tuple[int, Any, dict] | None:
   """(step, state, meta) of the newest checkpoint that restores completely, or None if there
-  is none; unreadable newer ones are set aside with a warning. Rewinds `data_iterator`."""
+  is none. Rewinds `data_iterator`.
+
+  Newer checkpoints that failed are set aside with a warning only once an older one restored:
+  when every checkpoint fails (say the input pipeline changed, so no iterator state fits),
+  that is a CheckpointUnreadable and nothing is moved.
+  """
+  failed = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       state, meta = restore(manager, step, state_template=state_template,
                             data_iterator=data_iterator)
-      return step, state, meta
     except CheckpointMismatch:
       raise
     except Exception as e:  # pylint: disable=broad-except  # truncated, missing or garbled files
-      reason = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
-    moved = _set_aside(manager, step)
-    print(f'warning: checkpoint {step} could not be restored ({reason[:300]}); moved it to '
-          f'{moved} and trying the previous one', file=sys.stderr, flush=True)
+      failed.append((step, _reason(e)))
+      continue
+    for bad_step, reason in failed:
+      moved = _set_aside(manager, bad_step)
+      print(f'warning: checkpoint {bad_step} could not be restored ({reason}); moved it to '
+            f'{moved} and resumed from checkpoint {step}', file=sys.stderr, flush=True)
+    return step, state, meta
+  if failed:
+    details = '; '.join(f'step {step}: {reason}' for step, reason in failed)
+    raise CheckpointUnreadable(
+        f'no checkpoint in {manager.directory} restores ({details}). If config.data (e.g. '
+        'worker_count) or the number of processes changed since the run started, change it '
+        'back; to start afresh, move the checkpoints directory away')
   return None
 
 
@@ -169,8 +200,10 @@ def restore(manager: ocp.CheckpointManager, step: int, *, state_template: Any,
             data_iterator: Any | None = None):
   """Restores (state, meta) of checkpoint `step` and, if given, rewinds `data_iterator` in
   place; a CheckpointMismatch if its arrays are not exactly the template's."""
-  problem = mismatch(array_specs(manager.item_metadata(step)['state']),
-                     array_specs(state_template))
+  saved = array_specs(manager.item_metadata(step)['state'])
+  if not saved:  # a checkpoint without array metadata is damaged, not another model
+    raise ValueError(f'checkpoint {step} lists no arrays (its state metadata is missing)')
+  problem = mismatch(saved, array_specs(state_template))
   if problem:
     raise _mismatch_error(manager, step, problem)
   items = {'state': ocp.args.StandardRestore(abstract_like(state_template)),

@@ -128,17 +128,33 @@ def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) ->
         'config.optim.grad_clip_norm, or check the data')
 
 
-def _meta(epoch: int, wall_time_s: float, sums: EpochSums, history: list[dict]) -> dict:
-  return {'epoch': epoch, 'wall_time_s': wall_time_s, 'epoch_sums': sums.to_json(),
-          'history': history, 'environment': environment.describe()}
+def _meta(epoch: int, steps_per_epoch: int, wall_time_s: float, sums: EpochSums,
+          history: list[dict]) -> dict:
+  return {'epoch': epoch, 'steps_per_epoch': steps_per_epoch, 'wall_time_s': wall_time_s,
+          'epoch_sums': sums.to_json(), 'history': history, 'environment': environment.describe()}
 
 
-def _resume(manager, state, train_iter, mesh, ckpt_dir):
+def _check_layout(meta: dict, step: int, steps_per_epoch: int, total_steps: int) -> None:
+  """A resumed run must count epochs as it did (same batch size and train split size) and
+  still have its step ahead of it or at its end."""
+  if meta['steps_per_epoch'] != steps_per_epoch:
+    raise configuration.ConfigError(
+        f'the run was trained with {meta["steps_per_epoch"]} steps per epoch, this config gives '
+        f'{steps_per_epoch} (train.batch_size or the train split changed); resume with the '
+        'config in the workdir\'s config.json or use a new --workdir')
+  if step > total_steps or (step == total_steps and not meta['history']):
+    raise configuration.ConfigError(
+        f'the run is at step {step}, beyond the {total_steps} steps of this config '
+        '(train.num_epochs too small); raise it or use a new --workdir')
+
+
+def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, total_steps: int):
   """(start step, state, wall time, epoch sums, eval history) from the newest good checkpoint."""
   resumed = checkpointing.restore_newest(manager, state_template=state, data_iterator=train_iter)
   if resumed is None:
     return 0, state, 0.0, EpochSums(), []
   step, state, meta = resumed
+  _check_layout(meta, step, steps_per_epoch, total_steps)
   for difference in environment.differences(meta['environment']):
     print(f'warning: resuming under different software ({difference}); the run may not '
           'match an uninterrupted one bit for bit', file=sys.stderr, flush=True)
@@ -177,8 +193,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   manager = checkpointing.make_manager(
       ckpt_dir, keep_latest=config.train.keep_checkpoints,
       best_metric=checkpointing.best_metric_for(config.model.tasks))
-  start_step, state, wall_time_s, sums, history = _resume(manager, state, train_iter, mesh,
-                                                          ckpt_dir)
+  start_step, state, wall_time_s, sums, history = _resume(
+      manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps)
   configuration.save(config, workdir)  # only now: a mismatched resume leaves it untouched
   log = writers.MetricsLog(workdir)
   log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
@@ -196,8 +212,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     nonlocal last_saved
     _check_finite(step_metrics, limit, last_saved)
     checkpointing.save(manager, done, state=state, data_iterator=train_iter,
-                       meta=_meta(done // steps_per_epoch, time.perf_counter() - t_start, sums,
-                                  history), metrics=scores)
+                       meta=_meta(done // steps_per_epoch, steps_per_epoch,
+                                  time.perf_counter() - t_start, sums, history), metrics=scores)
     last_saved = done
 
   with preemption.StopRequest() as stop:
@@ -217,6 +233,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       sums.add(step_metrics)
       done = step + 1
       if done % steps_per_epoch == 0:
+        _check_finite(step_metrics, limit, last_saved)  # no eval record for a diverged run
         epoch = done // steps_per_epoch
         scores = evaluation.evaluate(
             eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
@@ -233,7 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                  f'{config.train.eval_split}', scores), flush=True)
       elif (every and done % every == 0) or stop.requested:
         save(done)
-      if stop.requested:
+      if stop.requested and done < total_steps:  # at the end: just finish
         manager.wait_until_finished()
         log.close()
         return {'stopped_by': stop.signal_name, 'step': done, 'best_step': manager.best_step()}

@@ -244,7 +244,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(tin
       path.write_bytes(path.read_bytes()[:50])  # truncated array data
   result = trainer.train_and_evaluate(config, str(copy))
   err = capsys.readouterr().err
-  assert 'warning: checkpoint 8 could not be restored' in err and 'trying the previous' in err
+  assert 'warning: checkpoint 8 could not be restored' in err
+  assert 'and resumed from checkpoint 4' in err
   assert (copy / 'checkpoints_unreadable' / '8').is_dir()
   assert result['step'] == 8 and result['miou'] == final['miou']  # epoch 2 redone from step 4
 
@@ -272,3 +273,43 @@ def test_second_signal_exits_at_once():
                         timeout=60, check=False)
   assert proc.returncode == 128 + signal.SIGINT
   assert 'second SIGINT: exiting now without saving' in proc.stderr
+
+
+def _copy_run(tiny_run, tmp_path):
+  config, workdir, final = tiny_run
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  return config, copy, final
+
+
+def test_checkpoint_without_array_metadata_counts_as_unreadable_not_as_another_model(
+    tiny_run, tmp_path, capsys):
+  config, copy, final = _copy_run(tiny_run, tmp_path)
+  (copy / 'checkpoints' / '8' / 'state' / '_METADATA').unlink()
+  result = trainer.train_and_evaluate(config, str(copy))
+  assert 'and resumed from checkpoint 4' in capsys.readouterr().err
+  assert result['step'] == 8 and result['miou'] == final['miou']
+
+
+def test_when_no_checkpoint_restores_nothing_is_moved(tiny_run, tmp_path):
+  config, copy, _ = _copy_run(tiny_run, tmp_path)
+  steps_before = sorted(p.name for p in (copy / 'checkpoints').iterdir())
+  for step_dir in (copy / 'checkpoints').iterdir():
+    for path in (step_dir / 'data').rglob('*'):
+      if path.is_file():
+        path.write_text('{"not": "a grain iterator state"}')
+  with pytest.raises(checkpointing.CheckpointUnreadable, match=r'no checkpoint in .* restores '
+                     r'\(step 8: .*; step 4: .*\)\. If config.data'):
+    trainer.train_and_evaluate(config, str(copy))
+  assert sorted(p.name for p in (copy / 'checkpoints').iterdir()) == steps_before
+  assert not (copy / 'checkpoints_unreadable').exists()
+  assert len(writers.read_records(copy / 'metrics.jsonl')) == 2  # history untouched
+
+
+def test_resume_with_another_batch_size_is_refused(tiny_run, tmp_path):
+  config, copy, _ = _copy_run(tiny_run, tmp_path)
+  config = configuration.load(copy)
+  config.train.batch_size = 2
+  with pytest.raises(configuration.ConfigError, match=r'trained with 4 steps per epoch, this '
+                     r'config gives 8 \(train.batch_size or the train split changed\)'):
+    trainer.train_and_evaluate(config, str(copy))

@@ -3,7 +3,8 @@
 A layout module (`miniscapes`, `cityscapes`, `folder`) knows one directory structure:
 `class_names(root)` gives the class names in id order; `find_samples(root)` lists each split's
 samples as `SampleFiles` without reading them (a missing root or split is a UserError that says
-which layout was expected and where the data comes from); `load_sample(files, max_pixels=...)` decodes and checks one sample into
+which layout was expected and where the data comes from); `load_sample(files, max_pixels=...)`
+decodes and checks one sample into
   image uint8 [H, W, 3], semseg uint8 [H, W] (train ids, 255 ignore), depth float32 [H, W]
   (metres, 0 = invalid),
 raising `file_checks.BadFile` for anything wrong with it. A split without labels (a test split)

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
     num_workers: decoding processes (default one per core; <= 1 decodes in-process)."""
     self._samples = samples or {}
     self._resize, self._skip_bad, self._max_pixels = resize_samples, skip_bad, max_pixels
-    self._num_workers = (os.cpu_count() or 1) if num_workers is None else num_workers
+    self._num_workers = tfds_records.available_cpus() if num_workers is None else num_workers
     self._pool = None  # set while building with a process pool
     self.skipped: list[file_checks.BadFile] = []
     super().__init__(**kwargs)
@@ -132,7 +133,8 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
     jobs = [(self.LAYOUT.NAME, files, (cfg.height, cfg.width), self._resize, self._max_pixels)
             for files in samples]
     results = (map(load_and_encode, jobs) if self._pool is None else
-               self._pool.imap(load_and_encode, jobs, chunksize=4))
+               tfds_records.imap_bounded(self._pool, load_and_encode, jobs,
+                                         window=16 * self._num_workers))
     progress = tfds_records.Progress(f'{self.name}/{cfg.name} {split}', len(samples))
     index = 0
     for count, (example, bad) in enumerate(results, 1):
@@ -185,7 +187,9 @@ def _first_good_size(layout: layouts.Layout, samples: dict[str, list[layouts.Sam
 def prepared_sizes(name: str, data_dir: str | os.PathLike) -> list[str]:
   """Config names (sizes) of dataset `name` already prepared under data_dir."""
   root = Path(data_dir) / BUILDERS[name].name
-  return sorted({p.parent.parent.name for p in root.glob('*/*/dataset_info.json')})
+  # <size>/<version>/: TFDS's `incomplete.*` folders of a killed build do not count.
+  return sorted({p.parent.parent.name for p in root.glob('*/*/dataset_info.json')
+                 if re.fullmatch(r'\d+\.\d+\.\d+', p.parent.name)})
 
 
 def open_prepared(name: str, data_dir: str | os.PathLike, height: int, width: int):

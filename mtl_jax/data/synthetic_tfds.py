@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -87,7 +86,7 @@ def _encoded_samples(jobs: list, pool) -> Iterator[tuple[int, dict]]:
   """Yields encode_sample(job) in job order, over `pool` or in-process when it is None."""
   if pool is None:
     return map(encode_sample, jobs)
-  return pool.imap(encode_sample, jobs, chunksize=4)
+  return tfds_records.imap_bounded(pool, encode_sample, jobs, window=64)
 
 
 # ----------------------------------------------------------------------------- builder
@@ -104,7 +103,7 @@ class MtlSynthetic(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder
 
   def __init__(self, *, num_workers: int | None = None, **kwargs):
     """num_workers: render processes (default: one per core; <= 1 renders in-process)."""
-    self._num_workers = (os.cpu_count() or 1) if num_workers is None else num_workers
+    self._num_workers = tfds_records.available_cpus() if num_workers is None else num_workers
     self._pool = None  # set while building with num_workers > 1
     super().__init__(**kwargs)
 

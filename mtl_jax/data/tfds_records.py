@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import os
 import sys
 import time
 
@@ -38,6 +39,18 @@ class PackagedBuilder:
   @classmethod
   def code_path(cls) -> epath.Path:
     return epath.Path(inspect.getfile(cls))
+
+
+def available_cpus() -> int:
+  """Cores this process may use (CPU affinity / container limits), not the machine's count."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+
+def imap_bounded(pool, fn, jobs: list, window: int):
+  """pool.imap(fn, jobs) in order, with at most `window` jobs in flight: imap alone would queue
+  every job and buffer every result when the consumer is the slower side."""
+  for start in range(0, len(jobs), window):
+    yield from pool.imap(fn, jobs[start:start + window], chunksize=4)
 
 
 def features(height: int, width: int) -> tfds.features.FeaturesDict:
