@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ml_collections
 
-from mtl_jax import depth_codec, losses, optim
+from mtl_jax import config_base, depth_codec, losses, optim
 from mtl_jax.errors import UserError
 from mtl_jax.data import pipeline
 from mtl_jax.models import deeplab, heads, mtl, resnet
@@ -150,6 +150,17 @@ def load(workdir: Path) -> ml_collections.ConfigDict:
   if not path.is_file():
     raise ConfigError(f'{path} not found: is {workdir} a training workdir?')
   try:
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    saved = json.loads(path.read_text())
   except json.JSONDecodeError as e:
     raise ConfigError(f'{path} is not valid JSON ({e})') from None
+  # Keys added since the run was written take their defaults, so an older run still loads.
+  return _overlay(config_base.base_config(), saved)
+
+
+def _overlay(defaults: ml_collections.ConfigDict, saved: dict) -> ml_collections.ConfigDict:
+  for key, value in saved.items():
+    if isinstance(value, dict) and isinstance(defaults.get(key), ml_collections.ConfigDict):
+      _overlay(defaults[key], value)
+    else:
+      defaults[key] = value
+  return defaults

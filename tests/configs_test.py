@@ -1,5 +1,6 @@
 """Every shipped config and preset loads, validates and builds its model; registries resolve."""
 
+import json
 import pathlib
 
 import jax.numpy as jnp
@@ -57,3 +58,14 @@ def test_single_task_arch_needs_exactly_one_task():
   config.model.tasks = ('semseg', 'depth')
   with pytest.raises(configuration.ConfigError, match='needs one task'):
     configuration.validate(config)
+
+
+def test_config_json_of_an_older_run_takes_defaults_for_newer_keys(tmp_path):
+  config = configuration.load_config_file(REPO / 'configs' / 'branched.py', 'tiny')
+  saved = json.loads(config.to_json())
+  del saved['train']['max_nonfinite_steps'], saved['train']['checkpoint_every_steps']
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  loaded = configuration.load(tmp_path)
+  assert loaded.train.max_nonfinite_steps == 10 and loaded.train.checkpoint_every_steps == 200
+  assert loaded.model.arch == 'branched' and loaded.model.encoder == 'resnet_tiny'
+  configuration.validate(loaded)
