@@ -15,9 +15,7 @@ and renames it when complete, so a failed build leaves every dataset already pre
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import multiprocessing
 import os
 import re
 import sys
@@ -112,15 +110,13 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
         metadata=tfds.core.MetadataDict())
 
   def _download_and_prepare(self, *args, **kwargs):
-    with contextlib.ExitStack() as stack:
-      stack.enter_context(tfds_records.without_tfds_progress_bars())
-      total = sum(len(files) for files in self._samples.values())
-      if self._num_workers > 1 and total >= MIN_SAMPLES_FOR_POOL:
-        # `spawn`: safe with TF/JAX threads in this process; one pool for every split.
-        self._pool = stack.enter_context(
-            multiprocessing.get_context('spawn').Pool(self._num_workers))
-        stack.callback(setattr, self, '_pool', None)
-      return super()._download_and_prepare(*args, **kwargs)
+    total = sum(len(files) for files in self._samples.values())
+    workers = self._num_workers if total >= MIN_SAMPLES_FOR_POOL else 1
+    with tfds_records.building(workers) as self._pool:
+      try:
+        return super()._download_and_prepare(*args, **kwargs)
+      finally:
+        self._pool = None
 
   def _split_generators(self, dl_manager):
     # The samples were listed before building; the manual dir gives the class names.
@@ -132,9 +128,8 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
     cfg = self.builder_config
     jobs = [(self.LAYOUT.NAME, files, (cfg.height, cfg.width), self._resize, self._max_pixels)
             for files in samples]
-    results = (map(load_and_encode, jobs) if self._pool is None else
-               tfds_records.imap_bounded(self._pool, load_and_encode, jobs,
-                                         window=16 * self._num_workers))
+    results = tfds_records.ordered_map(load_and_encode, jobs, self._pool,
+                                       window=16 * self._num_workers)
     progress = tfds_records.Progress(f'{self.name}/{cfg.name} {split}', len(samples))
     index = 0
     for count, (example, bad) in enumerate(results, 1):

@@ -14,10 +14,7 @@ safe even when TF/JAX threads exist in the parent) and prints progress lines.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import multiprocessing
-from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -82,13 +79,6 @@ def encode_sample(job: tuple[int, str, int, int, int]) -> tuple[int, dict]:
   return index, tfds_records.encode(sample, index)
 
 
-def _encoded_samples(jobs: list, pool) -> Iterator[tuple[int, dict]]:
-  """Yields encode_sample(job) in job order, over `pool` or in-process when it is None."""
-  if pool is None:
-    return map(encode_sample, jobs)
-  return tfds_records.imap_bounded(pool, encode_sample, jobs, window=64)
-
-
 # ----------------------------------------------------------------------------- builder
 
 
@@ -116,13 +106,11 @@ class MtlSynthetic(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder
     )
 
   def _download_and_prepare(self, *args, **kwargs):
-    with contextlib.ExitStack() as stack:
-      stack.enter_context(tfds_records.without_tfds_progress_bars())
-      if self._num_workers > 1:  # one pool for all splits: a spawn pool takes ~1 s to start
-        self._pool = stack.enter_context(
-            multiprocessing.get_context("spawn").Pool(self._num_workers))
-        stack.callback(setattr, self, "_pool", None)
-      return super()._download_and_prepare(*args, **kwargs)
+    with tfds_records.building(self._num_workers) as self._pool:
+      try:
+        return super()._download_and_prepare(*args, **kwargs)
+      finally:
+        self._pool = None
 
   def _split_generators(self, dl_manager):
     del dl_manager  # nothing to download
@@ -134,6 +122,7 @@ class MtlSynthetic(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder
     cfg = self.builder_config
     jobs = [(i, split, cfg.seed, cfg.height, cfg.width) for i in range(num_examples)]
     progress = tfds_records.Progress(f"{self.name}/{cfg.name} {split}", num_examples)
-    for count, (index, example) in enumerate(_encoded_samples(jobs, self._pool), 1):
+    for count, (index, example) in enumerate(
+        tfds_records.ordered_map(encode_sample, jobs, self._pool, window=64), 1):
       progress.update(count)
       yield index, example

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import multiprocessing
 import os
 import sys
 import time
@@ -46,9 +47,26 @@ def available_cpus() -> int:
   return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
-def imap_bounded(pool, fn, jobs: list, window: int):
-  """pool.imap(fn, jobs) in order, with at most `window` jobs in flight: imap alone would queue
-  every job and buffer every result when the consumer is the slower side."""
+@contextlib.contextmanager
+def building(num_workers: int):
+  """While a builder writes: TFDS progress bars off (ours replace them) and, for
+  num_workers > 1, a `spawn` process pool (safe with TF/JAX threads in this process; one pool
+  for every split, as one takes about a second to start). Yields the pool or None."""
+  with without_tfds_progress_bars():
+    if num_workers <= 1:
+      yield None
+      return
+    with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
+      yield pool
+
+
+def ordered_map(fn, jobs: list, pool, window: int):
+  """fn over jobs, in order: in-process when pool is None, else over the pool with at most
+  `window` jobs in flight (imap alone would queue every job and buffer every result when the
+  consumer is the slower side)."""
+  if pool is None:
+    yield from map(fn, jobs)
+    return
   for start in range(0, len(jobs), window):
     yield from pool.imap(fn, jobs[start:start + window], chunksize=4)
 
