@@ -49,9 +49,10 @@ def remove_unfinished(directory: Path) -> list[Path]:
   return leftovers
 
 
-def make_manager(directory: Path, *, keep_latest: int = 2, best_metric: str = 'total',
+def make_manager(directory: Path, *, tasks=('semseg', 'depth'), keep_latest: int = 2,
                  read_only: bool = False):
-  """Keeps the newest `keep_latest` steps plus the best by eval `best_metric`."""
+  """Keeps the newest `keep_latest` steps plus the best by `best_metric_for(tasks)`."""
+  best_metric = best_metric_for(tasks)
   mode = BEST_METRIC_MODES[best_metric]
   best_fn = lambda metrics: metrics[best_metric]
   options = ocp.CheckpointManagerOptions(

@@ -22,9 +22,8 @@ def open_run(workdir: str, step: int | None = None) -> Run:
   """The run in `workdir` with checkpoint `step` restored (default: the best one)."""
   config = configuration.load(workdir)
   configuration.validate(config)
-  manager = checkpointing.make_manager(
-      Path(workdir) / 'checkpoints', read_only=True,
-      best_metric=checkpointing.best_metric_for(config.model.tasks))
+  manager = checkpointing.make_manager(Path(workdir) / 'checkpoints', tasks=config.model.tasks,
+                                       read_only=True)
   available = manager.all_steps()
   if not available:
     raise configuration.ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')
