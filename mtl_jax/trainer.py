@@ -190,9 +190,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ckpt_dir = workdir / 'checkpoints'
   for leftover in checkpointing.remove_unfinished(ckpt_dir):
     print(f'removed unfinished checkpoint {leftover}', flush=True)
-  manager = checkpointing.make_manager(
-      ckpt_dir, keep_latest=config.train.keep_checkpoints,
-      best_metric=checkpointing.best_metric_for(config.model.tasks))
+  manager = checkpointing.make_manager(ckpt_dir, tasks=config.model.tasks,
+                                       keep_latest=config.train.keep_checkpoints)
   start_step, state, wall_time_s, sums, history = _resume(
       manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps)
   configuration.save(config, workdir)  # only now: a mismatched resume leaves it untouched
@@ -210,7 +209,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   def save(done: int, scores: dict | None = None) -> None:
     nonlocal last_saved
-    _check_finite(step_metrics, limit, last_saved)
     checkpointing.save(manager, done, state=state, data_iterator=train_iter,
                        meta=_meta(done // steps_per_epoch, steps_per_epoch,
                                   time.perf_counter() - t_start, sums, history), metrics=scores)
@@ -232,24 +230,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       pending = step_metrics
       sums.add(step_metrics)
       done = step + 1
-      if done % steps_per_epoch == 0:
-        _check_finite(step_metrics, limit, last_saved)  # no eval record for a diverged run
-        epoch = done // steps_per_epoch
-        scores = evaluation.evaluate(
-            eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
-            mesh, class_names=sources[config.train.eval_split].class_names, tasks=spec.tasks)
-        wall_time_s = time.perf_counter() - t_start
-        record = {'step': done, 'epoch': epoch, 'split': config.train.eval_split, **scores,
-                  **sums.means(), 'wall_time_s': wall_time_s,
-                  'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0)}
-        history.append(log.record(record))
-        log.scalars(done, scores, prefix=f'{config.train.eval_split}/')
-        sums = EpochSums()
+      epoch_end = done % steps_per_epoch == 0
+      if epoch_end or (every and done % every == 0) or stop.requested:
+        _check_finite(step_metrics, limit, last_saved)  # nothing recorded or saved if diverged
+        scores = None
+        if epoch_end:
+          epoch = done // steps_per_epoch
+          scores = evaluation.evaluate(
+              eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
+              mesh, class_names=sources[config.train.eval_split].class_names, tasks=spec.tasks)
+          wall_time_s = time.perf_counter() - t_start
+          record = {'step': done, 'epoch': epoch, 'split': config.train.eval_split, **scores,
+                    **sums.means(), 'wall_time_s': wall_time_s,
+                    'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0)}
+          history.append(log.record(record))
+          log.scalars(done, scores, prefix=f'{config.train.eval_split}/')
+          sums = EpochSums()
+          print(progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} '
+                                   f'{config.train.eval_split}', scores), flush=True)
         save(done, scores)
-        print(progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} '
-                                 f'{config.train.eval_split}', scores), flush=True)
-      elif (every and done % every == 0) or stop.requested:
-        save(done)
       if stop.requested and done < total_steps:  # at the end: just finish
         manager.wait_until_finished()
         log.close()
