@@ -8,10 +8,12 @@ demo; `tiny` = seconds, for tests; `plain`, `pretrained`, `dilated`, `aspp` = th
 
 import ml_collections
 
-from mtl_jax import config_base
+from mtl_jax.config import presets, schema
+
+PRESETS = {}  # this file's own presets, beside mtl_jax.config.presets.SHARED
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  c = config_base.base_config()
+  c = schema.base_config()
   c.model.arch = 'branched'
-  return config_base.apply_preset(c, preset)
+  return presets.apply(c, preset, PRESETS)

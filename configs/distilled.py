@@ -11,7 +11,7 @@ demo (64-channel heads, semseg weight 0.7); `tiny` = seconds, for tests; `deep` 
 
 import ml_collections
 
-from mtl_jax import config_base
+from mtl_jax.config import presets, schema
 
 
 def deep(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -26,13 +26,16 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   joint step at 128 channels; at 64 they match it. Measured on 2 cores: 128 ch 44.5 mIoU /
   24.5 SI-log in 20.7 min; 64 ch (0.5/0.5) 40.3 / 24.8; 64 ch (0.7/0.3) 42.3 / 25.2 in 12.9 min.
   """
-  c = config_base.cpu(c)
+  c = presets.cpu(c)
   c.model.aspp_channels = c.model.decoder_channels = 64
   c.loss.semseg_weight, c.loss.depth_weight = 0.7, 0.3
   return c
 
 
+PRESETS = {'deep': deep, 'cpu': cpu}
+
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  c = config_base.base_config()
+  c = schema.base_config()
   c.model.arch = 'distilled'
-  return config_base.apply_preset(c, preset, {'deep': deep, 'cpu': cpu})
+  return presets.apply(c, preset, PRESETS)

@@ -10,10 +10,12 @@ channels) for GPUs; `cpu` = the laptop demo (minutes on 2 cores); `tiny` = secon
 
 import ml_collections
 
-from mtl_jax import config_base
+from mtl_jax.config import presets, schema
+
+PRESETS = {}  # this file's own presets, beside mtl_jax.config.presets.SHARED
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  c = config_base.base_config()
+  c = schema.base_config()
   c.model.arch = 'joint'
-  return config_base.apply_preset(c, preset)
+  return presets.apply(c, preset, PRESETS)

@@ -10,7 +10,8 @@ ladder rows).
 
 import ml_collections
 
-from mtl_jax import config_base
+from mtl_jax.config import presets, schema
+
 
 def only(task: str):
   """The preset that makes the model predict `task` alone, with all the loss weight on it."""
@@ -24,8 +25,11 @@ def only(task: str):
   return preset
 
 
+PRESETS = {'semseg': only('semseg'), 'depth': only('depth')}
+
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-  c = config_base.base_config()
+  c = schema.base_config()
   c.model.arch = 'single_task'
   c = only('semseg')(c)  # the default; `depth` switches
-  return config_base.apply_preset(c, preset, {'semseg': only('semseg'), 'depth': only('depth')})
+  return presets.apply(c, preset, PRESETS)

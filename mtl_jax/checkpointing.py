@@ -4,8 +4,8 @@ Each step directory holds three items (an `args.Composite`):
 - `state`: the TrainState pytree (params, BatchNorm statistics, optimizer state, step,
   non-finite streak);
 - `data`: the grain iterator state, so a resumed run continues mid-epoch with the same samples;
-- `meta`: JSON (epoch, accumulated wall time, the epoch's partial loss sums, the eval history,
-  library versions); see `trainer`.
+- `meta`: JSON, a `RunMeta`: epoch, steps per epoch, accumulated wall time, the epoch's partial
+  loss sums, the eval history and the software versions.
 Retention keeps the newest `keep_latest` checkpoints plus the best one by eval `total`.
 Nothing is pickled and no config is executed from a checkpoint (config.json is plain JSON).
 
@@ -17,6 +17,7 @@ restore otherwise (truncated or missing files) is moved to `<dir>/../checkpoints
 with a warning once an older one restores; if none does, nothing is moved and the error says so.
 """
 
+import dataclasses
 import itertools
 import shutil
 import sys
@@ -29,6 +30,24 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from mtl_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunMeta:
+  """What a checkpoint records about the run beside its arrays (saved as JSON)."""
+  epoch: int                # completed epochs at this step
+  steps_per_epoch: int      # a resume must count epochs the same way
+  wall_time_s: float        # training time so far, across resumes
+  epoch_sums: dict          # the running epoch's partial step-metric sums (trainer.EpochSums)
+  history: list[dict]       # every eval record so far (metrics.jsonl is rewritten from it)
+  environment: dict[str, str]  # software versions (mtl_jax.environment.describe())
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, saved: dict) -> 'RunMeta':
+    return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
 
 # Checkpoint selection: `total` = mIoU − SI-log for two-task models (as the course "grader");
 # single-task baselines rank by their own task's metric.
@@ -76,11 +95,11 @@ def make_manager(directory: Path, *, tasks=('semseg', 'depth'), keep_latest: int
 
 
 def save(manager: ocp.CheckpointManager, step: int, *, state: Any, data_iterator: Any,
-         meta: dict, metrics: dict[str, float] | None = None) -> None:
+         meta: RunMeta, metrics: dict[str, float] | None = None) -> None:
   saved = manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=grain.checkpoint.CheckpointSave(data_iterator),
-      meta=ocp.args.JsonSave(meta)), metrics=metrics)
+      meta=ocp.args.JsonSave(meta.to_json())), metrics=metrics)
   if not saved:  # orbax declines quietly, e.g. for a step not after the latest one
     raise RuntimeError(f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
                        f'{manager.latest_step()})')
@@ -165,7 +184,7 @@ def _reason(error: Exception) -> str:
 
 
 def restore_newest(manager: ocp.CheckpointManager, *, state_template: Any,
-                   data_iterator: Any) -> tuple[int, Any, dict] | None:
+                   data_iterator: Any) -> tuple[int, Any, RunMeta] | None:
   """(step, state, meta) of the newest checkpoint that restores completely, or None if there
   is none. Rewinds `data_iterator`.
 
@@ -212,4 +231,4 @@ def restore(manager: ocp.CheckpointManager, step: int, *, state_template: Any,
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
-  return restored['state'], restored['meta']
+  return restored['state'], RunMeta.from_json(restored['meta'])

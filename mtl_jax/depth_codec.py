@@ -11,7 +11,9 @@ import dataclasses
 import jax.numpy as jnp
 
 MODES = ('linear', 'log')
-MIN_DEPTH_M = 1e-3  # floor for decoded linear depth so log() in losses/metrics stays finite
+# Floor (metres) for decoded linear depth and for log() of depth in the losses, so log() stays
+# finite; unrelated to the data's depth range (`sample.DEPTH_RANGE_M`).
+DECODE_FLOOR_M = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +30,10 @@ class DepthCodec:
 
   def encode(self, depth_m):
     """Metres → raw network units (only meaningful where depth > 0)."""
-    x = jnp.log(jnp.maximum(depth_m, MIN_DEPTH_M)) if self.mode == 'log' else depth_m
+    x = jnp.log(jnp.maximum(depth_m, DECODE_FLOOR_M)) if self.mode == 'log' else depth_m
     return (x - self.mean) / self.std
 
   def decode(self, raw):
     """Raw network output → metres (> 0)."""
     x = raw * self.std + self.mean
-    return jnp.exp(x) if self.mode == 'log' else jnp.maximum(x, MIN_DEPTH_M)
+    return jnp.exp(x) if self.mode == 'log' else jnp.maximum(x, DECODE_FLOOR_M)

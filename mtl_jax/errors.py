@@ -1,9 +1,17 @@
-"""The one exception type for mistakes a user must fix (a config value, a path, a data file).
+"""User errors and registry look-ups.
 
-Entry points print it as a single `<program>: error: <message>` line and exit 2; any other
+`UserError` is the one exception type for mistakes a user must fix (a config value, a path, a data
+file). Entry points print it as a single `<program>: error: <message>` line and exit 2; any other
 exception is a bug and keeps its traceback.
 """
 
 
 class UserError(ValueError):
   """Something the user gave us is wrong; the message names it and says what is expected."""
+
+
+def lookup(registry: dict, name, what: str):
+  """`registry[name]`; an unknown name is a ValueError that lists the valid ones."""
+  if name not in registry:
+    raise ValueError(f'unknown {what} {name!r}; valid names: {", ".join(map(str, registry))}')
+  return registry[name]

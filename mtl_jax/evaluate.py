@@ -21,15 +21,9 @@ flags.mark_flags_as_required(['workdir'])
 
 def evaluate_run(workdir: str, split: str = 'validation', step: int | None = None) -> dict:
   """Metrics of checkpoint `step` (default: best) of the run in `workdir` on `split`."""
-  from mtl_jax import configuration, evaluation, runs, trainer
-  run = runs.open_run(workdir, step)
-  config = run.config
-  source = trainer.prepare_sources(config, (split,))[split]
-  scores = evaluation.evaluate(
-      evaluation.make_eval_step(run.graphdef, configuration.task_spec(config)), run.state,
-      trainer.make_eval_batches(config, source), run.mesh, class_names=source.class_names,
-      tasks=tuple(config.model.tasks))
-  return {'step': run.step, 'split': split, **scores}
+  from mtl_jax import experiment  # pylint: disable=g-import-not-at-top  # keeps --help fast
+  run = experiment.open_run(workdir, step)
+  return {'step': run.step, 'split': split, **run.evaluate(split)}
 
 
 def main(argv):

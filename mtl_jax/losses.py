@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mtl_jax.depth_codec import MIN_DEPTH_M, DepthCodec
+from mtl_jax.data.sample import IGNORE_LABEL
+from mtl_jax.depth_codec import DECODE_FLOOR_M, DepthCodec
 
 SILOG_LAMBDA = 0.85
 
@@ -20,7 +21,8 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def semseg_cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int = 255) -> jax.Array:
+def semseg_cross_entropy(logits: jax.Array, labels: jax.Array,
+                         ignore_label: int = IGNORE_LABEL) -> jax.Array:
   valid = labels != ignore_label
   safe_labels = jnp.where(valid, labels, 0)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), safe_labels)
@@ -34,7 +36,7 @@ def depth_l1(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Array:
 
 def depth_silog(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Array:
   valid = depth > 0
-  d = jnp.log(codec.decode(raw)) - jnp.log(jnp.maximum(depth, MIN_DEPTH_M))
+  d = jnp.log(codec.decode(raw)) - jnp.log(jnp.maximum(depth, DECODE_FLOOR_M))
   mean_d2 = _masked_mean(d * d, valid)
   mean_d = _masked_mean(d, valid)
   return jnp.sqrt(jnp.maximum(mean_d2 - SILOG_LAMBDA * mean_d * mean_d, 1e-12))

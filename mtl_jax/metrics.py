@@ -9,7 +9,7 @@ Conventions (the SPEC's "Metrics (exact definitions)"):
 
 Semseg
   * One confusion matrix over the whole split, rows = ground truth, columns = prediction, counting
-    pixels whose label is in [0, C) -- so `IGNORE_LABEL` (255) pixels are excluded. Predictions
+    pixels whose label is in [0, C) -- so `IGNORE_LABEL` pixels are excluded. Predictions
     are integer class ids in [0, C) (argmax taken by the caller; the numpy API checks the range).
   * IoU_c = TP / (TP + FP + FN). A class absent from both label and prediction has IoU 0 (the DLAD
     course template), so `miou` = 100 * mean over all C classes, absent ones included.
@@ -18,9 +18,9 @@ Semseg
     far beyond a split. The numpy API accumulates chunks in int64.
 
 Depth (metres)
-  * Per image over valid pixels (gt > 0); the prediction is clamped to [4, 300] m (DLAD
-    template). Each metric is then averaged over images -- not over pixels -- skipping images
-    with no valid pixel; if no image counts, every depth metric is NaN.
+  * Per image over valid pixels (gt > 0); the prediction is clamped to the data's depth range
+    `DEPTH_RANGE_M` (DLAD template). Each metric is then averaged over images -- not over
+    pixels -- skipping images with no valid pixel; if no image counts, every depth metric is NaN.
   * d = log(p) - log(g); silog = 100 * sqrt(mean(d^2) - mean(d)^2), computed as the equal
     mean((d - mean d)^2) to avoid float32 cancellation; abs_rel = mean(|p - g| / g);
     sq_rel = mean((p - g)^2 / g); rmse = sqrt(mean((p - g)^2)); log_rmse = sqrt(mean(d^2));
@@ -41,11 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mtl_jax.data.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
+from mtl_jax.data.labels import CLASS_NAMES, NUM_CLASSES
+from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL
 
 DEPTH_KEYS = ('silog', 'abs_rel', 'sq_rel', 'rmse', 'log_rmse', 'mae', 'delta1', 'delta2',
               'delta3')
-DEPTH_MIN, DEPTH_MAX = 4.0, 300.0  # metres; the DLAD template's clamp range
 TASKS = ('semseg', 'depth')
 _NUMPY_CHUNK = 16  # images per jitted update in the numpy API; bounds memory and int32 counts
 
@@ -137,7 +137,7 @@ def per_image_depth_metrics(pred, gt, mask=None):
   valid = (gt > 0) & _real_images(gt.shape, mask)
   n = valid.sum((1, 2)).astype(jnp.float32)
   g = jnp.where(valid, gt, 1.0).astype(jnp.float32)  # 1.0 keeps logs/divisions finite off-mask
-  p = jnp.where(valid, jnp.clip(pred, DEPTH_MIN, DEPTH_MAX), 1.0).astype(jnp.float32)
+  p = jnp.where(valid, jnp.clip(pred, *DEPTH_RANGE_M), 1.0).astype(jnp.float32)
 
   def mean(x):
     return jnp.where(valid, x, 0.0).sum((1, 2)) / jnp.maximum(n, 1.0)

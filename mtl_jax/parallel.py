@@ -10,11 +10,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from mtl_jax.data.sample import DEVICE_KEYS
 from mtl_jax.errors import UserError
 
 DATA_AXIS = 'data'
-# Batch entries the steps read; host-only entries (e.g. the sample `index`) stay on the host.
-DEVICE_KEYS = ('image', 'semseg', 'depth', 'mask')
 
 
 def make_mesh(devices=None) -> Mesh:

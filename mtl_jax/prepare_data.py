@@ -15,16 +15,19 @@ import os
 from absl import app, flags
 
 from mtl_jax import cli
-from mtl_jax.data import file_checks, pipeline
+from mtl_jax.data import file_checks, registry
+from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.errors import UserError
 
-_DATASET = flags.DEFINE_enum('dataset', 'synthetic', list(pipeline.DATASETS), 'Dataset to build.')
+_DATASET = flags.DEFINE_enum('dataset', 'synthetic', list(registry.DATASETS), 'Dataset to build.')
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'The unpacked dataset (not synthetic).')
-_DATA_DIR = flags.DEFINE_string('data_dir', '~/tensorflow_datasets', 'Where to write it.')
+_DATA_DIR = flags.DEFINE_string('data_dir', registry.DEFAULT_DATA_DIR, 'Where to write it.')
 _HEIGHT = flags.DEFINE_integer('height', 0, 'Resize every sample to this height (0 = keep the '
-                               'native size; synthetic: 128).', lower_bound=0)
+                               f'native size; synthetic: {SYNTHETIC_DEFAULTS.height}).',
+                               lower_bound=0)
 _WIDTH = flags.DEFINE_integer('width', 0, 'Resize every sample to this width (0 = keep the '
-                              'native size; synthetic: 256).', lower_bound=0)
+                              f'native size; synthetic: {SYNTHETIC_DEFAULTS.width}).',
+                              lower_bound=0)
 _SKIP_BAD = flags.DEFINE_bool('skip_bad', False, 'Skip bad samples (and list them) instead of '
                               'stopping at the first.')
 _MAX_PIXELS = flags.DEFINE_integer('max_pixels', file_checks.DEFAULT_MAX_PIXELS,
@@ -32,19 +35,20 @@ _MAX_PIXELS = flags.DEFINE_integer('max_pixels', file_checks.DEFAULT_MAX_PIXELS,
                                    lower_bound=1)
 _NUM_WORKERS = flags.DEFINE_integer('num_workers', 0, 'Decoding processes (0 = one per core).',
                                     lower_bound=0)
-_SEED = flags.DEFINE_integer('seed', 0, 'synthetic: dataset seed.')
-_SPLIT_SIZES = flags.DEFINE_list('split_sizes', ['2000', '250', '250'],
+_SEED = flags.DEFINE_integer('seed', SYNTHETIC_DEFAULTS.seed, 'synthetic: dataset seed.')
+_SPLIT_SIZES = flags.DEFINE_list('split_sizes', list(map(str, SYNTHETIC_DEFAULTS.split_sizes)),
                                  'synthetic: train,validation,test sample counts.')
 
 
 def options(dataset: str, *, manual_dir: str | None, height: int, width: int, skip_bad: bool,
             max_pixels: int, num_workers: int, seed: int, split_sizes) -> dict:
-  """The `pipeline.prepare` keyword arguments for this dataset."""
+  """The `registry.prepare` keyword arguments for this dataset."""
   if dataset == 'synthetic':
     sizes = [int(n) for n in split_sizes]
     if len(sizes) != 3:
       raise UserError(f'--split_sizes needs 3 numbers (train,validation,test), got {sizes}')
-    return dict(height=height or 128, width=width or 256, seed=seed, num_train=sizes[0],
+    return dict(height=height or SYNTHETIC_DEFAULTS.height,
+                width=width or SYNTHETIC_DEFAULTS.width, seed=seed, num_train=sizes[0],
                 num_validation=sizes[1], num_test=sizes[2], num_workers=num_workers or None)
   if not manual_dir:
     raise UserError(f'--manual_dir is required for --dataset {dataset}: the directory '
@@ -70,7 +74,7 @@ def report(dataset: str, data_dir: str, builder) -> str:
 
 def prepare_and_report(dataset: str, data_dir: str, **flag_values) -> str:
   """What `main` does with its flags; raises UserError for anything the user must fix."""
-  builder = pipeline.prepare(dataset, os.path.expanduser(data_dir),
+  builder = registry.prepare(dataset, registry.resolve_data_dir(data_dir),
                              **options(dataset, **flag_values))
   return report(dataset, data_dir, builder)
 

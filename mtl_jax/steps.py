@@ -16,6 +16,7 @@ import optax
 from flax import nnx
 
 from mtl_jax import losses, metrics
+from mtl_jax.data import sample
 from mtl_jax.depth_codec import DepthCodec
 
 
@@ -35,7 +36,7 @@ class TaskSpec:
   weights: tuple[float, ...] = (0.5, 0.5)
   depth_loss: str = 'l1'
   codec: DepthCodec = DepthCodec()
-  ignore_label: int = 255
+  ignore_label: int = sample.IGNORE_LABEL
 
 
 def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):

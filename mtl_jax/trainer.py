@@ -1,9 +1,12 @@
-"""`train_and_evaluate`: data, model, compiled steps, the loop, eval, checkpoints and resume."""
+"""`train_and_evaluate`: the training loop and its resume policy.
+
+Everything the loop runs (data, model, optimizer, compiled steps, evaluator) comes from
+`mtl_jax.experiment`; this module decides when to log, evaluate, save and stop, and how a
+resumed run continues exactly where it was. No other module imports it.
+"""
 
 import dataclasses
-import functools
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,73 +16,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mtl_jax import (checkpointing, configuration, environment, evaluation, optim, parallel,
-                     preemption, progress, steps, writers)
-from mtl_jax.data import augment, pipeline
+from mtl_jax import checkpointing, environment, parallel, preemption, progress, writers
+from mtl_jax.config import files
+from mtl_jax.config.schema import ConfigError
 from mtl_jax.errors import UserError
-
-DEFAULT_DATA_DIR = '~/tensorflow_datasets'
-
-
-def data_dir(config: ml_collections.ConfigDict) -> str:
-  return os.path.expanduser(config.data.data_dir or DEFAULT_DATA_DIR)
-
-
-def prepare_sources(config: ml_collections.ConfigDict, splits: tuple[str, ...]):
-  """The splits' sample sources, after checking the dataset fits the config."""
-  builder = pipeline.prepare(config.data.name, data_dir(config),
-                             **configuration.dataset_fields(config.data))
-  num_classes = len(pipeline.class_names(builder))
-  if num_classes != config.model.num_classes:
-    raise configuration.ConfigError(
-        f'dataset {config.data.name} has {num_classes} classes but config.model.num_classes='
-        f'{config.model.num_classes}; set --config.model.num_classes={num_classes}')
-  for split in splits:
-    if split not in builder.info.splits:
-      raise configuration.ConfigError(f'dataset {config.data.name} has no {split!r} split; it '
-                                      f'has {", ".join(builder.info.splits)}')
-  return {split: pipeline.data_source(builder, split) for split in splits}
-
-
-def make_train_iterator(config: ml_collections.ConfigDict, source):
-  d = config.data
-  jitter = (augment.Jitter(brightness=d.jitter, contrast=d.jitter, saturation=d.jitter,
-                           hue=d.jitter / 10) if d.jitter > 0 else None)
-  return pipeline.train_iterator(
-      source, batch_size=config.train.batch_size // jax.process_count(), seed=config.seed,
-      crop_size=(d.crop_height, d.crop_width), scale_range=(d.scale_min, d.scale_max),
-      flip=d.flip, jitter=jitter, shard_index=jax.process_index(),
-      shard_count=jax.process_count(), worker_count=d.worker_count)
-
-
-def make_eval_batches(config: ml_collections.ConfigDict, source):
-  return pipeline.eval_batches(source,
-                               batch_size=config.train.eval_batch_size // jax.process_count(),
-                               shard_index=jax.process_index(), shard_count=jax.process_count())
-
-
-def build_model(config: ml_collections.ConfigDict, *, load_pretrained: bool):
-  """The config's model; with `load_pretrained`, its encoder takes config.model.pretrained."""
-  model = configuration.build_model(config)
-  if load_pretrained and config.model.pretrained:
-    from mtl_jax.models import torchvision_convert  # pylint: disable=g-import-not-at-top
-    report = torchvision_convert.load_pretrained_encoder(model.encoder, config.model.pretrained)
-    print(f'ImageNet encoder: {report}', flush=True)
-  return model
-
-
-def create_state(config: ml_collections.ConfigDict, total_steps: int, *,
-                 load_pretrained: bool = False):
-  """A freshly initialised (graphdef, TrainState, lr schedule, optax transform) for `config`."""
-  schedule = optim.learning_rate_schedule(config.optim.schedule, config.optim.learning_rate,
-                                          total_steps, config.optim.warmup_steps)
-  tx = optim.make_optimizer(config.optim.name, schedule, momentum=config.optim.momentum,
-                            weight_decay=config.optim.weight_decay,
-                            grad_clip_norm=config.optim.grad_clip_norm)
-  model = build_model(config, load_pretrained=load_pretrained)
-  graphdef, state = steps.create_train_state(model, tx)
-  return graphdef, state, schedule, tx
-
+from mtl_jax.experiment import Experiment
 
 class TrainingDiverged(UserError):
   """Too many consecutive steps with a non-finite loss or gradient."""
@@ -128,22 +69,17 @@ def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) ->
         'config.optim.grad_clip_norm, or check the data')
 
 
-def _meta(epoch: int, steps_per_epoch: int, wall_time_s: float, sums: EpochSums,
-          history: list[dict]) -> dict:
-  return {'epoch': epoch, 'steps_per_epoch': steps_per_epoch, 'wall_time_s': wall_time_s,
-          'epoch_sums': sums.to_json(), 'history': history, 'environment': environment.describe()}
-
-
-def _check_layout(meta: dict, step: int, steps_per_epoch: int, total_steps: int) -> None:
+def _check_layout(meta: checkpointing.RunMeta, step: int, steps_per_epoch: int,
+                  total_steps: int) -> None:
   """A resumed run must count epochs as it did (same batch size and train split size) and
   still have its step ahead of it or at its end."""
-  if meta['steps_per_epoch'] != steps_per_epoch:
-    raise configuration.ConfigError(
-        f'the run was trained with {meta["steps_per_epoch"]} steps per epoch, this config gives '
+  if meta.steps_per_epoch != steps_per_epoch:
+    raise ConfigError(
+        f'the run was trained with {meta.steps_per_epoch} steps per epoch, this config gives '
         f'{steps_per_epoch} (train.batch_size or the train split changed); resume with the '
         'config in the workdir\'s config.json or use a new --workdir')
-  if step > total_steps or (step == total_steps and not meta['history']):
-    raise configuration.ConfigError(
+  if step > total_steps or (step == total_steps and not meta.history):
+    raise ConfigError(
         f'the run is at step {step}, beyond the {total_steps} steps of this config '
         '(train.num_epochs too small); raise it or use a new --workdir')
 
@@ -155,12 +91,11 @@ def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, to
     return 0, state, 0.0, EpochSums(), []
   step, state, meta = resumed
   _check_layout(meta, step, steps_per_epoch, total_steps)
-  for difference in environment.differences(meta['environment']):
+  for difference in environment.differences(meta.environment):
     print(f'warning: resuming under different software ({difference}); the run may not '
           'match an uninterrupted one bit for bit', file=sys.stderr, flush=True)
-  print(f'resumed from step {step} (epoch {meta["epoch"]}) in {ckpt_dir}', flush=True)
-  return (step, state, meta['wall_time_s'], EpochSums.from_json(meta['epoch_sums'], mesh),
-          meta['history'])
+  print(f'resumed from step {step} (epoch {meta.epoch}) in {ckpt_dir}', flush=True)
+  return step, state, meta.wall_time_s, EpochSums.from_json(meta.epoch_sums, mesh), meta.history
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -172,35 +107,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   wall_time_s) and `best_step`; after a stop request, {'stopped_by': signal name, 'step',
   'best_step'}. batch_hook(step, host_batch) sees every training batch (tests, debugging).
   """
-  configuration.validate(config)
+  experiment = Experiment.from_config(config)
+  mesh = experiment.mesh
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  mesh = parallel.make_mesh()
-  parallel.check_batch_size(config.train.batch_size, mesh, 'config.train.batch_size')
-  parallel.check_batch_size(config.train.eval_batch_size, mesh, 'config.train.eval_batch_size')
 
-  sources = prepare_sources(config, ('train', config.train.eval_split))
-  steps_per_epoch = pipeline.steps_per_epoch(len(sources['train']), config.train.batch_size)
+  eval_split = config.train.eval_split
+  sources = experiment.sources(('train', eval_split))
+  steps_per_epoch = experiment.steps_per_epoch(sources['train'])
   total_steps = steps_per_epoch * config.train.num_epochs
-  spec = configuration.task_spec(config)
-  graphdef, state, schedule, tx = create_state(config, total_steps, load_pretrained=True)
-  state = parallel.replicate(state, mesh)
-  train_iter = make_train_iterator(config, sources['train'])
+  optimizer = experiment.optimizer(total_steps)
+  graphdef, state = experiment.init_state(optimizer.tx, load_pretrained=True)
+  train_iter = experiment.train_iterator(sources['train'])
 
   ckpt_dir = workdir / 'checkpoints'
   for leftover in checkpointing.remove_unfinished(ckpt_dir):
     print(f'removed unfinished checkpoint {leftover}', flush=True)
-  manager = checkpointing.make_manager(ckpt_dir, tasks=config.model.tasks,
+  manager = checkpointing.make_manager(ckpt_dir, tasks=experiment.tasks,
                                        keep_latest=config.train.keep_checkpoints)
   start_step, state, wall_time_s, sums, history = _resume(
       manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps)
-  configuration.save(config, workdir)  # only now: a mismatched resume leaves it untouched
+  files.save(config, workdir)  # only now: a mismatched resume leaves it untouched
   log = writers.MetricsLog(workdir)
   log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
 
-  train_step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, tx=tx, spec=spec),
-                       donate_argnums=0)
-  eval_step = evaluation.make_eval_step(graphdef, spec)
+  train_step = experiment.train_step(graphdef, optimizer.tx)
+  evaluate = experiment.evaluator(graphdef, sources[eval_split])
   meter = progress.Progress(total_steps, start_step, config.train.batch_size)
   every, limit = config.train.checkpoint_every_steps, config.train.max_nonfinite_steps
   last_saved = manager.latest_step()
@@ -210,8 +142,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   def save(done: int, scores: dict | None = None) -> None:
     nonlocal last_saved
     checkpointing.save(manager, done, state=state, data_iterator=train_iter,
-                       meta=_meta(done // steps_per_epoch, steps_per_epoch,
-                                  time.perf_counter() - t_start, sums, history), metrics=scores)
+                       meta=checkpointing.RunMeta(
+                           epoch=done // steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                           wall_time_s=time.perf_counter() - t_start, epoch_sums=sums.to_json(),
+                           history=history, environment=environment.describe()),
+                       metrics=scores)
     last_saved = done
 
   with preemption.StopRequest() as stop:
@@ -225,7 +160,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         _check_finite(pending, limit, last_saved)
         if step % config.train.log_every_steps == 0:
           scalars = jax.device_get(pending)
-          log.scalars(step, {**scalars, 'learning_rate': schedule(step)}, prefix='train/')
+          log.scalars(step, {**scalars, 'learning_rate': optimizer.schedule(step)},
+                      prefix='train/')
           print(meter.line(step, scalars), flush=True)
       pending = step_metrics
       sums.add(step_metrics)
@@ -236,18 +172,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         scores = None
         if epoch_end:
           epoch = done // steps_per_epoch
-          scores = evaluation.evaluate(
-              eval_step, state, make_eval_batches(config, sources[config.train.eval_split]),
-              mesh, class_names=sources[config.train.eval_split].class_names, tasks=spec.tasks)
+          scores = evaluate(state)
           wall_time_s = time.perf_counter() - t_start
-          record = {'step': done, 'epoch': epoch, 'split': config.train.eval_split, **scores,
+          record = {'step': done, 'epoch': epoch, 'split': eval_split, **scores,
                     **sums.means(), 'wall_time_s': wall_time_s,
                     'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0)}
           history.append(log.record(record))
-          log.scalars(done, scores, prefix=f'{config.train.eval_split}/')
+          log.scalars(done, scores, prefix=f'{eval_split}/')
           sums = EpochSums()
-          print(progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} '
-                                   f'{config.train.eval_split}', scores), flush=True)
+          print(progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}',
+                                   scores), flush=True)
         save(done, scores)
       if stop.requested and done < total_steps:  # at the end: just finish
         manager.wait_until_finished()

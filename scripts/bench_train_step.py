@@ -7,7 +7,6 @@ imagenet_fake_data_benchmark. Uses the real model, optimizer and step from the c
 """
 
 import argparse
-import functools
 import os
 import pathlib
 import platform
@@ -16,7 +15,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from mtl_jax import configuration, parallel, steps, trainer
+from mtl_jax.config import files
+from mtl_jax.experiment import Experiment
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,11 +32,10 @@ def fake_batch(batch_size: int, height: int, width: int, num_classes: int):
 
 def bench(config, num_steps: int, warmup: int) -> tuple[float, float]:
   """(compile seconds, seconds per step)."""
-  mesh = parallel.make_mesh()
-  graphdef, state, _, tx = trainer.create_state(config, total_steps=1000)
-  state = parallel.replicate(state, mesh)
-  step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, tx=tx,
-                                   spec=configuration.task_spec(config)), donate_argnums=0)
+  experiment = Experiment.from_config(config)
+  tx = experiment.optimizer(total_steps=1000).tx
+  graphdef, state = experiment.init_state(tx)
+  step = experiment.train_step(graphdef, tx)
   batch = fake_batch(config.train.batch_size, config.data.crop_height, config.data.crop_width,
                      config.model.num_classes)
   start = time.perf_counter()
@@ -66,7 +65,7 @@ def main():
   print('| config | encoder | crop | batch | compile s | s/step | img/s |')
   print('|---|---|---|---:|---:|---:|---:|')
   for preset in args.presets.split(','):
-    config = configuration.load_config_file(REPO / 'configs' / f'{args.arch}.py', preset)
+    config = files.load_config_file(REPO / 'configs' / f'{args.arch}.py', preset)
     if args.batch_size:
       config.train.batch_size = args.batch_size
     compile_s, step_s = bench(config, args.steps, args.warmup)

@@ -13,6 +13,7 @@ import numpy as np
 
 from mtl_jax import metrics
 from mtl_jax.data import labels
+from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.data.synthetic import render_sample
 
 
@@ -42,9 +43,9 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--num_train', type=int, default=300)
   parser.add_argument('--num_val', type=int, default=250)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--height', type=int, default=128)
-  parser.add_argument('--width', type=int, default=256)
+  parser.add_argument('--seed', type=int, default=SYNTHETIC_DEFAULTS.seed)
+  parser.add_argument('--height', type=int, default=SYNTHETIC_DEFAULTS.height)
+  parser.add_argument('--width', type=int, default=SYNTHETIC_DEFAULTS.width)
   args = parser.parse_args()
   size = dict(seed=args.seed, height=args.height, width=args.width)
   means = fit_class_means(render_sample(i, split='train', **size) for i in range(args.num_train))

@@ -27,9 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
   args = parse_args(argv)
   # Imported after parsing so --help stays instant.
-  from mtl_jax.models import torchvision_convert  # pylint: disable=g-import-not-at-top
+  from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
   try:
-    report = torchvision_convert.convert_file(args.input, args.output, depth=args.depth)
+    report = pretrained.convert_file(args.input, args.output, depth=args.depth)
   except UserError as e:
     print(f'{PROGRAM}: error: {e}', file=sys.stderr)
     return 2

@@ -2,7 +2,7 @@
 
   # a dataset (ours included) as <out>/{train,val,test}/{rgb/<i>.jpg, semseg/<i>.png, depth/<i>.png}
   python scripts/export_miniscapes.py --dataset synthetic --output OUT [--data_dir D]
-      [--height 128 --width 256] [--split_sizes 2000,250,250] [--splits train,validation,test]
+      [--height H --width W] [--split_sizes N,N,N] [--splits train,validation,test]
   # predictions of a run's best checkpoint as <out>/<split>/{semseg,depth}/<i>.png, the course's
   # submission encoding (train ids; 8-bit inverse depth, mtl_jax.data.miniscapes.encode_depth)
   python scripts/export_miniscapes.py --workdir RUN --output OUT [--splits test]
@@ -11,7 +11,6 @@ File <i> is record i of the split, so exported predictions line up with an expor
 """
 
 import argparse
-import functools
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ import jax
 import numpy as np
 from PIL import Image
 
-from mtl_jax import cli, configuration, parallel, runs, steps, trainer
-from mtl_jax.data import miniscapes, pipeline
+from mtl_jax import cli, experiment, parallel
+from mtl_jax.data import miniscapes, pipeline, registry
+from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.errors import UserError
 
 JPEG_QUALITY = 95
@@ -56,15 +56,15 @@ def export_dataset(builder, out: Path, splits: list[str]) -> dict[str, int]:
   return counts
 
 
-def export_predictions(run: runs.Run, out: Path, splits: list[str]) -> dict[str, int]:
-  predict = jax.jit(functools.partial(steps.predict_step, graphdef=run.graphdef,
-                                      spec=configuration.task_spec(run.config)))
-  sources = trainer.prepare_sources(run.config, tuple(splits))
+def export_predictions(run: experiment.Run, out: Path, splits: list[str]) -> dict[str, int]:
+  predict = run.experiment.predict_step(run.graphdef)
+  sources = run.experiment.sources(splits)
+  mesh = run.experiment.mesh
   counts = {}
   for split in splits:
     counts[split] = 0
-    for batch in trainer.make_eval_batches(run.config, sources[split]):
-      preds = jax.device_get(predict(run.state, parallel.shard_batch(batch, run.mesh)['image']))
+    for batch in run.experiment.evaluator(run.graphdef, sources[split]).batches:
+      preds = jax.device_get(predict(run.state, parallel.shard_batch(batch, mesh)['image']))
       shape = batch['semseg'].shape
       for row in np.flatnonzero(batch['mask']):
         write_sample(out, split, int(batch['index'][row]),
@@ -79,11 +79,11 @@ def main() -> None:
   parser.add_argument('--output', required=True, type=Path)
   parser.add_argument('--workdir', help='export this run\'s predictions (best checkpoint)')
   parser.add_argument('--step', type=int, help='with --workdir: this checkpoint instead')
-  parser.add_argument('--dataset', default='synthetic', choices=sorted(pipeline.DATASETS))
-  parser.add_argument('--data_dir', default=trainer.DEFAULT_DATA_DIR)
-  parser.add_argument('--height', type=int, default=128)
-  parser.add_argument('--width', type=int, default=256)
-  parser.add_argument('--split_sizes', default='2000,250,250',
+  parser.add_argument('--dataset', default='synthetic', choices=sorted(registry.DATASETS))
+  parser.add_argument('--data_dir', default=registry.DEFAULT_DATA_DIR)
+  parser.add_argument('--height', type=int, default=SYNTHETIC_DEFAULTS.height)
+  parser.add_argument('--width', type=int, default=SYNTHETIC_DEFAULTS.width)
+  parser.add_argument('--split_sizes', default=','.join(map(str, SYNTHETIC_DEFAULTS.split_sizes)),
                       help='synthetic: train,validation,test sample counts')
   parser.add_argument('--splits', default=None,
                       help='comma-separated (default: all three for a dataset, test for a run)')
@@ -92,14 +92,14 @@ def main() -> None:
   with cli.user_errors('export_miniscapes'):
     if args.workdir:
       splits = (args.splits or 'test').split(',')
-      counts = export_predictions(runs.open_run(args.workdir, args.step), args.output, splits)
+      counts = export_predictions(experiment.open_run(args.workdir, args.step), args.output, splits)
     else:
       splits = (args.splits or 'train,validation,test').split(',')
       size = dict(height=args.height, width=args.width)
       if args.dataset == 'synthetic':
         size.update(zip(('num_train', 'num_validation', 'num_test'),
                         map(int, args.split_sizes.split(','))))
-      builder = pipeline.prepare(args.dataset, Path(args.data_dir).expanduser(), **size)
+      builder = registry.prepare(args.dataset, registry.resolve_data_dir(args.data_dir), **size)
       counts = export_dataset(builder, args.output, splits)
   print(f'wrote {", ".join(f"{s} {n}" for s, n in counts.items())} samples to {args.output}',
         file=sys.stderr)

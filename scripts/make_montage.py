@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from mtl_jax.data import labels
+from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.data.synthetic import render_sample
 
 
@@ -41,9 +42,9 @@ def main():
   parser.add_argument('--num', type=int, default=8)
   parser.add_argument('--start', type=int, default=0, help='first sample index')
   parser.add_argument('--split', default='train')
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--height', type=int, default=128)
-  parser.add_argument('--width', type=int, default=256)
+  parser.add_argument('--seed', type=int, default=SYNTHETIC_DEFAULTS.seed)
+  parser.add_argument('--height', type=int, default=SYNTHETIC_DEFAULTS.height)
+  parser.add_argument('--width', type=int, default=SYNTHETIC_DEFAULTS.width)
   args = parser.parse_args()
   samples = [render_sample(i, split=args.split, seed=args.seed, height=args.height,
                            width=args.width) for i in range(args.start, args.start + args.num)]

@@ -1,5 +1,7 @@
 """Shared test set-up: a persistent XLA compilation cache and a tiny trained run."""
 
+import importlib.util
+import json
 import os
 import pathlib
 
@@ -7,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from mtl_jax import configuration
+from mtl_jax.config import files, presets
 
 # Compiled steps are reused across tests and runs; the suite's time is mostly compilation.
 CACHE_DIR = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', '/tmp/mtl_jax_test_xla_cache')
@@ -15,11 +17,39 @@ jax.config.update('jax_compilation_cache_dir', CACHE_DIR)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / 'configs'
+
+
+def config_presets(path: pathlib.Path) -> tuple[str, ...]:
+  """'' (no preset) and every preset the config file offers: the shared ones and its own."""
+  spec = importlib.util.spec_from_file_location(f'{path.stem}_presets', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return ('',) + tuple(dict.fromkeys([*presets.SHARED, *module.PRESETS]))
+
+
+def model_cases(then: str = '', skip: tuple[str, ...] = ('tiny', 'cpu')) -> list:
+  """One pytest.param(config path, preset, id='config:preset') per distinct model the shipped
+  configs build: each config with no preset or one of its presets (except `skip`), followed by
+  the presets `then` (e.g. 'tiny'). Presets that build the same model (ignoring where ImageNet
+  weights come from) count once, the first in `config_presets` order."""
+  cases, seen = [], set()
+  for path in sorted(CONFIG_DIR.glob('*.py')):
+    for preset in config_presets(path):
+      if preset in skip:
+        continue
+      full = ','.join(p for p in (preset, then) if p)
+      model = files.load_config_file(path, full).model.to_dict()
+      key = json.dumps({**model, 'pretrained': ''}, sort_keys=True, default=list)
+      if key not in seen:
+        seen.add(key)
+        cases.append(pytest.param(path, full, id=f'{path.stem}:{full or "full"}'))
+  return cases
 
 
 def _tiny_config(data_dir):
   """configs/joint.py:tiny with its dataset in `data_dir`."""
-  config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.data.data_dir = str(data_dir)
   return config
 

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent('''
     from mtl_jax import metrics, parallel, steps
     from mtl_jax.models import mtl
     from mtl_jax.data.labels import CLASS_NAMES
-    from mtl_jax.evaluation import evaluate, make_eval_step
+    from mtl_jax import experiment
     assert jax.device_count() == 8, jax.devices()
 
     def run(mesh):
@@ -36,8 +36,8 @@ SCRIPT = textwrap.dedent('''
       for _ in range(3):
         state, scalars = step(state, parallel.shard_batch(batch, mesh))
       eval_batch = {**batch, 'mask': np.array([True] * 6 + [False] * 2)}
-      scores = evaluate(make_eval_step(graphdef, spec), state, [eval_batch], mesh,
-                        class_names=CLASS_NAMES)
+      scores = experiment.Evaluator(experiment.make_eval_step(graphdef, spec), [eval_batch],
+                                    mesh, CLASS_NAMES, spec.tasks)(state)
       leaf = jax.tree.leaves(state.params)[0]
       return jax.device_get(state.params), float(scalars['loss/total']), scores, leaf.sharding
 

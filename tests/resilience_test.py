@@ -13,7 +13,8 @@ import numpy as np
 import optax
 import pytest
 
-from mtl_jax import checkpointing, configuration, environment, runs, steps, trainer, writers
+from mtl_jax import checkpointing, environment, experiment, steps, trainer, writers
+from mtl_jax.config import files, schema
 from mtl_jax.models import mtl
 
 from conftest import REPO
@@ -37,7 +38,7 @@ def _without_wall_time(records):
 
 
 def _final_params(workdir, step):
-  return jax.device_get(runs.open_run(str(workdir), step).state.params)
+  return jax.device_get(experiment.open_run(str(workdir), step).state.params)
 
 
 def _assert_same_arrays(a, b):
@@ -193,7 +194,7 @@ def test_consecutive_nonfinite_steps_stop_with_the_last_good_checkpoint(data_dir
     trainer.train_and_evaluate(config, str(tmp_path / 'run'), batch_hook=_poison(range(5, 12)))
   manager = checkpointing.make_manager(tmp_path / 'run' / 'checkpoints', read_only=True)
   assert manager.all_steps() == [4]
-  assert runs.open_run(str(tmp_path / 'run'), 4).step == 4  # intact and restorable
+  assert experiment.open_run(str(tmp_path / 'run'), 4).step == 4  # intact and restorable
 
 
 # ----------------------------------------------------------------------------- bad checkpoints
@@ -212,7 +213,7 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy)
   saved_config = (copy / 'config.json').read_text()
-  changed = configuration.load(copy)
+  changed = files.load(copy)
   for dotted, value in change.items():
     section, key = dotted.split('.')
     changed[section][key] = value
@@ -224,9 +225,10 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
 
 def test_restore_refuses_another_class_count_instead_of_casting(tiny_run):
   config, workdir, _ = tiny_run
-  config = configuration.load(workdir)
+  config = files.load(workdir)
   config.model.num_classes = 7
-  _, template, _, _ = trainer.create_state(config, total_steps=1)
+  exp = experiment.Experiment.from_config(config)
+  _, template = exp.init_state(exp.optimizer(total_steps=1).tx)
   manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
   with pytest.raises(checkpointing.CheckpointMismatch, match=r'6 arrays differ in shape or dtype '
                      r'\(params/head/bias/value: float32\[20\] in the checkpoint vs float32\[8\] '
@@ -308,8 +310,8 @@ def test_when_no_checkpoint_restores_nothing_is_moved(tiny_run, tmp_path):
 
 def test_resume_with_another_batch_size_is_refused(tiny_run, tmp_path):
   config, copy, _ = _copy_run(tiny_run, tmp_path)
-  config = configuration.load(copy)
+  config = files.load(copy)
   config.train.batch_size = 2
-  with pytest.raises(configuration.ConfigError, match=r'trained with 4 steps per epoch, this '
+  with pytest.raises(schema.ConfigError, match=r'trained with 4 steps per epoch, this '
                      r'config gives 8 \(train.batch_size or the train split changed\)'):
     trainer.train_and_evaluate(config, str(copy))

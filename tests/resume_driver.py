@@ -20,8 +20,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def tiny_config(overrides: dict):
-  from mtl_jax import configuration  # pylint: disable=g-import-not-at-top
-  config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  from mtl_jax.config import files  # pylint: disable=g-import-not-at-top
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   for dotted, value in overrides.items():
     section, key = dotted.split('.')
     config[section][key] = value

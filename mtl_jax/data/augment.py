@@ -1,16 +1,9 @@
-"""Paired train-time augmentation of (image, semseg, depth) samples, in pure numpy.
-
-Sample convention (shared with `pipeline.py`):
-  image   uint8   [H, W, 3]  RGB
-  semseg  uint8   [H, W]     train ids 0..18, 255 = ignore
-  depth   float32 [H, W]     metres, 0 = invalid
-  any other key (e.g. `index`) passes through untouched.
+"""Paired train-time augmentation of samples (see `sample` for the contract), in pure numpy.
 
 Every random function has the form `f(sample, rng, ...) -> sample`: it draws all its randomness
-from `rng` once, then applies the same geometric change to image, semseg and depth. Semseg and
-depth are resized with nearest neighbour, so no label or depth value is invented; depth values
-are never rescaled by flips, crops or scaling. Padding uses image 0, semseg 255, depth 0.
-Photometric jitter touches the image only.
+from `rng` once, then applies the same geometric change to image, semseg and depth (scaling with
+`sample.resize`, padding with `sample.FILL`); depth values are never rescaled by flips, crops or
+scaling. Photometric jitter touches the image only.
 
 `Augment` wraps the composition as a grain `RandomMapTransform`: grain hands it a per-element
 generator derived from (pipeline seed, element position), which keeps augmentation
@@ -20,39 +13,18 @@ deterministic and checkpointable.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import grain
 import numpy as np
-from PIL import Image
 
-from mtl_jax.data.labels import IGNORE_LABEL
+from mtl_jax.data import sample as sample_lib
+from mtl_jax.data.sample import Sample
 
-Sample = dict[str, Any]
 # Rec. 601 luma weights, used as the "grey" for contrast and saturation.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 # ----------------------------------------------------------------------------- geometry
-
-
-def _nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """Nearest-neighbour resize of the first two axes, sampling pixel centres (as Pillow)."""
-  (h, w), (nh, nw) = array.shape[:2], size
-  rows = np.minimum(((np.arange(nh) + 0.5) * h / nh).astype(np.int64), h - 1)
-  cols = np.minimum(((np.arange(nw) + 0.5) * w / nw).astype(np.int64), w - 1)
-  return array[rows[:, None], cols[None, :]]
-
-
-def resize(sample: Sample, size: tuple[int, int]) -> Sample:
-  """Resizes to size=(h, w): image bilinear (Pillow), semseg and depth nearest."""
-  h, w = size
-  out = dict(sample)
-  image = Image.fromarray(sample["image"])
-  out["image"] = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR))
-  out["semseg"] = _nearest(sample["semseg"], size)
-  out["depth"] = _nearest(sample["depth"], size)
-  return out
 
 
 def random_scale(sample: Sample, rng: np.random.Generator,
@@ -63,19 +35,19 @@ def random_scale(sample: Sample, rng: np.random.Generator,
     return sample
   s = rng.uniform(lo, hi)
   h, w = sample["semseg"].shape
-  return resize(sample, (max(1, round(h * s)), max(1, round(w * s))))
+  return sample_lib.resize(sample, (max(1, round(h * s)), max(1, round(w * s))))
 
 
 def pad_to(sample: Sample, size: tuple[int, int]) -> Sample:
-  """Pads bottom/right up to at least size=(h, w) with image 0, semseg 255, depth 0."""
+  """Pads bottom/right up to at least size=(h, w) with the contract's fill values."""
   h, w = sample["semseg"].shape
   ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
   if ph == pw == 0:
     return sample
   out = dict(sample)
-  out["image"] = np.pad(sample["image"], ((0, ph), (0, pw), (0, 0)))
-  out["semseg"] = np.pad(sample["semseg"], ((0, ph), (0, pw)), constant_values=IGNORE_LABEL)
-  out["depth"] = np.pad(sample["depth"], ((0, ph), (0, pw)))
+  for key in sample_lib.SPATIAL_KEYS:
+    pad = ((0, ph), (0, pw)) + ((0, 0),) * (sample[key].ndim - 2)
+    out[key] = np.pad(sample[key], pad, constant_values=sample_lib.FILL[key])
   return out
 
 
@@ -83,7 +55,7 @@ def crop(sample: Sample, top: int, left: int, size: tuple[int, int]) -> Sample:
   """Crops the window [top:top+h, left:left+w] out of image, semseg and depth."""
   h, w = size
   out = dict(sample)
-  for key in ("image", "semseg", "depth"):
+  for key in sample_lib.SPATIAL_KEYS:
     out[key] = sample[key][top:top + h, left:left + w]
   return out
 
@@ -100,7 +72,7 @@ def random_crop(sample: Sample, rng: np.random.Generator, size: tuple[int, int])
 def hflip(sample: Sample) -> Sample:
   """Mirrors image, semseg and depth left-right."""
   out = dict(sample)
-  for key in ("image", "semseg", "depth"):
+  for key in sample_lib.SPATIAL_KEYS:
     out[key] = sample[key][:, ::-1]
   return out
 

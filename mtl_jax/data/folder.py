@@ -44,7 +44,7 @@ import numpy as np
 
 from mtl_jax.data import file_checks, layouts
 from mtl_jax.data.file_checks import BadFile
-from mtl_jax.data.labels import IGNORE_LABEL
+from mtl_jax.data.sample import IGNORE_LABEL
 from mtl_jax.errors import UserError
 
 NAME = 'folder'
@@ -58,7 +58,7 @@ INSTRUCTIONS = (
 SPLITS = ('train', 'validation', 'test')
 REQUIRED_SPLITS = ('train',)
 KEYS = ('classes', 'colors', 'ignore_label', 'depth_scale', 'splits')
-MAX_CLASSES = 255  # ids 0..254: 255 is the stored ignore label
+MAX_CLASSES = IGNORE_LABEL  # class ids stay below the stored ignore label (uint8 PNGs)
 # Pillow opens 16-bit greyscale PNGs as 'I;16' (recent) or 'I' (older versions).
 DEPTH_MODES = frozenset({'I;16', 'I'})
 

@@ -1,7 +1,8 @@
 """The Cityscapes label taxonomy, read from cityscapesScripts' own table (never retyped).
 
 `TRAIN_CLASSES` lists the 19 evaluated classes in train-id order; every other label id maps to
-`IGNORE_LABEL`. Loaders, metrics and plots all read these tables.
+`IGNORE_LABEL` (the sample contract's, re-exported here). Loaders, metrics and plots all read
+these tables.
 """
 
 import dataclasses
@@ -9,7 +10,8 @@ import dataclasses
 import numpy as np
 from cityscapesscripts.helpers import labels as _cs
 
-IGNORE_LABEL = 255
+from mtl_jax.data.sample import IGNORE_LABEL
+
 NUM_CLASSES = 19
 
 

@@ -4,11 +4,9 @@ A layout module (`miniscapes`, `cityscapes`, `folder`) knows one directory struc
 `class_names(root)` gives the class names in id order; `find_samples(root)` lists each split's
 samples as `SampleFiles` without reading them (a missing root or split is a UserError that says
 which layout was expected and where the data comes from); `load_sample(files, max_pixels=...)`
-decodes and checks one sample into
-  image uint8 [H, W, 3], semseg uint8 [H, W] (train ids, 255 ignore), depth float32 [H, W]
-  (metres, 0 = invalid),
-raising `file_checks.BadFile` for anything wrong with it. A split without labels (a test split)
-gets semseg all 255 and depth all 0.
+decodes and checks one sample (image, semseg, depth of the `sample` contract), raising
+`file_checks.BadFile` for anything wrong with it. A split without labels (a test split) gets
+semseg all ignored and depth all invalid.
 """
 
 from __future__ import annotations
@@ -21,7 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from mtl_jax.data import file_checks
-from mtl_jax.data.labels import CLASS_NAMES, IGNORE_LABEL
+from mtl_jax.data.labels import CLASS_NAMES
+from mtl_jax.data.sample import IGNORE_LABEL
 from mtl_jax.errors import UserError
 
 

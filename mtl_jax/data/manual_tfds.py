@@ -3,7 +3,7 @@
 Each reads a manual directory through its layout module (`miniscapes`, `cityscapes`, `folder`;
 see `layouts`) and writes array_record files with the features of `tfds_records`, under
 `<data_dir>/mtl_<layout>/<H>x<W>/<version>/`. The config name is the stored size: with
---height/--width every sample is resized (image bilinear, labels and depth nearest), without
+--height/--width every sample is resized (`sample.resize`, as augmentation scales), without
 them the size of the first good sample is kept and any other size is a bad sample.
 
 Samples are decoded, checked and PNG-encoded in a process pool (one process per core, for
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, tfds_records
+from mtl_jax.data import sample as sample_lib
 from mtl_jax.errors import UserError
 
 
@@ -44,23 +44,11 @@ def make_config(height: int, width: int) -> SizeConfig:
                     description=f'samples stored at {height}x{width}')
 
 
-def resize(sample: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
-  """Image bilinear; labels and depth nearest, so no label or depth value is invented."""
-  if sample['image'].shape[:2] == tuple(size):
-    return sample
-  wh = (size[1], size[0])
-  return {
-      'image': np.asarray(Image.fromarray(sample['image']).resize(wh, Image.BILINEAR)),
-      'semseg': np.asarray(Image.fromarray(sample['semseg']).resize(wh, Image.NEAREST)),
-      'depth': np.asarray(Image.fromarray(sample['depth'], mode='F').resize(wh, Image.NEAREST)),
-  }
-
-
 def sized(sample: dict[str, np.ndarray], files: layouts.SampleFiles, size: tuple[int, int],
           resize_samples: bool) -> dict[str, np.ndarray]:
   """The sample resized to `size`, or checked to have it."""
   if resize_samples:
-    return resize(sample, size)
+    return sample_lib.resize(sample, size)
   if sample['image'].shape[:2] != tuple(size):
     h, w = sample['image'].shape[:2]
     raise file_checks.BadFile(files.image, f'size {w}x{h} differs from the dataset\'s '

@@ -3,7 +3,8 @@
   <root>/<split>/rgb/<i>.jpg      RGB
   <root>/<split>/semseg/<i>.png   8-bit train ids 0..18, 255 = ignore
   <root>/<split>/depth/<i>.png    8-bit inverse depth: v = 0 invalid, else
-                                  disparity = (1/4 − 1/300)·(v − 1)/254 + 1/300, depth = 1/disparity
+                                  disparity = (1/lo − 1/hi)·(v − 1)/254 + 1/hi, depth =
+                                  1/disparity, with (lo, hi) = `sample.DEPTH_RANGE_M` metres
 with <split> in train, val, test (test may come without semseg/ and depth/). The TFDS split
 `validation` is the folder `val`. `encode_depth` is the inverse of `decode_depth`, used to export
 datasets and predictions in this layout (the course's submission encoding).
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mtl_jax.data import file_checks, layouts
-from mtl_jax.data.labels import IGNORE_LABEL, NUM_CLASSES
+from mtl_jax.data.labels import NUM_CLASSES
+from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL
 
 NAME = 'miniscapes'
 INSTRUCTIONS = ('Expected the miniscapes layout <manual_dir>/{train,val,test}/{rgb/<i>.jpg, '
@@ -25,7 +27,7 @@ INSTRUCTIONS = ('Expected the miniscapes layout <manual_dir>/{train,val,test}/{r
 FOLDERS = {'train': 'train', 'validation': 'val', 'test': 'test'}  # TFDS split → folder
 REQUIRED_SPLITS = ('train', 'validation')
 
-MIN_DEPTH_M, MAX_DEPTH_M = 4.0, 300.0
+MIN_DEPTH_M, MAX_DEPTH_M = DEPTH_RANGE_M
 _DISPARITY_STEP = (1 / MIN_DEPTH_M - 1 / MAX_DEPTH_M) / 254
 
 
@@ -37,7 +39,7 @@ def decode_depth(values: np.ndarray) -> np.ndarray:
 
 
 def encode_depth(depth: np.ndarray) -> np.ndarray:
-  """float metres → 8-bit inverse depth; ≤ 0 or non-finite → 0, others clipped to 4–300 m."""
+  """float metres → 8-bit inverse depth; ≤ 0 or non-finite → 0, others clipped to the range."""
   d = np.asarray(depth, np.float64)
   valid = np.isfinite(d) & (d > 0)
   clipped = np.clip(np.where(valid, d, MAX_DEPTH_M), MIN_DEPTH_M, MAX_DEPTH_M)

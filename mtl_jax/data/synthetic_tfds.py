@@ -1,7 +1,7 @@
 """TFDS builder `mtl_synthetic`: the procedural street scenes written as array_record.
 
-Each config fixes (height, width, seed, split sizes) and is named from them, e.g.
-`128x256_seed0_n2000-250-250`, so several sizes coexist under one data_dir
+Each config fixes (height, width, seed, split sizes; defaults `synthetic.defaults.SYNTHETIC_DEFAULTS`) and
+is named from them, e.g. `128x256_seed0_n2000-250-250`, so several sizes coexist under one data_dir
 (`<data_dir>/mtl_synthetic/<config>/<version>/`). Record i of a split is
 `mtl_jax.data.synthetic.render_sample(i, split=split, seed=seed, height=h, width=w)`;
 shuffling is disabled at write time so records stay in index order.
@@ -19,7 +19,9 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mtl_jax.data import sample as sample_lib
 from mtl_jax.data import tfds_records
+from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS
 
 SPLITS = ("train", "validation", "test")
 
@@ -27,12 +29,12 @@ SPLITS = ("train", "validation", "test")
 @dataclasses.dataclass(eq=False)
 class SyntheticConfig(tfds.core.BuilderConfig):
   """Image size, dataset seed and split sizes; build one with `make_config`."""
-  height: int = 128
-  width: int = 256
-  seed: int = 0
-  num_train: int = 2000
-  num_validation: int = 250
-  num_test: int = 250
+  height: int = SYNTHETIC_DEFAULTS.height
+  width: int = SYNTHETIC_DEFAULTS.width
+  seed: int = SYNTHETIC_DEFAULTS.seed
+  num_train: int = SYNTHETIC_DEFAULTS.num_train
+  num_validation: int = SYNTHETIC_DEFAULTS.num_validation
+  num_test: int = SYNTHETIC_DEFAULTS.num_test
 
   def split_sizes(self) -> dict[str, int]:
     return {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
@@ -43,16 +45,16 @@ def config_name(height: int, width: int, seed: int, num_train: int, num_validati
   return f"{height}x{width}_seed{seed}_n{num_train}-{num_validation}-{num_test}"
 
 
-def make_config(*, height: int = 128, width: int = 256, seed: int = 0, num_train: int = 2000,
-                num_validation: int = 250, num_test: int = 250) -> SyntheticConfig:
-  sizes = dict(height=height, width=width, seed=seed, num_train=num_train,
-               num_validation=num_validation, num_test=num_test)
+def make_config(**fields) -> SyntheticConfig:
+  """The config of SYNTHETIC_DEFAULTS with `fields` (any of its field names) replaced."""
+  sizes = dataclasses.asdict(dataclasses.replace(SYNTHETIC_DEFAULTS, **fields))
   for key, value in sizes.items():
     lowest = 1 if key in ("height", "width") else 0
     if not isinstance(value, (int, np.integer)) or value < lowest:
       raise ValueError(f"synthetic dataset: {key} must be an int >= {lowest}, got {value!r}")
+  size, seed = f"{sizes['height']}x{sizes['width']}", sizes["seed"]
   return SyntheticConfig(name=config_name(**sizes), **sizes,
-                         description=f"{height}x{width} synthetic street scenes, seed {seed}")
+                         description=f"{size} synthetic street scenes, seed {seed}")
 
 
 # ----------------------------------------------------------------------------- workers
@@ -60,9 +62,8 @@ def make_config(*, height: int = 128, width: int = 256, seed: int = 0, num_train
 
 def _check(sample: dict, index: int, split: str, height: int, width: int) -> None:
   """Fails loudly on a renderer contract breach rather than writing bad records."""
-  want = {"image": ((height, width, 3), np.uint8), "semseg": ((height, width), np.uint8),
-          "depth": ((height, width), np.float32)}
-  for key, (shape, dtype) in want.items():
+  for key, (dtype, tail) in sample_lib.ARRAYS.items():
+    shape = (height, width, *tail)
     got = sample.get(key)
     if not isinstance(got, np.ndarray) or got.shape != shape or got.dtype != dtype:
       desc = (got.shape, got.dtype) if isinstance(got, np.ndarray) else type(got).__name__

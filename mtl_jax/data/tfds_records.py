@@ -1,13 +1,14 @@
-"""How every dataset's samples are stored in TFDS, shared by all our builders.
+"""How every dataset's samples (see `sample` for their keys and meaning) are stored in TFDS,
+shared by all our builders.
 
 Features (decoded by `as_data_source`, no TensorFlow needed to read):
-  image   Image  uint8   [H, W, 3]  PNG (lossless)
-  semseg  Image  uint8   [H, W, 1]  PNG: train ids, 255 = ignore. PNG rather than a raw tensor:
-          lossless, label maps compress well, and TFDS tools (tfds.show_examples) display it
-          with a colour map. `pipeline.data_source` squeezes the channel.
-  depth   Tensor float32 [H, W]     metres, 0 = invalid; raw float32 bytes, zlib-compressed, so
-          values come back bit-exact (never quantised to 8/16 bit, unlike TFDS's cityscapes).
-  index   int64                     the sample's position within its split.
+  image   Image   PNG (lossless).
+  semseg  Image   PNG with a channel axis [H, W, 1], rather than a raw tensor: lossless, label
+          maps compress well, and TFDS tools (tfds.show_examples) display it with a colour map.
+          `pipeline.data_source` squeezes the channel.
+  depth   Tensor  raw float32 bytes, zlib-compressed, so values come back bit-exact (never
+          quantised to 8/16 bit, unlike TFDS's cityscapes).
+  index   Scalar  int64.
 Records are written unshuffled, so eval runs in index order and index == position.
 """
 

@@ -16,21 +16,34 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from mtl_jax.models import heads, layers, resnet
+from mtl_jax.errors import lookup
+from mtl_jax.models import context, distillation, heads, layers, resnet
+from mtl_jax.models import decoder as decoder_lib  # `decoder` names Branch's variant argument
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TASKS = ('semseg', 'depth')
+TASKS = heads.TASKS
 
 
-def _task_channels(task: str, num_classes: int) -> int:
-  return num_classes if task == 'semseg' else 1
+class Branch(nnx.Module):
+  """Context module (ASPP or plain) + decoder: deepest and stride-4 features → stride-4 features."""
 
+  def __init__(self, encoder_channels: dict[str, int], *, use_aspp: bool = True,
+               aspp_rates: Sequence[int] = (3, 6, 9), aspp_channels: int = 256,
+               decoder: str = 'deeplabv3plus', decoder_channels: int = 256,
+               skip_channels: int = 48, rngs: nnx.Rngs):
+    deepest = encoder_channels['stride32']
+    self.context = (context.ASPP(deepest, aspp_channels, aspp_rates, rngs=rngs) if use_aspp
+                    else context.PlainContext(deepest, aspp_channels, rngs=rngs))
+    options = {'skip_channels': skip_channels, **lookup(decoder_lib.DECODERS, decoder, 'decoder')}
+    self.decoder = decoder_lib.DeepLabV3PlusDecoder(
+        aspp_channels, encoder_channels['stride4'], out_ch=decoder_channels, rngs=rngs,
+        **options)
+    self.out_ch = decoder_channels
 
-def _to_outputs(task: str, x: jax.Array, size) -> jax.Array:
-  """Head output at any stride → the task's prediction at input resolution."""
-  x = layers.resize_bilinear(x, size)
-  return x if task == 'semseg' else x[..., 0]
+  def __call__(self, features: dict[str, jax.Array]) -> jax.Array:
+    return self.decoder(self.context(features['stride32']), features['stride4'])
+
 
 
 class _Base(nnx.Module):
@@ -38,17 +51,11 @@ class _Base(nnx.Module):
 
   def __init__(self, encoder: str, output_stride: int, zero_init_residual: bool,
                rngs: nnx.Rngs):
-    if encoder not in resnet.ENCODERS:
-      raise ValueError(f'unknown encoder {encoder!r}; valid names: {", ".join(resnet.ENCODERS)}')
-    self.encoder = resnet.ENCODERS[encoder](output_stride=output_stride,
-                                            zero_init_residual=zero_init_residual, rngs=rngs)
+    self.encoder = lookup(resnet.ENCODERS, encoder, 'encoder')(
+        output_stride=output_stride, zero_init_residual=zero_init_residual, rngs=rngs)
 
   def features(self, image: jax.Array) -> dict[str, jax.Array]:
     return self.encoder(layers.normalize_image(image, IMAGENET_MEAN, IMAGENET_STD))
-
-
-def _branch(encoder: nnx.Module, rngs: nnx.Rngs, **branch_kwargs) -> heads.Branch:
-  return heads.Branch(encoder.channels, rngs=rngs, **branch_kwargs)
 
 
 class JointDeepLab(_Base):
@@ -56,15 +63,15 @@ class JointDeepLab(_Base):
 
   def __init__(self, *, encoder: str = 'resnet34', num_classes: int = 19,
                output_stride: int = 16, zero_init_residual: bool = False, rngs: nnx.Rngs,
-               **branch_kwargs):
+               **branch_options):
     super().__init__(encoder, output_stride, zero_init_residual, rngs)
-    self.branch = _branch(self.encoder, rngs, **branch_kwargs)
-    self.head = nnx.Conv(self.branch.out_ch, num_classes + 1, (1, 1), rngs=rngs)
+    self.branch = Branch(self.encoder.channels, rngs=rngs, **branch_options)
+    self.head = heads.joint_head(self.branch.out_ch, num_classes, rngs=rngs)
     self.num_classes = num_classes
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
-    out = layers.resize_bilinear(self.head(self.branch(self.features(image))), image.shape[1:3])
-    return {'semseg': out[..., :self.num_classes], 'depth': out[..., self.num_classes]}
+    features = self.head(self.branch(self.features(image)))
+    return heads.split_joint(features, self.num_classes, image.shape[1:3])
 
 
 class BranchedDeepLab(_Base):
@@ -72,16 +79,18 @@ class BranchedDeepLab(_Base):
 
   def __init__(self, *, encoder: str = 'resnet34', num_classes: int = 19,
                output_stride: int = 16, zero_init_residual: bool = False,
-               tasks: Sequence[str] = TASKS, rngs: nnx.Rngs, **branch_kwargs):
+               tasks: Sequence[str] = TASKS, rngs: nnx.Rngs, **branch_options):
     super().__init__(encoder, output_stride, zero_init_residual, rngs)
     self.tasks = tuple(tasks)
-    self.branches = nnx.Dict({t: _branch(self.encoder, rngs, **branch_kwargs) for t in tasks})
-    self.heads = nnx.Dict({t: nnx.Conv(self.branches[t].out_ch, _task_channels(t, num_classes),
-                                       (1, 1), rngs=rngs) for t in tasks})
+    self.branches = nnx.Dict({t: Branch(self.encoder.channels, rngs=rngs, **branch_options)
+                              for t in tasks})
+    self.heads = nnx.Dict({t: heads.task_head(self.branches[t].out_ch, t, num_classes, rngs=rngs)
+                           for t in tasks})
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     features = self.features(image)
-    return {t: _to_outputs(t, self.heads[t](self.branches[t](features)), image.shape[1:3])
+    return {t: heads.to_prediction(t, self.heads[t](self.branches[t](features)),
+                                   image.shape[1:3])
             for t in self.tasks}
 
 
@@ -90,29 +99,28 @@ class DistilledDeepLab(_Base):
 
   def __init__(self, *, encoder: str = 'resnet34', num_classes: int = 19,
                output_stride: int = 16, zero_init_residual: bool = False,
-               second_stage: str = 'simple', rngs: nnx.Rngs, **branch_kwargs):
+               second_stage: str = 'simple', rngs: nnx.Rngs, **branch_options):
     super().__init__(encoder, output_stride, zero_init_residual, rngs)
-    if second_stage not in heads.SECOND_STAGE_DECODERS:
-      raise ValueError(f'unknown second_stage {second_stage!r}; valid names: '
-                       f'{", ".join(heads.SECOND_STAGE_DECODERS)}')
-    self.branches = nnx.Dict({t: _branch(self.encoder, rngs, **branch_kwargs) for t in TASKS})
+    second_decoder = lookup(distillation.SECOND_STAGE_DECODERS, second_stage, 'second_stage')
+    self.branches = nnx.Dict({t: Branch(self.encoder.channels, rngs=rngs, **branch_options)
+                              for t in TASKS})
     ch = self.branches['semseg'].out_ch
-    self.first_heads = nnx.Dict({t: nnx.Conv(ch, _task_channels(t, num_classes), (1, 1),
-                                             rngs=rngs) for t in TASKS})
-    self.attention = nnx.Dict({t: heads.SelfAttention(ch, rngs=rngs) for t in TASKS})
-    decoder = heads.SECOND_STAGE_DECODERS[second_stage]
-    self.second_decoders = nnx.Dict({t: decoder(ch, _task_channels(t, num_classes), rngs=rngs)
-                                     for t in TASKS})
+    self.first_heads = nnx.Dict({t: heads.task_head(ch, t, num_classes, rngs=rngs)
+                                 for t in TASKS})
+    self.attention = nnx.Dict({t: distillation.SelfAttention(ch, rngs=rngs) for t in TASKS})
+    self.second_decoders = nnx.Dict({
+        t: second_decoder(ch, heads.task_channels(t, num_classes), rngs=rngs) for t in TASKS})
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     features = self.features(image)
     size = image.shape[1:3]
     first = {t: self.branches[t](features) for t in TASKS}
     attended = {t: self.attention[t](first[t]) for t in TASKS}
-    other = {'semseg': 'depth', 'depth': 'semseg'}
-    outputs = {t: _to_outputs(t, self.second_decoders[t](first[t] + attended[other[t]]), size)
+    outputs = {t: heads.to_prediction(
+        t, self.second_decoders[t](first[t] + attended[heads.OTHER_TASK[t]]), size)
                for t in TASKS}
-    outputs['aux'] = {t: _to_outputs(t, self.first_heads[t](first[t]), size) for t in TASKS}
+    outputs['aux'] = {t: heads.to_prediction(t, self.first_heads[t](first[t]), size)
+                      for t in TASKS}
     return outputs
 
 
@@ -124,8 +132,7 @@ ARCHITECTURES = {
 }
 
 
-def build_model(arch: str, *, seed: int, **kwargs) -> nnx.Module:
-  """Looks `arch` up in ARCHITECTURES and builds it with the given keyword arguments."""
-  if arch not in ARCHITECTURES:
-    raise ValueError(f'unknown architecture {arch!r}; valid names: {", ".join(ARCHITECTURES)}')
-  return ARCHITECTURES[arch](rngs=nnx.Rngs(seed), **kwargs)
+def build_model(arch: str, *, seed: int, **options) -> nnx.Module:
+  """Architecture `arch` (see ARCHITECTURES) with parameters drawn from `seed`; `options` are
+  its constructor's keyword arguments."""
+  return lookup(ARCHITECTURES, arch, 'architecture')(rngs=nnx.Rngs(seed), **options)

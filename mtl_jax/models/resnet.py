@@ -3,16 +3,20 @@
 Attribute names follow torchvision's state-dict keys (conv1, bn1, layer1..layer4, blocks with
 conv1/bn1/conv2/bn2[/conv3/bn3] and downsample[0]/downsample[1]) so that weights map one to one.
 Output stride 16 or 8 replaces the stride of the last one or two stages with dilation, as
-torchvision's `replace_stride_with_dilation`.
+torchvision's `replace_stride_with_dilation`. `resnet_from_torchvision` builds one holding a
+torchvision state dict's weights (see `convert` for the key mapping).
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import jax
+import numpy as np
 from flax import nnx
 
-from mtl_jax.models import layers
+from mtl_jax.errors import UserError
+from mtl_jax.models import convert, layers
 
 FEATURE_NAMES = ('stride4', 'stride8', 'stride16', 'stride32')
 
@@ -126,16 +130,6 @@ ResNet101 = functools.partial(ResNet, Bottleneck, (3, 4, 23, 3))
 # A few-thousand-parameter trunk that keeps tests fast while exercising every code path.
 ResNetTiny = functools.partial(ResNet, BasicBlock, (1, 1, 1, 1), width=8)
 
-def resnet_from_torchvision(path, depth: int | None = 34, output_stride: int = 16) -> ResNet:
-  """A ResNet with torchvision weights (`.pth` state dict or `.safetensors`); SPEC's entry point.
-
-  See `mtl_jax.models.torchvision_convert`; the encoder comes back in training mode, like a fresh
-  torchvision model: call `.eval()` to use the running BatchNorm statistics.
-  """
-  from mtl_jax.models import torchvision_convert  # pylint: disable=g-import-not-at-top  # imports us
-  return torchvision_convert.resnet_from_torchvision(path, depth, output_stride)
-
-
 ENCODERS = {
     'resnet18': ResNet18,
     'resnet34': ResNet34,
@@ -143,3 +137,75 @@ ENCODERS = {
     'resnet101': ResNet101,
     'resnet_tiny': ResNetTiny,
 }
+
+
+# ----------------------------------------------------------------------------- torchvision weights
+
+
+def depth_of(encoder: ResNet) -> int:
+  """torchvision's depth name: 2 (stem + fc) plus 2 or 3 weighted layers per block."""
+  stages = (encoder.layer1, encoder.layer2, encoder.layer3, encoder.layer4)
+  per_block = 3 if hasattr(encoder.layer1[0], 'conv3') else 2
+  return 2 + per_block * sum(len(stage) for stage in stages)
+
+
+def infer_depth(keys: Iterable[str]) -> int | None:
+  """The ResNet depth a torchvision state dict's keys describe (None if it has no blocks)."""
+  keys = list(keys)
+  blocks = {k.split('.')[0] + '.' + k.split('.')[1] for k in keys
+            if k.startswith(('layer1.', 'layer2.', 'layer3.', 'layer4.'))}
+  if not blocks:
+    return None
+  per_block = 3 if any('.conv3.' in k for k in keys) else 2
+  return 2 + per_block * len(blocks)
+
+
+def check_depth(encoder: ResNet, depth: int | None, source: str) -> None:
+  if depth is not None and depth != depth_of(encoder):
+    raise UserError(f'{source} holds ResNet-{depth} weights but the encoder is a '
+                    f'ResNet-{depth_of(encoder)}')
+
+
+def _is_ignorable(key: str) -> bool:
+  """torchvision's `fc.*` classifier and BatchNorm counters have no counterpart in the trunk."""
+  return key.startswith('fc.') or convert.is_bn_counter(key)
+
+
+def load_torchvision_state(encoder: ResNet, state_dict: Mapping[str, np.ndarray], *,
+                           source: str = 'state dict') -> convert.LoadReport:
+  """Loads a torchvision ResNet state dict (numpy arrays, torch layout) into `encoder` in place."""
+  check_depth(encoder, infer_depth(state_dict), source)
+  return convert.load_state_dict(encoder, state_dict, source=source, target='encoder',
+                                 ignorable=_is_ignorable)
+
+
+def abstract_encoder(depth: int, output_stride: int = 32) -> ResNet:
+  """An unallocated torchvision-sized ResNet; a strict load then fills every variable."""
+  valid = [n[len('resnet'):] for n in ENCODERS if n[len('resnet'):].isdigit()]
+  if str(depth) not in valid:
+    raise UserError(f'unsupported ResNet depth {depth}; valid depths: {", ".join(valid)}')
+  return nnx.eval_shape(lambda: ENCODERS[f'resnet{depth}'](
+      output_stride=output_stride, rngs=nnx.Rngs(0)))
+
+
+def load_torchvision_file(path: str | Path, depth: int | None = 34,
+                          output_stride: int = 16) -> tuple[ResNet, convert.LoadReport]:
+  """(encoder, report) for a torchvision `.pth`/`.safetensors` state dict; depth=None infers it."""
+  state_dict = convert.read_state_dict(path)
+  depth = infer_depth(state_dict) if depth is None else depth
+  if depth is None:
+    raise UserError(f'{path}: no layer1..layer4 keys; not a torchvision ResNet state dict')
+  encoder = abstract_encoder(depth, output_stride)
+  report = load_torchvision_state(encoder, state_dict, source=str(path))
+  if not all(isinstance(x, jax.Array) for x in jax.tree.leaves(nnx.state(encoder))):
+    raise AssertionError('the encoder has variables that no state-dict key provides')
+  return encoder, report
+
+
+def resnet_from_torchvision(path: str | Path, depth: int | None = 34,
+                            output_stride: int = 16) -> ResNet:
+  """A ResNet encoder holding torchvision weights; it returns {'stride4', ..., 'stride32'}.
+
+  Like a fresh torchvision model it is in training mode; call `.eval()` to use running stats.
+  """
+  return load_torchvision_file(path, depth, output_stride)[0]

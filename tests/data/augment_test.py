@@ -34,24 +34,6 @@ def test_hflip_mirrors_every_array():
   assert out["index"] == 3
 
 
-@pytest.mark.parametrize("size", [(5, 7), (17, 30), (8, 12)])
-def test_resize_labels_and_depth_nearest(size):
-  s = _sample()
-  out = augment.resize(s, size)
-  assert out["image"].shape == size + (3,) and out["image"].dtype == np.uint8
-  assert out["semseg"].shape == size and out["semseg"].dtype == np.uint8
-  assert out["depth"].shape == size and out["depth"].dtype == np.float32
-  assert set(np.unique(out["semseg"])) <= set(np.unique(s["semseg"]))
-  assert set(np.unique(out["depth"])) <= set(np.unique(s["depth"]))
-
-
-def test_resize_to_double_repeats_pixels():
-  s = _sample(2, 2)
-  out = augment.resize(s, (4, 4))
-  np.testing.assert_array_equal(out["depth"], np.repeat(np.repeat(s["depth"], 2, 0), 2, 1))
-  np.testing.assert_array_equal(out["semseg"], np.repeat(np.repeat(s["semseg"], 2, 0), 2, 1))
-
-
 def test_random_crop_shapes_and_alignment():
   s = _sample(8, 12)
   # Encode each pixel's position in depth so the crop window can be checked.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mtl_jax import runs
-from mtl_jax.data import miniscapes, pipeline
+from mtl_jax import experiment
+from mtl_jax.data import miniscapes, pipeline, registry
 
 from conftest import REPO
 
@@ -31,9 +31,9 @@ def test_synthetic_export_reads_back_as_miniscapes(tmp_path):
       capture_output=True, text=True, cwd=REPO, check=False)
   assert proc.returncode == 0, proc.stderr
   assert sorted(p.name for p in out.iterdir()) == ['test', 'train', 'val']
-  synthetic = pipeline.prepare('synthetic', data_dir, height=32, width=64, num_train=4,
+  synthetic = registry.prepare('synthetic', data_dir, height=32, width=64, num_train=4,
                                num_validation=2, num_test=2)
-  exported = pipeline.prepare('miniscapes', tmp_path / 'tfds2', height=0, width=0,
+  exported = registry.prepare('miniscapes', tmp_path / 'tfds2', height=0, width=0,
                               manual_dir=out)
   step = (1 / 4 - 1 / 300) / 254
   for split in ('train', 'validation', 'test'):
@@ -52,7 +52,7 @@ def test_synthetic_export_reads_back_as_miniscapes(tmp_path):
 def test_missing_split_is_a_clear_error(tmp_path):
   import miniscapes_fixture  # pylint: disable=g-import-not-at-top
   root = miniscapes_fixture.write_miniscapes(tmp_path / 'm', splits={'train': 4, 'validation': 1})
-  builder = pipeline.prepare('miniscapes', tmp_path / 'd', height=0, width=0, manual_dir=root)
+  builder = registry.prepare('miniscapes', tmp_path / 'd', height=0, width=0, manual_dir=root)
   with pytest.raises(ValueError, match=r"mtl_miniscapes has no split 'test'; it has train, "
                      'validation'):
     _load_script().export_dataset(builder, tmp_path / 'out', ['test'])
@@ -60,9 +60,9 @@ def test_missing_split_is_a_clear_error(tmp_path):
 
 def test_predictions_in_the_submission_encoding(tiny_run, tmp_path):
   config, workdir, _ = tiny_run
-  run = runs.open_run(str(workdir))
+  run = experiment.open_run(str(workdir))
   counts = _load_script().export_predictions(run, tmp_path, ['validation'])
-  assert counts == {'validation': config.data.validation_size}
+  assert counts == {'validation': config.data.num_validation}
   names = sorted(p.name for p in (tmp_path / 'val' / 'semseg').iterdir())
   assert names == [f'{i}.png' for i in sorted(range(counts['validation']), key=str)]
   semseg = np.asarray(Image.open(tmp_path / 'val/semseg/0.png'))

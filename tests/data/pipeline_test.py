@@ -13,6 +13,7 @@ import pytest
 
 from mtl_jax.data import augment
 from mtl_jax.data import pipeline
+from mtl_jax.data import registry
 from mtl_jax.data import synthetic
 from mtl_jax.data import synthetic_tfds
 
@@ -44,7 +45,7 @@ def data_dir(tmp_path_factory):
 def builder(data_dir):
   with pytest.MonkeyPatch.context() as mp:
     _patch_renderer(mp, fake_render)
-    return pipeline.prepare("synthetic", data_dir, num_workers=1, **SIZES)
+    return registry.prepare("synthetic", data_dir, num_workers=1, **SIZES)
 
 
 @pytest.fixture(scope="module")
@@ -92,26 +93,20 @@ def test_prepare_twice_does_not_rebuild(builder, data_dir):
     raise AssertionError("dataset was rebuilt")
   with pytest.MonkeyPatch.context() as mp:
     _patch_renderer(mp, must_not_render)
-    again = pipeline.prepare("synthetic", data_dir, num_workers=1, **SIZES)
+    again = registry.prepare("synthetic", data_dir, num_workers=1, **SIZES)
   assert again.data_dir == builder.data_dir
 
 
 def test_real_renderer_through_the_worker_pool(tmp_path):
   """Integration: spawn pool + the real `render_sample` contract, records bit-exact."""
   sizes = dict(height=H, width=W, seed=1, num_train=4, num_validation=1, num_test=1)
-  b = pipeline.prepare("synthetic", tmp_path, num_workers=2, **sizes)
+  b = registry.prepare("synthetic", tmp_path, num_workers=2, **sizes)
   source = pipeline.data_source(b, "train")
   for i in range(len(source)):
     want = synthetic.render_sample(i, split="train", seed=1, height=H, width=W)
     got = source[i]
     for key in ("image", "semseg", "depth"):
       assert got[key].tobytes() == want[key].tobytes(), key
-
-
-def test_unknown_dataset_lists_valid_names(tmp_path):
-  with pytest.raises(ValueError, match="^unknown dataset 'foo'; valid names: cityscapes, folder, "
-                     "miniscapes, synthetic$"):
-    pipeline.prepare("foo", tmp_path)
 
 
 def test_bad_config_value_is_one_clear_error():
@@ -209,6 +204,7 @@ def test_eval_batches_cover_the_split_once_with_a_masked_tail(train):
   assert last["mask"].dtype == np.bool_ and last["semseg"].dtype == np.int32
   assert (last["image"][2:] == 0).all() and (last["depth"][2:] == 0).all()
   assert (last["semseg"][2:] == 255).all()
+  assert (last["index"][2:] == -1).all()
   np.testing.assert_array_equal(last["depth"][0], train[10]["depth"])
   _assert_batches_equal(got, list(batches))  # re-iterable and deterministic
 

@@ -10,8 +10,9 @@ import folder_fixture
 import miniscapes_fixture
 import numpy as np
 import pytest
-from mtl_jax import cli, configuration, prepare_data, trainer
-from mtl_jax.data import cityscapes, file_checks, folder, miniscapes, pipeline
+from mtl_jax import cli, experiment, prepare_data, trainer
+from mtl_jax.config import files
+from mtl_jax.data import cityscapes, file_checks, folder, miniscapes, pipeline, registry
 from mtl_jax.errors import UserError
 
 from conftest import REPO
@@ -48,7 +49,7 @@ def prepared(request, tmp_path_factory):
   write, _ = FIXTURES[name]
   manual_dir = write(tmp_path_factory.mktemp(name))
   data_dir = tmp_path_factory.mktemp(f'{name}_tfds')
-  builder = pipeline.prepare(name, data_dir, height=0, width=0, manual_dir=manual_dir)
+  builder = registry.prepare(name, data_dir, height=0, width=0, manual_dir=manual_dir)
   return name, manual_dir, data_dir, builder
 
 
@@ -68,15 +69,15 @@ def test_records_equal_the_layouts_decoded_samples(prepared):
 
 def test_training_opens_the_prepared_size_and_names_the_others(prepared):
   name, _, data_dir, _ = prepared
-  assert pipeline.prepare(name, data_dir, height=32, width=64).info.splits['train'].num_examples
+  assert registry.prepare(name, data_dir, height=32, width=64).info.splits['train'].num_examples
   with pytest.raises(UserError, match=rf'dataset {name} at 64x128 is not prepared in .*; '
                      r'prepared sizes there: 32x64 \(set --config.data.height'):
-    pipeline.prepare(name, data_dir, height=64, width=128)
+    registry.prepare(name, data_dir, height=64, width=128)
 
 
 def test_resize_at_build_time_uses_nearest_for_labels_and_depth(prepared, tmp_path):
   name, manual_dir, _, builder = prepared
-  small = pipeline.prepare(name, tmp_path, height=16, width=32, manual_dir=manual_dir)
+  small = registry.prepare(name, tmp_path, height=16, width=32, manual_dir=manual_dir)
   full, half = (pipeline.data_source(b, 'train')[0] for b in (builder, small))
   assert half['image'].shape == (16, 32, 3)
   assert set(np.unique(half['semseg'])) <= set(np.unique(full['semseg']))
@@ -85,7 +86,7 @@ def test_resize_at_build_time_uses_nearest_for_labels_and_depth(prepared, tmp_pa
 
 def test_tiny_training_run(prepared, tmp_path):
   name, _, data_dir, _ = prepared
-  config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.data.name, config.data.data_dir = name, str(data_dir)
   config.train.num_epochs = 1
   config.train.batch_size = config.train.eval_batch_size = 2  # fixtures have 3 or 4 train samples
@@ -122,17 +123,17 @@ def test_skip_bad_lists_and_skips_and_keeps_prepared_data(tmp_path, capsys):
           '--height=16', '--width=32')
   assert run_cli(*args) == 2
   assert 'train/rgb/3.jpg: missing depth file' in capsys.readouterr().err
-  assert pipeline.prepare('miniscapes', data_dir, height=32, width=64).info.splits[
+  assert registry.prepare('miniscapes', data_dir, height=32, width=64).info.splits[
       'train'].num_examples == 5
   with pytest.raises(UserError, match='prepared sizes there: 32x64'):
-    pipeline.prepare('miniscapes', data_dir, height=16, width=32)
+    registry.prepare('miniscapes', data_dir, height=16, width=32)
 
   assert run_cli(*args, '--skip_bad') == 0
   out = capsys.readouterr().out
   assert 'skipped 2 bad sample(s):' in out
   assert 'train/rgb/3.jpg: missing depth file' in out and 'val/semseg/0.png: not an image' in out
   assert 'mtl_miniscapes ready in' in out and '16x32, train 4, validation 1\n' in out
-  source = pipeline.data_source(pipeline.prepare('miniscapes', data_dir, height=16, width=32),
+  source = pipeline.data_source(registry.prepare('miniscapes', data_dir, height=16, width=32),
                                 'train')
   assert [int(source[i]['index']) for i in range(len(source))] == [0, 1, 2, 3]
 
@@ -228,18 +229,18 @@ def test_class_names_travel_with_the_dataset_and_name_the_metrics(tmp_path):
   spec = json.loads((root / 'dataset.json').read_text())
   names = ('road', 'car', 'person', 'tree', 'sky')
   (root / 'dataset.json').write_text(json.dumps({**spec, 'classes': names}))
-  builder = pipeline.prepare('folder', tmp_path / 'd', height=0, width=0, manual_dir=root)
-  reopened = pipeline.prepare('folder', tmp_path / 'd', height=32, width=64)
-  assert pipeline.class_names(reopened) == pipeline.class_names(builder) == names
-  config = configuration.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  builder = registry.prepare('folder', tmp_path / 'd', height=0, width=0, manual_dir=root)
+  reopened = registry.prepare('folder', tmp_path / 'd', height=32, width=64)
+  assert registry.class_names(reopened) == registry.class_names(builder) == names
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.data.name, config.data.data_dir = 'folder', str(tmp_path / 'd')
   with pytest.raises(UserError, match=r'dataset folder has 5 classes but config.model.'
                      r'num_classes=19; set --config.model.num_classes=5'):
-    trainer.prepare_sources(config, ('train',))
+    experiment.Experiment.from_config(config).sources(('train',))
   config.model.num_classes = 5
   with pytest.raises(UserError, match="dataset folder has no 'test' split; it has train, "
                      'validation'):
-    trainer.prepare_sources(config, ('train', 'test'))
+    experiment.Experiment.from_config(config).sources(('train', 'test'))
   config.train.num_epochs, config.train.batch_size, config.train.eval_batch_size = 1, 2, 2
   final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
   assert {f'iou/{name}' for name in names} <= set(final)
@@ -258,7 +259,7 @@ def test_worker_pool_writes_the_same_records_and_reports_bad_files(tmp_path):
   count = manual_tfds.MIN_SAMPLES_FOR_POOL
   root = miniscapes_fixture.write_miniscapes(tmp_path / 'm', splits={'train': count,
                                                                      'validation': 2})
-  serial, pooled = (pipeline.prepare('miniscapes', tmp_path / name, height=0, width=0,
+  serial, pooled = (registry.prepare('miniscapes', tmp_path / name, height=0, width=0,
                                      manual_dir=root, num_workers=workers)
                     for name, workers in (('serial', 1), ('pooled', 2)))
   a, b = (pipeline.data_source(builder, 'train') for builder in (serial, pooled))
@@ -267,5 +268,5 @@ def test_worker_pool_writes_the_same_records_and_reports_bad_files(tmp_path):
       np.testing.assert_array_equal(a[i][key], b[i][key])
   (root / 'train/depth/7.png').write_bytes(b'')
   with pytest.raises(UserError, match=r'train/depth/7\.png: empty file \(0 bytes\)'):
-    pipeline.prepare('miniscapes', tmp_path / 'bad', height=16, width=32, manual_dir=root,
+    registry.prepare('miniscapes', tmp_path / 'bad', height=16, width=32, manual_dir=root,
                      num_workers=2)

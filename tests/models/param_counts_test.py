@@ -12,13 +12,15 @@ allocated, so even the full presets count in well under a second each.
 
 import collections
 import math
-import pathlib
 
 import pytest
 from flax import nnx
 
-from mtl_jax import configuration
-from mtl_jax.models import aspp, deeplab, heads, mtl
+from mtl_jax import experiment
+from mtl_jax.config import files
+from mtl_jax.models import context, decoder, distillation, mtl
+
+from conftest import model_cases
 
 torch = pytest.importorskip('torch')
 torchvision = pytest.importorskip('torchvision')
@@ -26,29 +28,14 @@ tv_resnet = pytest.importorskip('torchvision.models.resnet')
 tv_deeplabv3 = pytest.importorskip('torchvision.models.segmentation.deeplabv3')
 nn = torch.nn
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 # torchvision's replace_stride_with_dilation for layer2..layer4, written out as in
-# torchvision_convert_test.py.
+# pretrained_test.py.
 DILATIONS = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
 BASIC_BLOCK_LAYERS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
 # Every config's full and cpu preset (distilled.py:cpu is its own, with 64-channel heads), plus
 # the ladder's first row, the only one with the plain context and the seed decoder.
-CASES = {  # id → (config file, preset)
-    'joint': ('joint', ''),
-    'joint:cpu': ('joint', 'cpu'),
-    'joint:plain': ('joint', 'plain'),
-    'joint:plain,cpu': ('joint', 'plain,cpu'),
-    'branched': ('branched', ''),
-    'branched:cpu': ('branched', 'cpu'),
-    'distilled': ('distilled', ''),
-    'distilled:cpu': ('distilled', 'cpu'),
-    'distilled:deep': ('distilled', 'deep'),
-    'distilled:deep,cpu': ('distilled', 'deep,cpu'),
-    'single_task:semseg': ('single_task', 'semseg'),
-    'single_task:semseg,cpu': ('single_task', 'semseg,cpu'),
-    'single_task:depth': ('single_task', 'depth'),
-    'single_task:depth,cpu': ('single_task', 'depth,cpu'),
-}
+# Every distinct full-size and :cpu model of the shipped configs.
+CASES = model_cases() + model_cases('cpu')  # pytest.param(config path, preset)
 
 
 # --- torch equivalents (parameter containers: only the layers matter for counting) -------------
@@ -117,11 +104,11 @@ class PlainContext(nn.Module):
 class Decoder(nn.Module):
   """'deeplabv3plus': 1×1 skip reduction, two 3×3; 'seed': one 3×3 over [context, raw skip]."""
 
-  def __init__(self, variant, context_ch, skip_ch, skip_reduced_ch, out_ch):
+  def __init__(self, variant, context_ch, skip_ch, skip_channels, out_ch):
     super().__init__()
     if variant == 'deeplabv3plus':
-      self.skip_reduce = ConvBNReLU(skip_ch, skip_reduced_ch, 1)
-      self.convs = nn.ModuleList([ConvBNReLU(context_ch + skip_reduced_ch, out_ch),
+      self.skip_reduce = ConvBNReLU(skip_ch, skip_channels, 1)
+      self.convs = nn.ModuleList([ConvBNReLU(context_ch + skip_channels, out_ch),
                                   ConvBNReLU(out_ch, out_ch)])
     elif variant == 'seed':
       self.convs = nn.ModuleList([ConvBNReLU(context_ch + skip_ch, out_ch)])
@@ -244,21 +231,21 @@ def _piece_cases():
   """id → (our builder taking rngs, torch builder), at full / cpu / distilled-cpu width."""
   cases = {}
   for ch in (256, 128, 64):
-    cases[f'aspp-{ch}'] = (lambda r, ch=ch: aspp.ASPP(512, ch, (3, 6, 9), rngs=r),
+    cases[f'aspp-{ch}'] = (lambda r, ch=ch: context.ASPP(512, ch, (3, 6, 9), rngs=r),
                            lambda ch=ch: ASPP(512, ch, (3, 6, 9)))
-    cases[f'plain_context-{ch}'] = (lambda r, ch=ch: heads.PlainContext(512, ch, rngs=r),
+    cases[f'plain_context-{ch}'] = (lambda r, ch=ch: context.PlainContext(512, ch, rngs=r),
                                     lambda ch=ch: PlainContext(512, ch))
-    for variant in deeplab.DECODERS:
+    for variant in decoder.DECODERS:
       cases[f'decoder_{variant}-{ch}'] = (
-          lambda r, ch=ch, v=variant: deeplab.DeepLabV3PlusDecoder(
-              ch, 64, out_ch=ch, rngs=r, **{'skip_reduced_ch': 48, **deeplab.DECODERS[v]}),
+          lambda r, ch=ch, v=variant: decoder.DeepLabV3PlusDecoder(
+              ch, 64, out_ch=ch, rngs=r, **{'skip_channels': 48, **decoder.DECODERS[v]}),
           lambda ch=ch, v=variant: Decoder(v, ch, 64, 48, ch))
-    cases[f'self_attention-{ch}'] = (lambda r, ch=ch: heads.SelfAttention(ch, rngs=r),
+    cases[f'self_attention-{ch}'] = (lambda r, ch=ch: distillation.SelfAttention(ch, rngs=r),
                                      lambda ch=ch: SelfAttention(ch))
     for name, out in (('semseg', 19), ('depth', 1)):
-      for stage in heads.SECOND_STAGE_DECODERS:
+      for stage in distillation.SECOND_STAGE_DECODERS:
         cases[f'second_stage_{stage}_{name}-{ch}'] = (
-            lambda r, ch=ch, out=out, s=stage: heads.SECOND_STAGE_DECODERS[s](ch, out, rngs=r),
+            lambda r, ch=ch, out=out, s=stage: distillation.SECOND_STAGE_DECODERS[s](ch, out, rngs=r),
             lambda ch=ch, out=out, s=stage: SECOND_STAGE[s](ch, out))
     for name, out in (('joint', 20), ('semseg', 19), ('depth', 1)):
       cases[f'head_{name}-{ch}'] = (lambda r, ch=ch, out=out: nnx.Conv(ch, out, (1, 1), rngs=r),
@@ -286,27 +273,23 @@ def test_aspp_reference_equals_torchvision_aspp(ch):
 
 
 def test_every_decoder_and_second_stage_has_a_torch_reference():
-  for variant in deeplab.DECODERS:
+  for variant in decoder.DECODERS:
     torch_on_meta(lambda v=variant: Decoder(v, 8, 8, 4, 8))
-  assert set(SECOND_STAGE) == set(heads.SECOND_STAGE_DECODERS)
+  assert set(SECOND_STAGE) == set(distillation.SECOND_STAGE_DECODERS)
 
 
 # --- whole architectures -----------------------------------------------------------------------
 
 
-def _config(case: str):
-  path, preset = CASES[case]
-  return configuration.load_config_file(REPO / 'configs' / f'{path}.py', preset)
-
-
 def test_cases_cover_every_architecture():
-  assert {_config(case).model.arch for case in CASES} == set(mtl.ARCHITECTURES)
+  archs = {files.load_config_file(*case.values).model.arch for case in CASES}
+  assert archs == set(mtl.ARCHITECTURES)
 
 
-@pytest.mark.parametrize('case', CASES)
-def test_architecture_counts_equal_torch(case):
-  config = _config(case)
-  ours = nnx.eval_shape(lambda: configuration.build_model(config))
+@pytest.mark.parametrize('path, preset', CASES)
+def test_architecture_counts_equal_torch(path, preset):
+  config = files.load_config_file(path, preset)
+  ours = nnx.eval_shape(lambda: experiment.build_model(config))
   assert_counts_match(ours, torch_on_meta(lambda: Model(config.model)))
 
 

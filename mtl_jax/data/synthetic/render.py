@@ -3,6 +3,7 @@
 import numpy as np
 
 from mtl_jax.data import labels
+from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as _DEFAULTS
 from mtl_jax.data.synthetic import builder
 from mtl_jax.data.synthetic import camera as camera_lib
 from mtl_jax.data.synthetic import layout as layout_lib
@@ -85,16 +86,16 @@ def render_scene(scene, cam, rng) -> dict:
   return dict(image=image, semseg=semseg, depth=depth)
 
 
-def scene_for(index: int, *, split: str = 'train', seed: int = 0, height: int = 128,
-              width: int = 256):
+def scene_for(index: int, *, split: str = 'train', seed: int = _DEFAULTS.seed,
+              height: int = _DEFAULTS.height, width: int = _DEFAULTS.width):
   """(Scene, Camera, sensor-noise Generator) behind `render_sample` with the same arguments."""
   scene_seq, noise_seq = np.random.SeedSequence([seed, _split_code(split), index]).spawn(2)
   scene, cam = sample_scene(np.random.default_rng(scene_seq), height, width)
   return scene, cam, np.random.default_rng(noise_seq)
 
 
-def render_sample(index: int, *, split: str = 'train', seed: int = 0, height: int = 128,
-                  width: int = 256) -> dict:
+def render_sample(index: int, *, split: str = 'train', seed: int = _DEFAULTS.seed,
+                  height: int = _DEFAULTS.height, width: int = _DEFAULTS.width) -> dict:
   """Sample `index` of `split`: dict(image uint8 [H, W, 3], semseg uint8 [H, W], depth f32).
 
   semseg holds Cityscapes train ids (255 = void); depth is z-depth in metres, 0 for sky. The

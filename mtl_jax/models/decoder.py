@@ -10,16 +10,16 @@ from mtl_jax.models import layers
 class DeepLabV3PlusDecoder(nnx.Module):
   """Upsample context to the skip's resolution, concat with the (1×1-reduced) skip, 3×3 convs.
 
-  `skip_reduced_ch=48, num_convs=2` is the standard DeepLabV3+ decoder; `skip_reduced_ch=0,
+  `skip_channels=48, num_convs=2` is the standard DeepLabV3+ decoder; `skip_channels=0,
   num_convs=1` the course seed's (one 3×3 conv over [upsampled ASPP, raw 1/4 skip]).
   Returns decoder features at stride 4; task heads turn them into predictions.
   """
 
-  def __init__(self, context_ch: int, skip_ch: int, *, skip_reduced_ch: int = 48,
+  def __init__(self, context_ch: int, skip_ch: int, *, skip_channels: int = 48,
                out_ch: int = 256, num_convs: int = 2, rngs: nnx.Rngs):
-    self.skip_reduce = (layers.ConvBNReLU(skip_ch, skip_reduced_ch, 1, rngs=rngs)
-                        if skip_reduced_ch else None)
-    in_ch = context_ch + (skip_reduced_ch or skip_ch)
+    self.skip_reduce = (layers.ConvBNReLU(skip_ch, skip_channels, 1, rngs=rngs)
+                        if skip_channels else None)
+    in_ch = context_ch + (skip_channels or skip_ch)
     convs = []
     for _ in range(num_convs):
       convs.append(layers.ConvBNReLU(in_ch, out_ch, 3, rngs=rngs))
@@ -37,7 +37,8 @@ class DeepLabV3PlusDecoder(nnx.Module):
     return x
 
 
+# name → the decoder's options on top of the config's (the seed's decoder never reduces the skip).
 DECODERS = {
     'deeplabv3plus': dict(num_convs=2),
-    'seed': dict(num_convs=1, skip_reduced_ch=0),
+    'seed': dict(num_convs=1, skip_channels=0),
 }

@@ -1,4 +1,4 @@
-"""Atrous Spatial Pyramid Pooling (DeepLabV3): parallel atrous branches + image pooling."""
+"""Context modules over the deepest encoder features: ASPP (DeepLabV3) or a plain 1×1 conv."""
 
 from collections.abc import Sequence
 
@@ -34,3 +34,13 @@ class ASPP(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     outs = [branch(x) for branch in self.branches] + [self.pooling(x)]
     return self.project(jnp.concatenate(outs, axis=-1))
+
+
+class PlainContext(nnx.Module):
+  """The first rows of the study: no ASPP, a 1×1 conv-BN-ReLU over the deepest features."""
+
+  def __init__(self, in_ch: int, out_ch: int, *, rngs: nnx.Rngs):
+    self.proj = layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.proj(x)

@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from mtl_jax.models import resnet
-from mtl_jax.models import torchvision_convert as tc
+from mtl_jax.models import pretrained
 
 torch = pytest.importorskip('torch')
 tv_resnet = pytest.importorskip('torchvision.models.resnet')
@@ -96,8 +96,8 @@ def assert_features_match(encoder: resnet.ResNet, model, output_stride: int) -> 
 @pytest.mark.parametrize('depth', [18, 34, 50])
 def test_every_stage_matches_torchvision(depth, output_stride):
   model = torch_resnet(depth, output_stride)
-  encoder = tc.abstract_encoder(depth, output_stride)
-  report = tc.load_torchvision_state(encoder, numpy_state(model))
+  encoder = resnet.abstract_encoder(depth, output_stride)
+  report = resnet.load_torchvision_state(encoder, numpy_state(model))
   assert report.missing == ()
   assert_features_match(encoder, model, output_stride)
 
@@ -108,7 +108,7 @@ def resnet18_state():
 
 
 def test_report_lists_loaded_arrays_and_ignored_extras(resnet18_state):
-  report = tc.load_torchvision_state(tc.abstract_encoder(18), resnet18_state, source='r18')
+  report = resnet.load_torchvision_state(resnet.abstract_encoder(18), resnet18_state, source='r18')
   # 20 convs (stem, 16 in blocks, 3 downsample) + 20 BNs × (scale, bias, mean, var).
   assert len(report.loaded) == 100
   assert 'layer2.0.downsample.0.weight' in report.loaded
@@ -120,7 +120,7 @@ def test_report_lists_loaded_arrays_and_ignored_extras(resnet18_state):
 
 def _load_error(state: dict, depth: int = 18) -> str:
   with pytest.raises(ValueError) as info:
-    tc.load_torchvision_state(tc.abstract_encoder(depth), state, source='r18.pth')
+    resnet.load_torchvision_state(resnet.abstract_encoder(depth), state, source='r18.pth')
   return str(info.value)
 
 
@@ -149,12 +149,12 @@ def test_other_depth_is_named(resnet18_state):
 
 
 def test_failed_load_leaves_encoder_untouched(resnet18_state):
-  encoder = tc.abstract_encoder(18)
-  tc.load_torchvision_state(encoder, resnet18_state)
+  encoder = resnet.abstract_encoder(18)
+  resnet.load_torchvision_state(encoder, resnet18_state)
   before = np.asarray(encoder.conv1.kernel[...]).copy()
   state = dict(resnet18_state, **{'layer4.1.bn2.bias': np.zeros((3,), np.float32)})
   with pytest.raises(ValueError, match=re.escape("key 'layer4.1.bn2.bias' has shape (3,)")):
-    tc.load_torchvision_state(encoder, state)
+    resnet.load_torchvision_state(encoder, state)
   np.testing.assert_array_equal(encoder.conv1.kernel[...], before)
 
 
@@ -163,8 +163,8 @@ def test_safetensors_file_needs_no_torch_and_matches(tmp_path):
   model = torch_resnet(18, 16, seed=1)
   path = tmp_path / 'resnet18.safetensors'
   safetensors_numpy.save_file(numpy_state(model), str(path))
-  encoder = tc.resnet_from_torchvision(path, depth=None, output_stride=16)
-  assert tc.encoder_depth(encoder) == 18
+  encoder = resnet.resnet_from_torchvision(path, depth=None, output_stride=16)
+  assert resnet.depth_of(encoder) == 18
   assert_features_match(encoder, model, 16)
 
 
@@ -173,7 +173,7 @@ def test_pth_that_is_not_a_state_dict_is_a_clear_error(tmp_path):
   torch.save([torch.zeros(2)], path)
   with pytest.raises(ValueError, match=re.escape(
       f'{path}: expected a state dict mapping names to tensors, got list')):
-    tc.resnet_from_torchvision(path)
+    resnet.resnet_from_torchvision(path)
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -188,15 +188,15 @@ def test_script_round_trip_into_a_dilated_encoder(tmp_path):
   done = run_script('--input', str(tmp_path / 'resnet18.pth'), '--output', str(out))
   assert done.returncode == 0, done.stderr
   assert 'loaded 100 arrays; missing 0; unexpected (ignored) 22' in done.stdout
-  assert tc.read_metadata(out)['depth'] == 18
+  assert pretrained.read_metadata(out)['depth'] == 18
   encoder = resnet.ResNet18(output_stride=16, rngs=nnx.Rngs(0))
-  report = tc.load_pretrained_encoder(encoder, out)
+  report = pretrained.load_pretrained_encoder(encoder, out)
   assert len(report.loaded) == 100 and report.unexpected == ()
   assert_features_match(encoder, model, 16)
 
   with pytest.raises(ValueError, match=re.escape(
       f'{out} holds ResNet-18 weights but the encoder is a ResNet-34')):
-    tc.load_pretrained_encoder(nnx.eval_shape(lambda: resnet.ResNet34(rngs=nnx.Rngs(0))), out)
+    pretrained.load_pretrained_encoder(nnx.eval_shape(lambda: resnet.ResNet34(rngs=nnx.Rngs(0))), out)
   again = run_script('--input', str(tmp_path / 'resnet18.pth'), '--output', str(out))
   assert (again.returncode, again.stderr) == (
       2, f'convert_torchvision_resnet: error: {out}: output directory exists and is not empty\n')
@@ -212,25 +212,25 @@ def test_script_reports_a_missing_input_in_one_line(tmp_path):
 def test_not_a_converted_directory_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match=re.escape(
       f'{tmp_path}: not a converted encoder directory (no encoder.json)')):
-    tc.load_pretrained_encoder(nnx.eval_shape(lambda: resnet.ResNetTiny(rngs=nnx.Rngs(0))),
+    pretrained.load_pretrained_encoder(nnx.eval_shape(lambda: resnet.ResNetTiny(rngs=nnx.Rngs(0))),
                                tmp_path)
 
 
 def test_save_and_load_round_trip_any_encoder(tmp_path):
   source = resnet.ResNetTiny(rngs=nnx.Rngs(0))
   source.layer4[0].bn1.var[...] = jnp.linspace(0.5, 2.0, 64)  # not the initial ones
-  tc.save_pretrained_encoder(source, tmp_path / 'tiny')
+  pretrained.save_pretrained_encoder(source, tmp_path / 'tiny')
   target = resnet.ResNetTiny(output_stride=8, rngs=nnx.Rngs(1))
-  tc.load_pretrained_encoder(target, tmp_path / 'tiny')
+  pretrained.load_pretrained_encoder(target, tmp_path / 'tiny')
   np.testing.assert_array_equal(target.layer4[0].bn1.var[...], source.layer4[0].bn1.var[...])
   np.testing.assert_array_equal(target.conv1.kernel[...], source.conv1.kernel[...])
 
 
 def test_damaged_directory_is_a_clear_error(tmp_path):
   encoder = resnet.ResNetTiny(rngs=nnx.Rngs(0))
-  tc.save_pretrained_encoder(encoder, tmp_path / 'tiny')
+  pretrained.save_pretrained_encoder(encoder, tmp_path / 'tiny')
   for path in sorted((tmp_path / 'tiny' / 'state').rglob('*'), reverse=True):
     path.rmdir() if path.is_dir() else path.unlink()
   with pytest.raises(ValueError, match=re.escape(
       f'{tmp_path / "tiny" / "state"}: cannot restore the orbax checkpoint')):
-    tc.load_pretrained_encoder(encoder, tmp_path / 'tiny')
+    pretrained.load_pretrained_encoder(encoder, tmp_path / 'tiny')

@@ -1,0 +1,89 @@
+"""Converted ImageNet encoders: torchvision weights stored once as a directory, loaded at start.
+
+A converted encoder is a directory: `encoder.json` (format, depth, width, source; written last,
+so its presence marks a complete directory) and `state/` (an orbax checkpoint of the encoder's
+params and BatchNorm statistics, keyed like `nnx.state`). `convert_file` makes one from a
+torchvision `.pth` / `.safetensors` file; `--config.model.pretrained=DIR` loads it.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import orbax.checkpoint as ocp
+from flax.nnx import traversals
+
+from mtl_jax.errors import UserError
+from mtl_jax.models import convert, resnet
+
+METADATA_FILE = 'encoder.json'
+STATE_DIR = 'state'
+_FORMAT = 'mtl_jax.resnet_encoder/1'
+
+
+def save_pretrained_encoder(encoder: resnet.ResNet, directory: str | Path, *,
+                            source: str = '') -> None:
+  """Writes `encoder`'s params and BatchNorm statistics (orbax) and encoder.json to `directory`.
+
+  Refuses an existing non-empty directory so nothing already there is overwritten.
+  """
+  directory = Path(directory).absolute()
+  if directory.exists() and any(directory.iterdir()):
+    raise UserError(f'{directory}: output directory exists and is not empty')
+  tree = {convert.dotted(p): np.asarray(v.get_value()) for p, v in convert.variables(encoder).items()}
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(directory / STATE_DIR, traversals.unflatten_mapping(tree, sep='.'))
+  meta = {'format': _FORMAT, 'depth': resnet.depth_of(encoder),
+          'width': encoder.conv1.out_features, 'source': str(source)}
+  # Written last: its presence marks a complete directory.
+  (directory / METADATA_FILE).write_text(json.dumps(meta, indent=2) + '\n')
+
+
+def read_metadata(directory: str | Path) -> dict:
+  """encoder.json of a converted-encoder directory (depth, width, source)."""
+  path = Path(directory) / METADATA_FILE
+  if not path.is_file():
+    raise UserError(f'{directory}: not a converted encoder directory (no {METADATA_FILE}); '
+                    'create one with scripts/convert_torchvision_resnet.py')
+  try:
+    meta = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise UserError(f'{path}: not valid JSON ({e})') from e
+  if meta.get('format') != _FORMAT or not isinstance(meta.get('depth'), int):
+    raise UserError(f'{path}: expected format {_FORMAT!r} with an integer depth')
+  return meta
+
+
+def _restore_tree(path: Path) -> dict:
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      return checkpointer.restore(path.absolute())
+  except Exception as e:  # pylint: disable=broad-except  # missing or damaged files
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise UserError(f'{path}: cannot restore the orbax checkpoint: {reason}') from e
+
+
+def load_pretrained_encoder(encoder: resnet.ResNet, directory: str | Path) -> convert.LoadReport:
+  """Loads weights written by `save_pretrained_encoder` into `encoder` in place (strict).
+
+  Fails clearly when the stored depth differs from the encoder's, or on any key/shape mismatch.
+  """
+  meta = read_metadata(directory)
+  resnet.check_depth(encoder, meta['depth'], str(directory))
+  given = traversals.flatten_mapping(_restore_tree(Path(directory) / STATE_DIR), sep='.')
+  variables = convert.variables(encoder)
+  convert.check_keys({convert.dotted(p): v.shape for p, v in variables.items()}, given,
+                     str(directory), target='encoder')
+  convert.assign(encoder, {p: given[convert.dotted(p)] for p in variables})
+  return convert.LoadReport(str(directory), loaded=tuple(map(convert.dotted, variables)))
+
+
+def convert_file(input_path: str | Path, output_dir: str | Path,
+                 depth: int | None = None) -> convert.LoadReport:
+  """The conversion script: torchvision weights file → converted-encoder directory."""
+  output_dir = Path(output_dir)
+  if output_dir.exists() and any(output_dir.iterdir()):  # fail before the slow part
+    raise UserError(f'{output_dir}: output directory exists and is not empty')
+  encoder, report = resnet.load_torchvision_file(input_path, depth=depth, output_stride=32)
+  save_pretrained_encoder(encoder, output_dir, source=Path(input_path).name)
+  return report
