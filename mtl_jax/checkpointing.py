@@ -35,11 +35,12 @@ from mtl_jax.errors import UserError
 @dataclasses.dataclass(frozen=True)
 class RunMeta:
   """What a checkpoint records about the run beside its arrays (saved as JSON)."""
-  epoch: int                # completed epochs at this step
-  steps_per_epoch: int      # a resume must count epochs the same way
-  wall_time_s: float        # training time so far, across resumes
-  epoch_sums: dict          # the running epoch's partial step-metric sums (trainer.EpochSums)
-  history: list[dict]       # every eval record so far (metrics.jsonl is rewritten from it)
+
+  epoch: int  # completed epochs at this step
+  steps_per_epoch: int  # a resume must count epochs the same way
+  wall_time_s: float  # training time so far, across resumes
+  epoch_sums: dict  # the running epoch's partial step-metric sums (trainer.EpochSums)
+  history: list[dict]  # every eval record so far (metrics.jsonl is rewritten from it)
   environment: dict[str, str]  # software versions (mtl_jax.environment.describe())
 
   def to_json(self) -> dict:
@@ -48,6 +49,7 @@ class RunMeta:
   @classmethod
   def from_json(cls, saved: dict) -> 'RunMeta':
     return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
+
 
 # Checkpoint selection: `total` = mIoU − SI-log for two-task models (as the course "grader");
 # single-task baselines rank by their own task's metric.
@@ -68,41 +70,63 @@ def remove_unfinished(directory: Path) -> list[Path]:
   return leftovers
 
 
-def make_manager(directory: Path, *, tasks=('semseg', 'depth'), keep_latest: int = 2,
-                 read_only: bool = False):
+def make_manager(
+  directory: Path, *, tasks=('semseg', 'depth'), keep_latest: int = 2, read_only: bool = False
+):
   """Keeps the newest `keep_latest` steps plus the best by `best_metric_for(tasks)`."""
   best_metric = best_metric_for(tasks)
   mode = BEST_METRIC_MODES[best_metric]
   best_fn = lambda metrics: metrics[best_metric]
   options = ocp.CheckpointManagerOptions(
-      create=not read_only,
-      read_only=read_only,
-      best_fn=best_fn,
-      best_mode=mode,
-      preservation_policy=pp.AnyPreservationPolicy([
-          pp.LatestN(n=keep_latest),
-          pp.BestN(get_metric_fn=best_fn, reverse=(mode == 'min'), n=1,
-                   keep_checkpoints_without_metrics=False),
-      ]),
-      enable_async_checkpointing=False,
+    create=not read_only,
+    read_only=read_only,
+    best_fn=best_fn,
+    best_mode=mode,
+    preservation_policy=pp.AnyPreservationPolicy(
+      [
+        pp.LatestN(n=keep_latest),
+        pp.BestN(
+          get_metric_fn=best_fn,
+          reverse=(mode == 'min'),
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        ),
+      ]
+    ),
+    enable_async_checkpointing=False,
   )
   # Handlers named up front, so a fresh manager can read a step's metadata before restoring it.
-  handlers = {'state': ocp.StandardCheckpointHandler(),
-              'data': grain.checkpoint.CheckpointHandler(),
-              'meta': ocp.JsonCheckpointHandler()}
-  return ocp.CheckpointManager(Path(directory).absolute(), item_handlers=handlers,
-                               options=options)
+  handlers = {
+    'state': ocp.StandardCheckpointHandler(),
+    'data': grain.checkpoint.CheckpointHandler(),
+    'meta': ocp.JsonCheckpointHandler(),
+  }
+  return ocp.CheckpointManager(Path(directory).absolute(), item_handlers=handlers, options=options)
 
 
-def save(manager: ocp.CheckpointManager, step: int, *, state: Any, data_iterator: Any,
-         meta: RunMeta, metrics: dict[str, float] | None = None) -> None:
-  saved = manager.save(step, args=ocp.args.Composite(
+def save(
+  manager: ocp.CheckpointManager,
+  step: int,
+  *,
+  state: Any,
+  data_iterator: Any,
+  meta: RunMeta,
+  metrics: dict[str, float] | None = None,
+) -> None:
+  saved = manager.save(
+    step,
+    args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=grain.checkpoint.CheckpointSave(data_iterator),
-      meta=ocp.args.JsonSave(meta.to_json())), metrics=metrics)
+      meta=ocp.args.JsonSave(meta.to_json()),
+    ),
+    metrics=metrics,
+  )
   if not saved:  # orbax declines quietly, e.g. for a step not after the latest one
-    raise RuntimeError(f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
-                       f'{manager.latest_step()})')
+    raise RuntimeError(
+      f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
+      f'{manager.latest_step()})'
+    )
 
 
 def abstract_like(state: Any) -> Any:
@@ -120,8 +144,10 @@ def _key_name(key) -> str:
 
 def array_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
   """'params/encoder/conv1/kernel/value' → (shape, dtype) for arrays or orbax array metadata."""
-  return {'/'.join(_key_name(k) for k in path): (tuple(leaf.shape), str(leaf.dtype))
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    '/'.join(_key_name(k) for k in path): (tuple(leaf.shape), str(leaf.dtype))
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 def _model_first(key: str) -> tuple[bool, str]:
@@ -137,16 +163,20 @@ def _examples(keys, limit: int = 3) -> str:
 def mismatch(saved: dict, expected: dict) -> str | None:
   """What differs between two `array_specs` results, in one line; None if they match."""
   only_saved, only_expected = saved.keys() - expected.keys(), expected.keys() - saved.keys()
-  differ = sorted((k for k in saved.keys() & expected.keys() if saved[k] != expected[k]),
-                  key=_model_first)
+  differ = sorted(
+    (k for k in saved.keys() & expected.keys() if saved[k] != expected[k]), key=_model_first
+  )
   problems = []
   if only_saved:
     problems.append(f'{len(only_saved)} arrays only in the checkpoint ({_examples(only_saved)})')
   if only_expected:
     problems.append(f'{len(only_expected)} arrays only in the model ({_examples(only_expected)})')
   if differ:
-    shown = '; '.join(f'{k}: {saved[k][1]}{list(saved[k][0])} in the checkpoint vs '
-                      f'{expected[k][1]}{list(expected[k][0])} in the model' for k in differ[:3])
+    shown = '; '.join(
+      f'{k}: {saved[k][1]}{list(saved[k][0])} in the checkpoint vs '
+      f'{expected[k][1]}{list(expected[k][0])} in the model'
+      for k in differ[:3]
+    )
     more = f' and {len(differ) - 3} more' if len(differ) > 3 else ''
     problems.append(f'{len(differ)} arrays differ in shape or dtype ({shown}{more})')
   return '; '.join(problems) or None
@@ -154,9 +184,10 @@ def mismatch(saved: dict, expected: dict) -> str | None:
 
 def _mismatch_error(manager: ocp.CheckpointManager, step: int, problem: str):
   return CheckpointMismatch(
-      f'checkpoint {step} in {manager.directory} was written by a different model: {problem}. '
-      'Resume with the config the run was trained with (config.json there) or use a new '
-      '--workdir')
+    f'checkpoint {step} in {manager.directory} was written by a different model: {problem}. '
+    'Resume with the config the run was trained with (config.json there) or use a new '
+    '--workdir'
+  )
 
 
 class CheckpointUnreadable(UserError):
@@ -183,8 +214,9 @@ def _reason(error: Exception) -> str:
   return f'{type(error).__name__}: {text.splitlines()[0][:300] if text else ""}'
 
 
-def restore_newest(manager: ocp.CheckpointManager, *, state_template: Any,
-                   data_iterator: Any) -> tuple[int, Any, RunMeta] | None:
+def restore_newest(
+  manager: ocp.CheckpointManager, *, state_template: Any, data_iterator: Any
+) -> tuple[int, Any, RunMeta] | None:
   """(step, state, meta) of the newest checkpoint that restores completely, or None if there
   is none. Rewinds `data_iterator`.
 
@@ -195,8 +227,9 @@ def restore_newest(manager: ocp.CheckpointManager, *, state_template: Any,
   failed = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      state, meta = restore(manager, step, state_template=state_template,
-                            data_iterator=data_iterator)
+      state, meta = restore(
+        manager, step, state_template=state_template, data_iterator=data_iterator
+      )
     except CheckpointMismatch:
       raise
     except Exception as e:  # pylint: disable=broad-except  # truncated, missing or garbled files
@@ -204,20 +237,30 @@ def restore_newest(manager: ocp.CheckpointManager, *, state_template: Any,
       continue
     for bad_step, reason in failed:
       moved = _set_aside(manager, bad_step)
-      print(f'warning: checkpoint {bad_step} could not be restored ({reason}); moved it to '
-            f'{moved} and resumed from checkpoint {step}', file=sys.stderr, flush=True)
+      print(
+        f'warning: checkpoint {bad_step} could not be restored ({reason}); moved it to '
+        f'{moved} and resumed from checkpoint {step}',
+        file=sys.stderr,
+        flush=True,
+      )
     return step, state, meta
   if failed:
     details = '; '.join(f'step {step}: {reason}' for step, reason in failed)
     raise CheckpointUnreadable(
-        f'no checkpoint in {manager.directory} restores ({details}). If config.data (e.g. '
-        'worker_count) or the number of processes changed since the run started, change it '
-        'back; to start afresh, move the checkpoints directory away')
+      f'no checkpoint in {manager.directory} restores ({details}). If config.data (e.g. '
+      'worker_count) or the number of processes changed since the run started, change it '
+      'back; to start afresh, move the checkpoints directory away'
+    )
   return None
 
 
-def restore(manager: ocp.CheckpointManager, step: int, *, state_template: Any,
-            data_iterator: Any | None = None):
+def restore(
+  manager: ocp.CheckpointManager,
+  step: int,
+  *,
+  state_template: Any,
+  data_iterator: Any | None = None,
+):
   """Restores (state, meta) of checkpoint `step` and, if given, rewinds `data_iterator` in
   place; a CheckpointMismatch if its arrays are not exactly the template's."""
   saved = array_specs(manager.item_metadata(step)['state'])
@@ -226,8 +269,10 @@ def restore(manager: ocp.CheckpointManager, step: int, *, state_template: Any,
   problem = mismatch(saved, array_specs(state_template))
   if problem:
     raise _mismatch_error(manager, step, problem)
-  items = {'state': ocp.args.StandardRestore(abstract_like(state_template)),
-           'meta': ocp.args.JsonRestore()}
+  items = {
+    'state': ocp.args.StandardRestore(abstract_like(state_template)),
+    'meta': ocp.args.JsonRestore(),
+  }
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))

@@ -8,7 +8,6 @@ from absl import app, flags, logging
 
 from mtl_jax.errors import UserError
 
-
 DEFAULT_XLA_CACHE = '~/.cache/mtl_jax/xla'
 
 
@@ -21,6 +20,7 @@ def setup() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.ERROR)
   import jax  # pylint: disable=g-import-not-at-top
+
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', os.path.expanduser(DEFAULT_XLA_CACHE))
   jax.config.update('jax_compilation_cache_dir', cache)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
@@ -65,11 +65,15 @@ def _flags_parser(program: str):
       print(f'{program}: error: unknown config key in {culprit}', file=sys.stderr)
     except OSError:
       path = _flag_value(argv, 'config')
-      print(f'{program}: error: cannot load config file {path!r} (no such file, or it does '
-            'not define get_config)', file=sys.stderr)
+      print(
+        f'{program}: error: cannot load config file {path!r} (no such file, or it does '
+        'not define get_config)',
+        file=sys.stderr,
+      )
     except (flags.Error, ValueError, TypeError) as e:
       print(f'{program}: error: {_last_line(e)}', file=sys.stderr)
     sys.exit(2)
+
   return parse
 
 

@@ -20,14 +20,19 @@ def _version(package: str) -> str:
 
 
 def describe() -> dict[str, str]:
-  return {**{p: _version(p) for p in PACKAGES},
-          'prng_impl': str(jax.config.jax_default_prng_impl),
-          'xla_flags': os.environ.get('XLA_FLAGS', ''),
-          'backend': jax.default_backend()}
+  return {
+    **{p: _version(p) for p in PACKAGES},
+    'prng_impl': str(jax.config.jax_default_prng_impl),
+    'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    'backend': jax.default_backend(),
+  }
 
 
 def differences(saved: dict[str, str], current: dict[str, str] | None = None) -> list[str]:
   """One line per setting that differs from what the checkpoint was written with."""
   current = describe() if current is None else current
-  return [f'{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}'
-          for key in sorted(current) if saved.get(key) != current.get(key)]
+  return [
+    f'{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}'
+    for key in sorted(current)
+    if saved.get(key) != current.get(key)
+  ]

@@ -1,4 +1,4 @@
-"""Scores a trained run: `python -m mtl_jax.evaluate --workdir DIR [--split test] [--output F.json]`.
+"""Scores a run: `python -m mtl_jax.evaluate --workdir DIR [--split test] [--output F.json]`.
 
 Rebuilds the model from DIR/config.json, restores the best checkpoint (or `--step`), runs the
 same evaluation as training and prints and writes the metrics.
@@ -14,14 +14,16 @@ from mtl_jax import cli
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the best by `total`).')
-_OUTPUT = flags.DEFINE_string('output', None, 'Write the metrics JSON here '
-                              '(default: DIR/eval_<split>_step<N>.json).')
+_OUTPUT = flags.DEFINE_string(
+  'output', None, 'Write the metrics JSON here (default: DIR/eval_<split>_step<N>.json).'
+)
 flags.mark_flags_as_required(['workdir'])
 
 
 def evaluate_run(workdir: str, split: str = 'validation', step: int | None = None) -> dict:
   """Metrics of checkpoint `step` (default: best) of the run in `workdir` on `split`."""
   from mtl_jax import experiment  # pylint: disable=g-import-not-at-top  # keeps --help fast
+
   run = experiment.open_run(workdir, step)
   return {'step': run.step, 'split': split, **run.evaluate(split)}
 
@@ -32,11 +34,13 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with cli.user_errors('evaluate'):
     result = evaluate_run(_WORKDIR.value, _SPLIT.value, _STEP.value)
-    output = Path(_OUTPUT.value or
-                  Path(_WORKDIR.value) / f'eval_{result["split"]}_step{result["step"]}.json')
+    output = Path(
+      _OUTPUT.value or Path(_WORKDIR.value) / f'eval_{result["split"]}_step{result["step"]}.json'
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + '\n')
   from mtl_jax import progress
+
   print(progress.eval_line(f'step {result["step"]} {result["split"]}', result))
   print(f'wrote {output}')
 

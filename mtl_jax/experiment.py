@@ -21,7 +21,6 @@ from typing import Any
 import jax
 import ml_collections
 import optax
-from flax import nnx
 from jax.sharding import Mesh
 
 from mtl_jax import checkpointing, depth_codec, metrics, optim, parallel, steps
@@ -35,18 +34,27 @@ def task_spec(config: ml_collections.ConfigDict) -> steps.TaskSpec:
   """What the steps need to turn model outputs into losses and predictions."""
   tasks = tuple(config.model.tasks)
   return steps.TaskSpec(
-      tasks=tasks, weights=tuple(schema.task_weight(config, t) for t in tasks),
-      depth_loss=config.loss.depth_loss,
-      codec=depth_codec.DepthCodec(config.depth.mode, config.depth.mean, config.depth.std))
+    tasks=tasks,
+    weights=tuple(schema.task_weight(config, t) for t in tasks),
+    depth_loss=config.loss.depth_loss,
+    codec=depth_codec.DepthCodec(config.depth.mode, config.depth.mean, config.depth.std),
+  )
 
 
 def model_options(m: ml_collections.ConfigDict) -> dict:
   """Constructor arguments of the architecture `m.arch` names (each takes its own)."""
-  options = dict(encoder=m.encoder, num_classes=m.num_classes, output_stride=m.output_stride,
-                 zero_init_residual=m.zero_init_residual, use_aspp=m.use_aspp,
-                 aspp_rates=tuple(m.aspp_rates), aspp_channels=m.aspp_channels,
-                 decoder=m.decoder, decoder_channels=m.decoder_channels,
-                 skip_channels=m.skip_channels)
+  options = dict(
+    encoder=m.encoder,
+    num_classes=m.num_classes,
+    output_stride=m.output_stride,
+    zero_init_residual=m.zero_init_residual,
+    use_aspp=m.use_aspp,
+    aspp_rates=tuple(m.aspp_rates),
+    aspp_channels=m.aspp_channels,
+    decoder=m.decoder,
+    decoder_channels=m.decoder_channels,
+    skip_channels=m.skip_channels,
+  )
   if m.arch == 'single_task':
     options['tasks'] = tuple(m.tasks)
   if m.arch == 'distilled':
@@ -59,6 +67,7 @@ def build_model(config: ml_collections.ConfigDict, *, load_pretrained: bool = Fa
   model = mtl.build_model(config.model.arch, seed=config.seed, **model_options(config.model))
   if load_pretrained and config.model.pretrained:
     from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top  # orbax reads
+
     report = pretrained.load_pretrained_encoder(model.encoder, config.model.pretrained)
     print(f'ImageNet encoder: {report}', flush=True)
   return model
@@ -70,8 +79,13 @@ def dataset_options(data: ml_collections.ConfigDict) -> dict:
   size = dict(height=data.height, width=data.width)
   if data.name != 'synthetic':
     return size
-  return dict(size, seed=data.seed, num_train=data.num_train,
-              num_validation=data.num_validation, num_test=data.num_test)
+  return dict(
+    size,
+    seed=data.seed,
+    num_train=data.num_train,
+    num_validation=data.num_validation,
+    num_test=data.num_test,
+  )
 
 
 def jitter(data: ml_collections.ConfigDict) -> augment.Jitter | None:
@@ -87,13 +101,13 @@ class Optimizer:
 
 def make_eval_step(graphdef: Any, spec: steps.TaskSpec) -> Callable:
   """(state, metric totals, batch) → totals; the totals stay on device between batches."""
-  return jax.jit(functools.partial(steps.eval_step, graphdef=graphdef, spec=spec),
-                 donate_argnums=1)
+  return jax.jit(functools.partial(steps.eval_step, graphdef=graphdef, spec=spec), donate_argnums=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
   """Scores a state on one whole split: SPEC metrics, per-class IoUs under `iou/<class>`."""
+
   eval_step: Callable  # make_eval_step's
   batches: Iterable[dict]  # padded, masked eval batches (pipeline.eval_batches)
   mesh: Mesh
@@ -110,6 +124,7 @@ class Evaluator:
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """A validated config and what follows from it: the task spec and the device mesh."""
+
   config: ml_collections.ConfigDict
   spec: steps.TaskSpec
   mesh: Mesh
@@ -119,8 +134,7 @@ class Experiment:
     schema.validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.train.batch_size, mesh, 'config.train.batch_size')
-    parallel.check_batch_size(config.train.eval_batch_size, mesh,
-                              'config.train.eval_batch_size')
+    parallel.check_batch_size(config.train.eval_batch_size, mesh, 'config.train.eval_batch_size')
     return cls(config, task_spec(config), mesh)
 
   @property
@@ -132,28 +146,37 @@ class Experiment:
   def sources(self, splits: Sequence[str]) -> dict[str, pipeline.SampleSource]:
     """The splits' sample sources, after checking the dataset fits the config."""
     data = self.config.data
-    builder = registry.prepare(data.name, registry.resolve_data_dir(data.data_dir),
-                               **dataset_options(data))
+    builder = registry.prepare(
+      data.name, registry.resolve_data_dir(data.data_dir), **dataset_options(data)
+    )
     num_classes = len(registry.class_names(builder))
     if num_classes != self.config.model.num_classes:
       raise ConfigError(
-          f'dataset {data.name} has {num_classes} classes but config.model.num_classes='
-          f'{self.config.model.num_classes}; set --config.model.num_classes={num_classes}')
+        f'dataset {data.name} has {num_classes} classes but config.model.num_classes='
+        f'{self.config.model.num_classes}; set --config.model.num_classes={num_classes}'
+      )
     for split in splits:
       if split not in builder.info.splits:
-        raise ConfigError(f'dataset {data.name} has no {split!r} split; it has '
-                          f'{", ".join(builder.info.splits)}')
+        raise ConfigError(
+          f'dataset {data.name} has no {split!r} split; it has {", ".join(builder.info.splits)}'
+        )
     return {split: pipeline.data_source(builder, split) for split in splits}
 
   def train_iterator(self, source: pipeline.SampleSource):
     """This process's infinite, augmented, checkpointable train batches."""
     data = self.config.data
     return pipeline.train_iterator(
-        source, batch_size=self.config.train.batch_size // jax.process_count(),
-        seed=self.config.seed, crop_size=(data.crop_height, data.crop_width),
-        scale_range=(data.scale_min, data.scale_max), flip=data.flip, jitter=jitter(data),
-        shard_index=jax.process_index(), shard_count=jax.process_count(),
-        worker_count=data.worker_count)
+      source,
+      batch_size=self.config.train.batch_size // jax.process_count(),
+      seed=self.config.seed,
+      crop_size=(data.crop_height, data.crop_width),
+      scale_range=(data.scale_min, data.scale_max),
+      flip=data.flip,
+      jitter=jitter(data),
+      shard_index=jax.process_index(),
+      shard_count=jax.process_count(),
+      worker_count=data.worker_count,
+    )
 
   def steps_per_epoch(self, train_source: pipeline.SampleSource) -> int:
     return pipeline.steps_per_epoch(len(train_source), self.config.train.batch_size)
@@ -162,24 +185,33 @@ class Experiment:
 
   def optimizer(self, total_steps: int) -> Optimizer:
     o = self.config.optim
-    schedule = optim.learning_rate_schedule(o.schedule, o.learning_rate, total_steps,
-                                            o.warmup_steps)
-    tx = optim.make_optimizer(o.name, schedule, momentum=o.momentum,
-                              weight_decay=o.weight_decay, grad_clip_norm=o.grad_clip_norm)
+    schedule = optim.learning_rate_schedule(
+      o.schedule, o.learning_rate, total_steps, o.warmup_steps
+    )
+    tx = optim.make_optimizer(
+      o.name,
+      schedule,
+      momentum=o.momentum,
+      weight_decay=o.weight_decay,
+      grad_clip_norm=o.grad_clip_norm,
+    )
     return Optimizer(tx, schedule)
 
   def init_state(self, tx: optax.GradientTransformation, *, load_pretrained: bool = False):
     """(graphdef, fresh TrainState replicated over the mesh)."""
     graphdef, state = steps.create_train_state(
-        build_model(self.config, load_pretrained=load_pretrained), tx)
+      build_model(self.config, load_pretrained=load_pretrained), tx
+    )
     return graphdef, parallel.replicate(state, self.mesh)
 
   # --------------------------------------------------------------------------- steps
 
   def train_step(self, graphdef: Any, tx: optax.GradientTransformation) -> Callable:
     """(state, batch) → (state, scalar metrics); the state's buffers are donated."""
-    return jax.jit(functools.partial(steps.train_step, graphdef=graphdef, tx=tx,
-                                     spec=self.spec), donate_argnums=0)
+    return jax.jit(
+      functools.partial(steps.train_step, graphdef=graphdef, tx=tx, spec=self.spec),
+      donate_argnums=0,
+    )
 
   def predict_step(self, graphdef: Any) -> Callable:
     """(state, uint8 images) → {'semseg': labels, 'depth': metres}."""
@@ -188,15 +220,20 @@ class Experiment:
   def evaluator(self, graphdef: Any, source: pipeline.SampleSource) -> Evaluator:
     """Scores a whole split; metric states stay on device between batches."""
     batches = pipeline.eval_batches(
-        source, batch_size=self.config.train.eval_batch_size // jax.process_count(),
-        shard_index=jax.process_index(), shard_count=jax.process_count())
-    return Evaluator(make_eval_step(graphdef, self.spec), batches, self.mesh, source.class_names,
-                     self.tasks)
+      source,
+      batch_size=self.config.train.eval_batch_size // jax.process_count(),
+      shard_index=jax.process_index(),
+      shard_count=jax.process_count(),
+    )
+    return Evaluator(
+      make_eval_step(graphdef, self.spec), batches, self.mesh, source.class_names, self.tasks
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
   """A trained run: its experiment and one restored checkpoint."""
+
   experiment: Experiment
   graphdef: Any
   state: steps.TrainState  # replicated over experiment.mesh
@@ -214,8 +251,9 @@ class Run:
 def open_run(workdir: str | Path, step: int | None = None) -> Run:
   """The run in `workdir` with checkpoint `step` restored (default: the best one)."""
   experiment = Experiment.from_config(files.load(workdir))
-  manager = checkpointing.make_manager(Path(workdir) / 'checkpoints', tasks=experiment.tasks,
-                                       read_only=True)
+  manager = checkpointing.make_manager(
+    Path(workdir) / 'checkpoints', tasks=experiment.tasks, read_only=True
+  )
   available = manager.all_steps()
   if not available:
     raise ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')

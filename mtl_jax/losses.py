@@ -21,8 +21,9 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def semseg_cross_entropy(logits: jax.Array, labels: jax.Array,
-                         ignore_label: int = IGNORE_LABEL) -> jax.Array:
+def semseg_cross_entropy(
+  logits: jax.Array, labels: jax.Array, ignore_label: int = IGNORE_LABEL
+) -> jax.Array:
   valid = labels != ignore_label
   safe_labels = jnp.where(valid, labels, 0)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), safe_labels)

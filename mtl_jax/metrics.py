@@ -44,8 +44,7 @@ from flax import struct
 from mtl_jax.data.labels import CLASS_NAMES, NUM_CLASSES
 from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL
 
-DEPTH_KEYS = ('silog', 'abs_rel', 'sq_rel', 'rmse', 'log_rmse', 'mae', 'delta1', 'delta2',
-              'delta3')
+DEPTH_KEYS = ('silog', 'abs_rel', 'sq_rel', 'rmse', 'log_rmse', 'mae', 'delta1', 'delta2', 'delta3')
 TASKS = ('semseg', 'depth')
 _NUMPY_CHUNK = 16  # images per jitted update in the numpy API; bounds memory and int32 counts
 
@@ -76,12 +75,14 @@ def _real_images(shape, mask):
 
 # --- semseg ---
 
+
 def semseg_empty(num_classes: int = NUM_CLASSES) -> SemsegState:
   return SemsegState(jnp.zeros((num_classes, num_classes), jnp.int32))
 
 
-def semseg_update(state: SemsegState, pred, label, mask=None,
-                  ignore_label: int = IGNORE_LABEL) -> SemsegState:
+def semseg_update(
+  state: SemsegState, pred, label, mask=None, ignore_label: int = IGNORE_LABEL
+) -> SemsegState:
   """Adds [N, H, W] integer predictions vs labels to the confusion matrix."""
   c = state.confusion.shape[0]
   label = jnp.asarray(label).astype(jnp.int32)
@@ -103,8 +104,9 @@ def default_class_names(num_classes: int) -> tuple[str, ...]:
   return tuple(f'class_{i}' for i in range(num_classes))
 
 
-def semseg_compute(state: SemsegState,
-                   class_names: Sequence[str] | None = None) -> dict[str, float]:
+def semseg_compute(
+  state: SemsegState, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
   """miou, pixel_acc and iou/<name>, all in percent (host side, float64)."""
   conf = np.asarray(state.confusion, np.float64)
   names = default_class_names(conf.shape[0]) if class_names is None else tuple(class_names)
@@ -114,13 +116,16 @@ def semseg_compute(state: SemsegState,
   union = conf.sum(0) + conf.sum(1) - tp
   iou = np.where(union > 0, tp / np.maximum(union, 1), 0.0)  # absent in both -> 0
   total = conf.sum()
-  out = {'miou': 100 * float(iou.mean()),
-         'pixel_acc': 100 * float(tp.sum() / total) if total > 0 else float('nan')}
+  out = {
+    'miou': 100 * float(iou.mean()),
+    'pixel_acc': 100 * float(tp.sum() / total) if total > 0 else float('nan'),
+  }
   out.update({f'iou/{n}': 100 * float(v) for n, v in zip(names, iou)})
   return out
 
 
 # --- depth ---
+
 
 def depth_empty() -> DepthState:
   return DepthState(jnp.zeros((len(DEPTH_KEYS),), jnp.float32), jnp.zeros((), jnp.float32))
@@ -147,12 +152,12 @@ def per_image_depth_metrics(pred, gt, mask=None):
   err = p - g
   ratio = jnp.maximum(p / g, g / p)
   metrics = {
-      'silog': 100 * _safe_sqrt(mean(d_centered**2)),
-      'abs_rel': mean(jnp.abs(err) / g),
-      'sq_rel': mean(err**2 / g),
-      'rmse': _safe_sqrt(mean(err**2)),
-      'log_rmse': _safe_sqrt(mean(d**2)),
-      'mae': mean(jnp.abs(err)),
+    'silog': 100 * _safe_sqrt(mean(d_centered**2)),
+    'abs_rel': mean(jnp.abs(err) / g),
+    'sq_rel': mean(err**2 / g),
+    'rmse': _safe_sqrt(mean(err**2)),
+    'log_rmse': _safe_sqrt(mean(d**2)),
+    'mae': mean(jnp.abs(err)),
   }
   for k in (1, 2, 3):
     metrics[f'delta{k}'] = mean((ratio < 1.25**k).astype(jnp.float32))
@@ -179,6 +184,7 @@ def depth_compute(state: DepthState) -> dict[str, float]:
 
 # --- both tasks ---
 
+
 def summary(miou: float, silog: float) -> dict[str, float]:
   return {'total': miou - silog, 'grader': max(miou - 50, 0.0) + max(50 - silog, 0.0)}
 
@@ -187,12 +193,21 @@ def empty(num_classes: int = NUM_CLASSES, tasks: Sequence[str] = TASKS) -> EvalS
   unknown = set(tasks) - set(TASKS)
   if unknown:
     raise ValueError(f'unknown tasks {sorted(unknown)}; valid: {TASKS}')
-  return EvalState(semseg=semseg_empty(num_classes) if 'semseg' in tasks else None,
-                   depth=depth_empty() if 'depth' in tasks else None)
+  return EvalState(
+    semseg=semseg_empty(num_classes) if 'semseg' in tasks else None,
+    depth=depth_empty() if 'depth' in tasks else None,
+  )
 
 
-def update(state: EvalState, *, semseg_pred=None, semseg_label=None, depth_pred=None,
-           depth_gt=None, mask=None) -> EvalState:
+def update(
+  state: EvalState,
+  *,
+  semseg_pred=None,
+  semseg_label=None,
+  depth_pred=None,
+  depth_gt=None,
+  mask=None,
+) -> EvalState:
   """Updates each task the state holds; that task's arrays are then required."""
   semseg, depth = state.semseg, state.depth
   if semseg is not None:
@@ -243,23 +258,28 @@ def _chunks(*arrays):
   for start in range(0, n, _NUMPY_CHUNK):
     real = min(_NUMPY_CHUNK, n - start)
     pad = ((0, _NUMPY_CHUNK - real),) + ((0, 0),) * (arrays[0].ndim - 1)
-    yield ([np.pad(a[start:start + real], pad) for a in arrays],
-           np.arange(_NUMPY_CHUNK) < real)
+    yield ([np.pad(a[start : start + real], pad) for a in arrays], np.arange(_NUMPY_CHUNK) < real)
 
 
-def semseg_metrics(pred, label, num_classes: int = NUM_CLASSES, ignore_label: int = IGNORE_LABEL,
-                   class_names: Sequence[str] | None = None) -> dict[str, float]:
+def semseg_metrics(
+  pred,
+  label,
+  num_classes: int = NUM_CLASSES,
+  ignore_label: int = IGNORE_LABEL,
+  class_names: Sequence[str] | None = None,
+) -> dict[str, float]:
   """miou, pixel_acc, iou/<name> for integer [N, H, W] predictions and labels (numpy in)."""
   pred, label = _check_pair(pred, label, 'pred', 'label')
   if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
     raise ValueError(f'pred values must be in [0, {num_classes}); got [{pred.min()}, {pred.max()}]')
   bad = (label != ignore_label) & ((label < 0) | (label >= num_classes))
   if bad.any():
-    raise ValueError(f'label values must be in [0, {num_classes}) or {ignore_label}; '
-                     f'found {label[bad][0]}')
+    raise ValueError(
+      f'label values must be in [0, {num_classes}) or {ignore_label}; found {label[bad][0]}'
+    )
   confusion = np.zeros((num_classes, num_classes), np.int64)
-  for (p, l), mask in _chunks(pred.astype(np.int32), label.astype(np.int32)):
-    chunk = _semseg_update_jit(semseg_empty(num_classes), p, l, mask, ignore_label=ignore_label)
+  for (p, t), mask in _chunks(pred.astype(np.int32), label.astype(np.int32)):
+    chunk = _semseg_update_jit(semseg_empty(num_classes), p, t, mask, ignore_label=ignore_label)
     confusion += np.asarray(chunk.confusion, np.int64)
   return semseg_compute(SemsegState(confusion), class_names)
 

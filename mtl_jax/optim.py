@@ -12,8 +12,9 @@ SCHEDULES = ('poly', 'cosine', 'constant')
 POLY_POWER = 0.9  # DeepLab's "poly" policy
 
 
-def learning_rate_schedule(name: str, base_lr: float, total_steps: int,
-                           warmup_steps: int = 0) -> optax.Schedule:
+def learning_rate_schedule(
+  name: str, base_lr: float, total_steps: int, warmup_steps: int = 0
+) -> optax.Schedule:
   if name not in SCHEDULES:
     raise ValueError(f'unknown schedule {name!r}; valid names: {", ".join(SCHEDULES)}')
   decay_steps = max(total_steps - warmup_steps, 1)
@@ -34,17 +35,23 @@ def _kernel_mask(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def make_optimizer(name: str, schedule: optax.Schedule, *, momentum: float = 0.9,
-                   weight_decay: float = 0.0, grad_clip_norm: float = 0.0,
-                   b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+def make_optimizer(
+  name: str,
+  schedule: optax.Schedule,
+  *,
+  momentum: float = 0.9,
+  weight_decay: float = 0.0,
+  grad_clip_norm: float = 0.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+) -> optax.GradientTransformation:
   if name not in OPTIMIZERS:
     raise ValueError(f'unknown optimizer {name!r}; valid names: {", ".join(OPTIMIZERS)}')
   parts = []
   if grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(grad_clip_norm))
   if name == 'adamw':
-    parts.append(optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay,
-                             mask=_kernel_mask))
+    parts.append(optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay, mask=_kernel_mask))
     return optax.chain(*parts)
   if weight_decay > 0:
     parts.append(optax.add_decayed_weights(weight_decay, mask=_kernel_mask))

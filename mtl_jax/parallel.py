@@ -8,7 +8,8 @@ cross-device reductions, so this is synchronised BN for free.
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from mtl_jax.data.sample import DEVICE_KEYS
 from mtl_jax.errors import UserError
@@ -36,11 +37,13 @@ def replicate(tree, mesh: Mesh):
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Host-local numpy batch → global arrays sharded on the leading (batch) axis."""
   sharding = batch_sharded(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in batch.items() if k in DEVICE_KEYS}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+    for k, v in batch.items()
+    if k in DEVICE_KEYS
+  }
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, name: str) -> None:
   if batch_size % mesh.size:
-    raise UserError(f'{name}={batch_size} must be divisible by the number of devices '
-                     f'({mesh.size})')
+    raise UserError(f'{name}={batch_size} must be divisible by the number of devices ({mesh.size})')

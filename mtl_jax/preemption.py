@@ -27,12 +27,19 @@ class StopRequest:
   def _handle(self, signum, frame):
     del frame
     if self.requested:
-      print(f'\nsecond {signal.Signals(signum).name}: exiting now without saving',
-            file=sys.stderr, flush=True)
+      print(
+        f'\nsecond {signal.Signals(signum).name}: exiting now without saving',
+        file=sys.stderr,
+        flush=True,
+      )
       os._exit(128 + signum)  # pylint: disable=protected-access  # no cleanup: "now" means now
     self.signal_name = signal.Signals(signum).name
-    print(f'\n{self.signal_name}: finishing this step, saving a checkpoint, then exiting '
-          '(send it again to exit at once)', file=sys.stderr, flush=True)
+    print(
+      f'\n{self.signal_name}: finishing this step, saving a checkpoint, then exiting '
+      '(send it again to exit at once)',
+      file=sys.stderr,
+      flush=True,
+    )
 
   def __enter__(self) -> 'StopRequest':
     if threading.current_thread() is threading.main_thread():  # signal() only works there

@@ -27,19 +27,29 @@ class Progress:
       rate = (step - self._step0) / max(now - self._t0, 1e-9)
       rate_text = f'{rate * self.batch_size:.1f} img/s'
       eta = f' | ETA {format_duration((self.total_steps - step) / max(rate, 1e-9))}'
-    losses = ' '.join(f'{k.split("/")[-1]} {v:.4f}' for k, v in scalars.items()
-                      if k.startswith('loss/'))
+    losses = ' '.join(
+      f'{k.split("/")[-1]} {v:.4f}' for k, v in scalars.items() if k.startswith('loss/')
+    )
     return f'step {step}/{self.total_steps} | {losses} | {rate_text}{eta}'
 
 
 # (key, label, format) of the headline metrics, printed when the model has them.
-_HEADLINE = (('miou', 'mIoU', '.2f'), ('silog', 'SI-log', '.2f'), ('pixel_acc', 'pixel acc', '.2f'),
-             ('abs_rel', 'abs_rel', '.3f'), ('total', 'total', '.2f'), ('grader', 'grader', '.2f'))
+_HEADLINE = (
+  ('miou', 'mIoU', '.2f'),
+  ('silog', 'SI-log', '.2f'),
+  ('pixel_acc', 'pixel acc', '.2f'),
+  ('abs_rel', 'abs_rel', '.3f'),
+  ('total', 'total', '.2f'),
+  ('grader', 'grader', '.2f'),
+)
 
 
 def _headline(m: dict[str, float], keys=None) -> str:
-  return ' | '.join(f'{label} {m[key]:{fmt}}' for key, label, fmt in _HEADLINE
-                    if key in m and (keys is None or key in keys))
+  return ' | '.join(
+    f'{label} {m[key]:{fmt}}'
+    for key, label, fmt in _HEADLINE
+    if key in m and (keys is None or key in keys)
+  )
 
 
 def eval_line(label: str, m: dict[str, float]) -> str:
@@ -48,5 +58,7 @@ def eval_line(label: str, m: dict[str, float]) -> str:
 
 def summary_line(m: dict[str, float], best_step: int | None) -> str:
   scores = _headline(m, keys=('miou', 'silog', 'total', 'grader'))
-  return (f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | {scores} '
-          f'| best checkpoint step {best_step} | wall time {format_duration(m["wall_time_s"])}')
+  return (
+    f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | {scores} '
+    f'| best checkpoint step {best_step} | wall time {format_duration(m["wall_time_s"])}'
+  )

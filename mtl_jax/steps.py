@@ -32,6 +32,7 @@ class TrainState:
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
   """Everything static the steps need to turn model outputs into losses and predictions."""
+
   tasks: tuple[str, ...] = ('semseg', 'depth')
   weights: tuple[float, ...] = (0.5, 0.5)
   depth_loss: str = 'l1'
@@ -42,8 +43,13 @@ class TaskSpec:
 def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):
   """Splits `model` into (graphdef, TrainState) with a fresh optimizer state."""
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                     opt_state=tx.init(params), nonfinite_streak=jnp.zeros((), jnp.int32))
+  state = TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=batch_stats,
+    opt_state=tx.init(params),
+    nonfinite_streak=jnp.zeros((), jnp.int32),
+  )
   return graphdef, state
 
 
@@ -54,20 +60,24 @@ def _forward(graphdef, params, batch_stats, image, *, train: bool):
   return outputs, nnx.state(model, nnx.BatchStat)
 
 
-def _single_stage_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
-                         spec: TaskSpec) -> dict[str, jax.Array]:
+def _single_stage_losses(
+  outputs: dict[str, jax.Array], batch: dict[str, jax.Array], spec: TaskSpec
+) -> dict[str, jax.Array]:
   per_task = {}
   if 'semseg' in spec.tasks:
-    per_task['semseg'] = losses.semseg_cross_entropy(outputs['semseg'], batch['semseg'],
-                                                     spec.ignore_label)
+    per_task['semseg'] = losses.semseg_cross_entropy(
+      outputs['semseg'], batch['semseg'], spec.ignore_label
+    )
   if 'depth' in spec.tasks:
-    per_task['depth'] = losses.depth_loss(spec.depth_loss)(outputs['depth'], batch['depth'],
-                                                           spec.codec)
+    per_task['depth'] = losses.depth_loss(spec.depth_loss)(
+      outputs['depth'], batch['depth'], spec.codec
+    )
   return per_task
 
 
-def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
-                spec: TaskSpec) -> dict[str, jax.Array]:
+def task_losses(
+  outputs: dict[str, jax.Array], batch: dict[str, jax.Array], spec: TaskSpec
+) -> dict[str, jax.Array]:
   """Per-task losses and their weighted sum under `loss/<task>` and `loss/total`.
 
   A model with auxiliary first-stage predictions (`outputs['aux']`, the distilled model) has
@@ -81,8 +91,14 @@ def task_losses(outputs: dict[str, jax.Array], batch: dict[str, jax.Array],
   return {**{f'loss/{t}': v for t, v in per_task.items()}, 'loss/total': total}
 
 
-def train_step(state: TrainState, batch: dict[str, jax.Array], *, graphdef: Any,
-               tx: optax.GradientTransformation, spec: TaskSpec):
+def train_step(
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  *,
+  graphdef: Any,
+  tx: optax.GradientTransformation,
+  spec: TaskSpec,
+):
   """One optimizer step; returns (new state, scalar metrics).
 
   A step whose loss or gradients are not all finite changes nothing but `step` and
@@ -105,16 +121,23 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, graphdef: Any,
   finite = jnp.isfinite(task['loss/total']) & jnp.isfinite(grad_norm)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   new_state = state.replace(
-      step=state.step + 1, params=keep(params, state.params),
-      batch_stats=keep(new_stats, state.batch_stats), opt_state=keep(opt_state, state.opt_state),
-      nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+    step=state.step + 1,
+    params=keep(params, state.params),
+    batch_stats=keep(new_stats, state.batch_stats),
+    opt_state=keep(opt_state, state.opt_state),
+    nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
+  )
   reported = {k: jnp.where(finite, v, 0.0) for k, v in {**task, 'grad_norm': grad_norm}.items()}
-  return new_state, {**reported, 'nonfinite': 1.0 - finite.astype(jnp.float32),
-                     'nonfinite_streak': new_state.nonfinite_streak}
+  return new_state, {
+    **reported,
+    'nonfinite': 1.0 - finite.astype(jnp.float32),
+    'nonfinite_streak': new_state.nonfinite_streak,
+  }
 
 
-def predict_step(state: TrainState, image: jax.Array, *, graphdef: Any,
-                 spec: TaskSpec) -> dict[str, jax.Array]:
+def predict_step(
+  state: TrainState, image: jax.Array, *, graphdef: Any, spec: TaskSpec
+) -> dict[str, jax.Array]:
   """Eval-mode forward pass: semseg labels [N,H,W] int32 and depth in metres [N,H,W]."""
   outputs, _ = _forward(graphdef, state.params, state.batch_stats, image, train=False)
   preds = {}  # second-stage (final) predictions only; 'aux' is a training signal
@@ -125,10 +148,21 @@ def predict_step(state: TrainState, image: jax.Array, *, graphdef: Any,
   return preds
 
 
-def eval_step(state: TrainState, eval_metrics: metrics.EvalState, batch: dict[str, jax.Array],
-              *, graphdef: Any, spec: TaskSpec) -> metrics.EvalState:
+def eval_step(
+  state: TrainState,
+  eval_metrics: metrics.EvalState,
+  batch: dict[str, jax.Array],
+  *,
+  graphdef: Any,
+  spec: TaskSpec,
+) -> metrics.EvalState:
   """Adds one (possibly padded; see batch['mask']) batch to the running split metrics."""
   preds = predict_step(state, batch['image'], graphdef=graphdef, spec=spec)
-  return metrics.update(eval_metrics, semseg_pred=preds.get('semseg'),
-                        semseg_label=batch.get('semseg'), depth_pred=preds.get('depth'),
-                        depth_gt=batch.get('depth'), mask=batch.get('mask'))
+  return metrics.update(
+    eval_metrics,
+    semseg_pred=preds.get('semseg'),
+    semseg_label=batch.get('semseg'),
+    depth_pred=preds.get('depth'),
+    depth_gt=batch.get('depth'),
+    mask=batch.get('mask'),
+  )

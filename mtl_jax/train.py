@@ -10,8 +10,9 @@ from ml_collections import config_flags
 
 from mtl_jax import cli
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/joint.py:cpu',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'Config file, e.g. configs/joint.py:cpu', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (created; resumed if it exists).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -21,11 +22,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
+
   with cli.user_errors('train'):
     final = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if 'stopped_by' in final:
-    print(f'stopped by {final["stopped_by"]} after step {final["step"]}; checkpoint saved. Run '
-          'the same command again to continue.', flush=True)
+    print(
+      f'stopped by {final["stopped_by"]} after step {final["step"]}; checkpoint saved. Run '
+      'the same command again to continue.',
+      flush=True,
+    )
     return
   print(progress.summary_line(final, final['best_step']), flush=True)
 

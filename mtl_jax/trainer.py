@@ -22,6 +22,7 @@ from mtl_jax.config.schema import ConfigError
 from mtl_jax.errors import UserError
 from mtl_jax.experiment import Experiment
 
+
 class TrainingDiverged(UserError):
   """Too many consecutive steps with a non-finite loss or gradient."""
 
@@ -30,6 +31,7 @@ class TrainingDiverged(UserError):
 class EpochSums:
   """Sums of the step metrics since the epoch began, kept on device (no host sync per step)
   and saved in mid-epoch checkpoints so a resumed epoch reports the same means."""
+
   sums: dict | None = None
   steps: int = 0
 
@@ -43,19 +45,23 @@ class EpochSums:
     sums = {k: float(v) for k, v in jax.device_get(self.sums).items()}
     skipped = int(sums.pop('nonfinite'))
     applied = self.steps - skipped
-    return {**{k: v / applied if applied else math.nan for k, v in sums.items()},
-            'nonfinite_steps': skipped}
+    return {
+      **{k: v / applied if applied else math.nan for k, v in sums.items()},
+      'nonfinite_steps': skipped,
+    }
 
   def to_json(self) -> dict:
-    sums = None if self.sums is None else {k: float(v) for k, v in
-                                           jax.device_get(self.sums).items()}
+    sums = (
+      None if self.sums is None else {k: float(v) for k, v in jax.device_get(self.sums).items()}
+    )
     return {'sums': sums, 'steps': self.steps}
 
   @classmethod
   def from_json(cls, saved: dict, mesh) -> 'EpochSums':
     # float32 → JSON float64 → float32 is exact, so the resumed sums continue bit-identically.
     sums = saved['sums'] and parallel.replicate(
-        {k: jnp.float32(v) for k, v in saved['sums'].items()}, mesh)
+      {k: jnp.float32(v) for k, v in saved['sums'].items()}, mesh
+    )
     return cls(sums, saved['steps'])
 
 
@@ -63,25 +69,29 @@ def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) ->
   streak = int(jax.device_get(step_metrics['nonfinite_streak']))
   if streak >= limit:
     raise TrainingDiverged(
-        f'the loss or gradients were NaN/Inf for {streak} consecutive steps (limit '
-        f'config.train.max_nonfinite_steps={limit}); stopped without saving. The last good '
-        f'checkpoint is step {last_good_step}. Lower config.optim.learning_rate, set '
-        'config.optim.grad_clip_norm, or check the data')
+      f'the loss or gradients were NaN/Inf for {streak} consecutive steps (limit '
+      f'config.train.max_nonfinite_steps={limit}); stopped without saving. The last good '
+      f'checkpoint is step {last_good_step}. Lower config.optim.learning_rate, set '
+      'config.optim.grad_clip_norm, or check the data'
+    )
 
 
-def _check_layout(meta: checkpointing.RunMeta, step: int, steps_per_epoch: int,
-                  total_steps: int) -> None:
+def _check_layout(
+  meta: checkpointing.RunMeta, step: int, steps_per_epoch: int, total_steps: int
+) -> None:
   """A resumed run must count epochs as it did (same batch size and train split size) and
   still have its step ahead of it or at its end."""
   if meta.steps_per_epoch != steps_per_epoch:
     raise ConfigError(
-        f'the run was trained with {meta.steps_per_epoch} steps per epoch, this config gives '
-        f'{steps_per_epoch} (train.batch_size or the train split changed); resume with the '
-        'config in the workdir\'s config.json or use a new --workdir')
+      f'the run was trained with {meta.steps_per_epoch} steps per epoch, this config gives '
+      f'{steps_per_epoch} (train.batch_size or the train split changed); resume with the '
+      "config in the workdir's config.json or use a new --workdir"
+    )
   if step > total_steps or (step == total_steps and not meta.history):
     raise ConfigError(
-        f'the run is at step {step}, beyond the {total_steps} steps of this config '
-        '(train.num_epochs too small); raise it or use a new --workdir')
+      f'the run is at step {step}, beyond the {total_steps} steps of this config '
+      '(train.num_epochs too small); raise it or use a new --workdir'
+    )
 
 
 def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, total_steps: int):
@@ -92,14 +102,22 @@ def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, to
   step, state, meta = resumed
   _check_layout(meta, step, steps_per_epoch, total_steps)
   for difference in environment.differences(meta.environment):
-    print(f'warning: resuming under different software ({difference}); the run may not '
-          'match an uninterrupted one bit for bit', file=sys.stderr, flush=True)
+    print(
+      f'warning: resuming under different software ({difference}); the run may not '
+      'match an uninterrupted one bit for bit',
+      file=sys.stderr,
+      flush=True,
+    )
   print(f'resumed from step {step} (epoch {meta.epoch}) in {ckpt_dir}', flush=True)
   return step, state, meta.wall_time_s, EpochSums.from_json(meta.epoch_sums, mesh), meta.history
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       batch_hook: Callable[[int, dict], None] | None = None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  batch_hook: Callable[[int, dict], None] | None = None,
+) -> dict:
   """Trains per `config` in `workdir`, resuming from its newest complete checkpoint.
 
   Saves every config.train.checkpoint_every_steps steps, at each epoch end, and when SIGTERM or
@@ -123,10 +141,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ckpt_dir = workdir / 'checkpoints'
   for leftover in checkpointing.remove_unfinished(ckpt_dir):
     print(f'removed unfinished checkpoint {leftover}', flush=True)
-  manager = checkpointing.make_manager(ckpt_dir, tasks=experiment.tasks,
-                                       keep_latest=config.train.keep_checkpoints)
+  manager = checkpointing.make_manager(
+    ckpt_dir, tasks=experiment.tasks, keep_latest=config.train.keep_checkpoints
+  )
   start_step, state, wall_time_s, sums, history = _resume(
-      manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps)
+    manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps
+  )
   files.save(config, workdir)  # only now: a mismatched resume leaves it untouched
   log = writers.MetricsLog(workdir)
   log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
@@ -141,12 +161,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   def save(done: int, scores: dict | None = None) -> None:
     nonlocal last_saved
-    checkpointing.save(manager, done, state=state, data_iterator=train_iter,
-                       meta=checkpointing.RunMeta(
-                           epoch=done // steps_per_epoch, steps_per_epoch=steps_per_epoch,
-                           wall_time_s=time.perf_counter() - t_start, epoch_sums=sums.to_json(),
-                           history=history, environment=environment.describe()),
-                       metrics=scores)
+    checkpointing.save(
+      manager,
+      done,
+      state=state,
+      data_iterator=train_iter,
+      meta=checkpointing.RunMeta(
+        epoch=done // steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        wall_time_s=time.perf_counter() - t_start,
+        epoch_sums=sums.to_json(),
+        history=history,
+        environment=environment.describe(),
+      ),
+      metrics=scores,
+    )
     last_saved = done
 
   with preemption.StopRequest() as stop:
@@ -160,8 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         _check_finite(pending, limit, last_saved)
         if step % config.train.log_every_steps == 0:
           scalars = jax.device_get(pending)
-          log.scalars(step, {**scalars, 'learning_rate': optimizer.schedule(step)},
-                      prefix='train/')
+          log.scalars(step, {**scalars, 'learning_rate': optimizer.schedule(step)}, prefix='train/')
           print(meter.line(step, scalars), flush=True)
       pending = step_metrics
       sums.add(step_metrics)
@@ -174,14 +202,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           epoch = done // steps_per_epoch
           scores = evaluate(state)
           wall_time_s = time.perf_counter() - t_start
-          record = {'step': done, 'epoch': epoch, 'split': eval_split, **scores,
-                    **sums.means(), 'wall_time_s': wall_time_s,
-                    'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0)}
+          record = {
+            'step': done,
+            'epoch': epoch,
+            'split': eval_split,
+            **scores,
+            **sums.means(),
+            'wall_time_s': wall_time_s,
+            'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0),
+          }
           history.append(log.record(record))
           log.scalars(done, scores, prefix=f'{eval_split}/')
           sums = EpochSums()
-          print(progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}',
-                                   scores), flush=True)
+          print(
+            progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores),
+            flush=True,
+          )
         save(done, scores)
       if stop.requested and done < total_steps:  # at the end: just finish
         manager.wait_until_finished()

@@ -11,11 +11,12 @@ import os
 for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
   os.environ.setdefault(_var, '1')
 
-import argparse  # pylint: disable=g-import-not-at-top,wrong-import-position
-import platform
-import time
+# Imported after the thread limits above, which numpy reads once at import.
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
 
-from mtl_jax.data.synthetic import render_sample
+from mtl_jax.data.synthetic import render_sample  # noqa: E402
 
 
 def bench(height: int, width: int, num: int, warmup: int) -> float:
@@ -34,8 +35,10 @@ def main():
   parser.add_argument('--num', type=int, default=200, help='timed samples per size')
   parser.add_argument('--warmup', type=int, default=10)
   args = parser.parse_args()
-  print(f'{platform.processor() or platform.machine()}, python {platform.python_version()}, '
-        f'OMP_NUM_THREADS={os.environ["OMP_NUM_THREADS"]}\n')
+  print(
+    f'{platform.processor() or platform.machine()}, python {platform.python_version()}, '
+    f'OMP_NUM_THREADS={os.environ["OMP_NUM_THREADS"]}\n'
+  )
   print('| size | samples/s | ms/sample |')
   print('|---|---:|---:|')
   for size in args.sizes.split(','):

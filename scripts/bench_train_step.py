@@ -24,9 +24,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def fake_batch(batch_size: int, height: int, width: int, num_classes: int):
   key_img, key_lab, key_dep = jax.random.split(jax.random.key(0), 3)
   return {
-      'image': jax.random.randint(key_img, (batch_size, height, width, 3), 0, 256).astype(jnp.uint8),
-      'semseg': jax.random.randint(key_lab, (batch_size, height, width), 0, num_classes),
-      'depth': jax.random.uniform(key_dep, (batch_size, height, width), minval=4, maxval=80),
+    'image': jax.random.randint(key_img, (batch_size, height, width, 3), 0, 256).astype(jnp.uint8),
+    'semseg': jax.random.randint(key_lab, (batch_size, height, width), 0, num_classes),
+    'depth': jax.random.uniform(key_dep, (batch_size, height, width), minval=4, maxval=80),
   }
 
 
@@ -36,8 +36,12 @@ def bench(config, num_steps: int, warmup: int) -> tuple[float, float]:
   tx = experiment.optimizer(total_steps=1000).tx
   graphdef, state = experiment.init_state(tx)
   step = experiment.train_step(graphdef, tx)
-  batch = fake_batch(config.train.batch_size, config.data.crop_height, config.data.crop_width,
-                     config.model.num_classes)
+  batch = fake_batch(
+    config.train.batch_size,
+    config.data.crop_height,
+    config.data.crop_width,
+    config.model.num_classes,
+  )
   start = time.perf_counter()
   state, m = step(state, batch)
   jax.block_until_ready(m)
@@ -58,10 +62,12 @@ def main():
   parser.add_argument('--presets', default='cpu,full')
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--warmup', type=int, default=2)
-  parser.add_argument('--batch_size', type=int, default=0, help='0 = the preset\'s batch size')
+  parser.add_argument('--batch_size', type=int, default=0, help="0 = the preset's batch size")
   args = parser.parse_args()
-  print(f'{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, '
-        f'{jax.devices()[0].platform} x{jax.device_count()}\n')
+  print(
+    f'{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, '
+    f'{jax.devices()[0].platform} x{jax.device_count()}\n'
+  )
   print('| config | encoder | crop | batch | compile s | s/step | img/s |')
   print('|---|---|---|---:|---:|---:|---:|')
   for preset in args.presets.split(','):
@@ -69,9 +75,12 @@ def main():
     if args.batch_size:
       config.train.batch_size = args.batch_size
     compile_s, step_s = bench(config, args.steps, args.warmup)
-    print(f'| {args.arch}:{preset} | {config.model.encoder} | {config.data.crop_height}x'
-          f'{config.data.crop_width} | {config.train.batch_size} | {compile_s:.1f} | '
-          f'{step_s:.3f} | {config.train.batch_size / step_s:.1f} |', flush=True)
+    print(
+      f'| {args.arch}:{preset} | {config.model.encoder} | {config.data.crop_height}x'
+      f'{config.data.crop_width} | {config.train.batch_size} | {compile_s:.1f} | '
+      f'{step_s:.3f} | {config.train.batch_size / step_s:.1f} |',
+      flush=True,
+    )
 
 
 if __name__ == '__main__':

@@ -52,10 +52,13 @@ def main():
   val = [render_sample(i, split='validation', **size) for i in range(args.num_val)]
   pred = np.stack([predict(s['image'], means) for s in val])
   label = np.stack([s['semseg'] for s in val])
-  result = metrics.semseg_metrics(pred, label, num_classes=labels.NUM_CLASSES,
-                                  ignore_label=labels.IGNORE_LABEL)
-  print(f'colour-only baseline ({args.num_train} train, {args.num_val} validation samples): '
-        f'mIoU {result["miou"]:.2f}, pixel accuracy {result["pixel_acc"]:.2f}')
+  result = metrics.semseg_metrics(
+    pred, label, num_classes=labels.NUM_CLASSES, ignore_label=labels.IGNORE_LABEL
+  )
+  print(
+    f'colour-only baseline ({args.num_train} train, {args.num_val} validation samples): '
+    f'mIoU {result["miou"]:.2f}, pixel accuracy {result["pixel_acc"]:.2f}'
+  )
   for name in labels.CLASS_NAMES:
     print(f'  {name:14s} IoU {result[f"iou/{name}"]:6.2f}')
 

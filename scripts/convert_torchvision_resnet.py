@@ -19,8 +19,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.strip().splitlines()[0])
   parser.add_argument('--input', required=True, help='torchvision ResNet .pth or .safetensors')
   parser.add_argument('--output', required=True, help='new directory for the converted encoder')
-  parser.add_argument('--depth', type=int, default=None,
-                      help='18, 34, 50 or 101 (default: inferred from the keys)')
+  parser.add_argument(
+    '--depth', type=int, default=None, help='18, 34, 50 or 101 (default: inferred from the keys)'
+  )
   return parser.parse_args(argv)
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str]) -> int:
   args = parse_args(argv)
   # Imported after parsing so --help stays instant.
   from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
+
   try:
     report = pretrained.convert_file(args.input, args.output, depth=args.depth)
   except UserError as e:

@@ -31,8 +31,15 @@ def _save(path: Path, array: np.ndarray, **options) -> None:
   Image.fromarray(array).save(path, **options)
 
 
-def write_sample(out: Path, split: str, index: int, *, image: np.ndarray | None = None,
-                 semseg: np.ndarray, depth: np.ndarray) -> None:
+def write_sample(
+  out: Path,
+  split: str,
+  index: int,
+  *,
+  image: np.ndarray | None = None,
+  semseg: np.ndarray,
+  depth: np.ndarray,
+) -> None:
   """One sample (or prediction, without image) in the miniscapes encodings."""
   folder = out / miniscapes.FOLDERS[split]
   if image is not None:
@@ -45,13 +52,20 @@ def export_dataset(builder, out: Path, splits: list[str]) -> dict[str, int]:
   counts = {}
   for split in splits:
     if split not in builder.info.splits:
-      raise UserError(f'{builder.name} has no split {split!r}; it has '
-                          f'{", ".join(builder.info.splits)}')
+      raise UserError(
+        f'{builder.name} has no split {split!r}; it has {", ".join(builder.info.splits)}'
+      )
     source = pipeline.data_source(builder, split)
     for i in range(len(source)):
       sample = source[i]
-      write_sample(out, split, int(sample['index']), image=sample['image'],
-                   semseg=sample['semseg'], depth=sample['depth'])
+      write_sample(
+        out,
+        split,
+        int(sample['index']),
+        image=sample['image'],
+        semseg=sample['semseg'],
+        depth=sample['depth'],
+      )
     counts[split] = len(source)
   return counts
 
@@ -67,9 +81,13 @@ def export_predictions(run: experiment.Run, out: Path, splits: list[str]) -> dic
       preds = jax.device_get(predict(run.state, parallel.shard_batch(batch, mesh)['image']))
       shape = batch['semseg'].shape
       for row in np.flatnonzero(batch['mask']):
-        write_sample(out, split, int(batch['index'][row]),
-                     semseg=preds.get('semseg', np.full(shape, 255))[row],
-                     depth=preds.get('depth', np.zeros(shape))[row])
+        write_sample(
+          out,
+          split,
+          int(batch['index'][row]),
+          semseg=preds.get('semseg', np.full(shape, 255))[row],
+          depth=preds.get('depth', np.zeros(shape))[row],
+        )
         counts[split] += 1
   return counts
 
@@ -77,16 +95,22 @@ def export_predictions(run: experiment.Run, out: Path, splits: list[str]) -> dic
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--output', required=True, type=Path)
-  parser.add_argument('--workdir', help='export this run\'s predictions (best checkpoint)')
+  parser.add_argument('--workdir', help="export this run's predictions (best checkpoint)")
   parser.add_argument('--step', type=int, help='with --workdir: this checkpoint instead')
   parser.add_argument('--dataset', default='synthetic', choices=sorted(registry.DATASETS))
   parser.add_argument('--data_dir', default=registry.DEFAULT_DATA_DIR)
   parser.add_argument('--height', type=int, default=SYNTHETIC_DEFAULTS.height)
   parser.add_argument('--width', type=int, default=SYNTHETIC_DEFAULTS.width)
-  parser.add_argument('--split_sizes', default=','.join(map(str, SYNTHETIC_DEFAULTS.split_sizes)),
-                      help='synthetic: train,validation,test sample counts')
-  parser.add_argument('--splits', default=None,
-                      help='comma-separated (default: all three for a dataset, test for a run)')
+  parser.add_argument(
+    '--split_sizes',
+    default=','.join(map(str, SYNTHETIC_DEFAULTS.split_sizes)),
+    help='synthetic: train,validation,test sample counts',
+  )
+  parser.add_argument(
+    '--splits',
+    default=None,
+    help='comma-separated (default: all three for a dataset, test for a run)',
+  )
   args = parser.parse_args()
   cli.setup()
   with cli.user_errors('export_miniscapes'):
@@ -97,12 +121,15 @@ def main() -> None:
       splits = (args.splits or 'train,validation,test').split(',')
       size = dict(height=args.height, width=args.width)
       if args.dataset == 'synthetic':
-        size.update(zip(('num_train', 'num_validation', 'num_test'),
-                        map(int, args.split_sizes.split(','))))
+        size.update(
+          zip(('num_train', 'num_validation', 'num_test'), map(int, args.split_sizes.split(',')))
+        )
       builder = registry.prepare(args.dataset, registry.resolve_data_dir(args.data_dir), **size)
       counts = export_dataset(builder, args.output, splits)
-  print(f'wrote {", ".join(f"{s} {n}" for s, n in counts.items())} samples to {args.output}',
-        file=sys.stderr)
+  print(
+    f'wrote {", ".join(f"{s} {n}" for s, n in counts.items())} samples to {args.output}',
+    file=sys.stderr,
+  )
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Renders a montage of synthetic samples: image | colour labels | depth, one sample per row.
 
-  python scripts/make_montage.py --output docs/synthetic_montage.png [--num 8] [--split train]
+python scripts/make_montage.py --output docs/synthetic_montage.png [--num 8] [--split train]
 """
 
 import argparse
@@ -46,8 +46,10 @@ def main():
   parser.add_argument('--height', type=int, default=SYNTHETIC_DEFAULTS.height)
   parser.add_argument('--width', type=int, default=SYNTHETIC_DEFAULTS.width)
   args = parser.parse_args()
-  samples = [render_sample(i, split=args.split, seed=args.seed, height=args.height,
-                           width=args.width) for i in range(args.start, args.start + args.num)]
+  samples = [
+    render_sample(i, split=args.split, seed=args.seed, height=args.height, width=args.width)
+    for i in range(args.start, args.start + args.num)
+  ]
   Image.fromarray(montage(samples)).save(args.output)
   print(f'wrote {args.output}')
 

@@ -4,11 +4,10 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import REPO, model_cases
 
 from mtl_jax import evaluate, experiment, steps, trainer, writers
 from mtl_jax.config import files, schema
-
-from conftest import REPO, model_cases
 
 # Every distinct tiny model of the shipped configs; `dilated` only moves the output stride.
 CASES = model_cases('tiny', skip=('tiny', 'cpu', 'dilated'))
@@ -22,8 +21,9 @@ def test_overfits_one_batch(path, preset, scene_batch):
   config.optim.learning_rate = 1e-2
   tx = optax.adam(1e-2)
   graphdef, state = steps.create_train_state(experiment.build_model(config), tx)
-  step = jax.jit(lambda s, b: steps.train_step(s, b, graphdef=graphdef, tx=tx,
-                                               spec=experiment.task_spec(config)))
+  step = jax.jit(
+    lambda s, b: steps.train_step(s, b, graphdef=graphdef, tx=tx, spec=experiment.task_spec(config))
+  )
   batch = scene_batch
   first = None
   for _ in range(40):
@@ -56,7 +56,9 @@ def test_trains_and_evaluates(path, preset, data_dir, tmp_path):
 
 def test_training_state_starts_from_converted_imagenet_encoder(tmp_path, monkeypatch):
   from flax import nnx  # pylint: disable=g-import-not-at-top
+
   from mtl_jax.models import pretrained, resnet  # pylint: disable=g-import-not-at-top
+
   source = resnet.ResNetTiny(rngs=nnx.Rngs(123))
   pretrained.save_pretrained_encoder(source, tmp_path / 'pretrained' / 'resnet_tiny')
   monkeypatch.chdir(tmp_path)
@@ -67,5 +69,6 @@ def test_training_state_starts_from_converted_imagenet_encoder(tmp_path, monkeyp
   expected = nnx.state(source, nnx.Param)
   for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(loaded), strict=True):
     np.testing.assert_array_equal(a, b)
-  assert any(not np.array_equal(a, b) for a, b in zip(
-      jax.tree.leaves(fresh), jax.tree.leaves(loaded)))
+  assert any(
+    not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(loaded))
+  )

@@ -5,12 +5,11 @@ import pathlib
 
 import jax.numpy as jnp
 import pytest
+from conftest import config_presets
 from flax import nnx
 
 from mtl_jax import experiment
 from mtl_jax.config import files, presets, schema
-
-from conftest import config_presets
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))
@@ -35,24 +34,33 @@ def test_config_validates_and_builds(path, preset, tmp_path, monkeypatch):
   schema.validate(config)
   # Abstract build + forward: checks every shape without allocating full-size weights.
   out = nnx.eval_shape(
-      lambda: experiment.build_model(config)(jnp.zeros((1, 64, 128, 3), jnp.uint8)))
+    lambda: experiment.build_model(config)(jnp.zeros((1, 64, 128, 3), jnp.uint8))
+  )
   assert set(out) - {'aux'} == set(config.model.tasks)
   assert experiment.task_spec(config).tasks == tuple(config.model.tasks)
 
 
 def test_ladder_rows_add_one_change_each():
-  rows = [presets.apply(schema.base_config(), p)
-          for p in ('plain', 'pretrained', 'dilated', 'aspp')]
-  assert [(r.model.output_stride, r.model.use_aspp, r.model.decoder, bool(r.model.pretrained))
-          for r in rows] == [(32, False, 'seed', False), (32, False, 'seed', True),
-                             (16, False, 'seed', True), (16, True, 'deeplabv3plus', True)]
+  rows = [
+    presets.apply(schema.base_config(), p) for p in ('plain', 'pretrained', 'dilated', 'aspp')
+  ]
+  assert [
+    (r.model.output_stride, r.model.use_aspp, r.model.decoder, bool(r.model.pretrained))
+    for r in rows
+  ] == [
+    (32, False, 'seed', False),
+    (32, False, 'seed', True),
+    (16, False, 'seed', True),
+    (16, True, 'deeplabv3plus', True),
+  ]
 
 
 def test_missing_pretrained_directory_is_a_clear_error(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   config = files.load_config_file(REPO / 'configs' / 'joint.py', 'pretrained')
-  with pytest.raises(schema.ConfigError,
-                     match="config.model.pretrained='pretrained/resnet34' is not a directory"):
+  with pytest.raises(
+    schema.ConfigError, match="config.model.pretrained='pretrained/resnet34' is not a directory"
+  ):
     schema.validate(config)
 
 
@@ -83,10 +91,18 @@ def test_config_json_of_a_run_before_the_knob_renames_loads_under_the_new_names(
   saved['loss']['depth'] = saved['loss'].pop('depth_loss').replace('l1', 'silog')
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   loaded = files.load(tmp_path)
-  assert (loaded.data.seed, loaded.data.num_train, loaded.data.num_validation,
-          loaded.data.num_test) == (3, 16, 8, 4)
-  assert loaded.data.jitter.to_dict() == {'brightness': 0.4, 'contrast': 0.4,
-                                          'saturation': 0.4, 'hue': 0.04}
+  assert (
+    loaded.data.seed,
+    loaded.data.num_train,
+    loaded.data.num_validation,
+    loaded.data.num_test,
+  ) == (3, 16, 8, 4)
+  assert loaded.data.jitter.to_dict() == {
+    'brightness': 0.4,
+    'contrast': 0.4,
+    'saturation': 0.4,
+    'hue': 0.04,
+  }
   assert loaded.loss.depth_loss == 'silog'
   schema.validate(loaded)
 

@@ -58,6 +58,7 @@ def _tiny_config(data_dir):
 def scene_batch():
   """Four 32×64 synthetic scenes as a numpy train batch: real structure a tiny model can fit."""
   from mtl_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+
   samples = [synthetic.render_sample(i, height=32, width=64) for i in range(4)]
   batch = {k: np.stack([s[k] for s in samples]) for k in ('image', 'semseg', 'depth')}
   batch['semseg'] = batch['semseg'].astype(np.int32)
@@ -73,6 +74,7 @@ def data_dir(tmp_path_factory):
 def tiny_run(tmp_path_factory, data_dir):
   """A finished 2-epoch tiny joint run: (config, workdir, returned final record)."""
   from mtl_jax import trainer  # pylint: disable=g-import-not-at-top
+
   config = _tiny_config(data_dir)
   workdir = tmp_path_factory.mktemp('tiny_run')
   final = trainer.train_and_evaluate(config, str(workdir))

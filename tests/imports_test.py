@@ -46,7 +46,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state[node] = 'active'
     for nxt in sorted(graph.get(node, ())):
       if state.get(nxt) == 'active':
-        return stack[stack.index(nxt):] + [nxt]
+        return stack[stack.index(nxt) :] + [nxt]
       if nxt not in state:
         cycle = visit(nxt, stack + [nxt])
         if cycle:
@@ -82,7 +82,9 @@ def test_the_package_has_no_import_cycle():
 @pytest.mark.parametrize('folder', ['mtl_jax', 'scripts'])
 def test_only_the_train_entry_point_imports_the_training_loop(folder):
   known = set(_modules())
-  importers = {module_name(p) if folder == 'mtl_jax' else p.name
-               for p in (REPO / folder).rglob('*.py')
-               if 'mtl_jax.trainer' in imports_of(p, known)}
+  importers = {
+    module_name(p) if folder == 'mtl_jax' else p.name
+    for p in (REPO / folder).rglob('*.py')
+    if 'mtl_jax.trainer' in imports_of(p, known)
+  }
   assert importers <= {'mtl_jax.train'}

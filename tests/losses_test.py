@@ -48,11 +48,10 @@ def test_silog_loss_hand_value_and_near_scale_invariance():
   gt = jnp.array([[[2.0, 8.0]]])
   raw = jnp.log(gt * jnp.array([[[1.0, 4.0]]]))  # d = log p - log g = [0, log 4]
   d = np.array([0.0, math.log(4)])
-  expected = math.sqrt(np.mean(d**2) - losses.SILOG_LAMBDA * np.mean(d)**2)
+  expected = math.sqrt(np.mean(d**2) - losses.SILOG_LAMBDA * np.mean(d) ** 2)
   assert float(losses.depth_silog(raw, gt, codec)) == pytest.approx(expected, rel=1e-5)
   scaled = losses.depth_silog(jnp.log(3 * gt), gt, codec)  # a global scale error only
-  assert float(scaled) == pytest.approx(math.sqrt(1 - losses.SILOG_LAMBDA) * math.log(3),
-                                        rel=1e-4)
+  assert float(scaled) == pytest.approx(math.sqrt(1 - losses.SILOG_LAMBDA) * math.log(3), rel=1e-4)
 
 
 def test_codec_round_trip_and_unknown_mode():

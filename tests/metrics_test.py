@@ -13,25 +13,31 @@ from mtl_jax.data.labels import CLASS_NAMES
 # A 1x2x3 semseg case. Valid (label, pred) pairs: (0,0) (0,1) (1,1) (1,2) (2,2); the 255 is ignored.
 LABEL = np.array([[[0, 0, 1], [1, 2, 255]]], np.int32)
 PRED = np.array([[[0, 1, 1], [2, 2, 0]]], np.int32)
-CONFUSION = np.array([[1, 1, 0],   # gt 0: one right, one predicted as 1
-                      [0, 1, 1],   # gt 1: one right, one predicted as 2
-                      [0, 0, 1]])  # gt 2: one right
+CONFUSION = np.array(
+  [
+    [1, 1, 0],  # gt 0: one right, one predicted as 1
+    [0, 1, 1],  # gt 1: one right, one predicted as 2
+    [0, 0, 1],
+  ]
+)  # gt 2: one right
 # IoU_c = TP / (row + col - TP): c0 = 1/(2+1-1), c1 = 1/(2+2-1), c2 = 1/(1+2-1).
 IOUS = np.array([1 / 2, 1 / 3, 1 / 2])
 
 # A 1x1x4 depth case: gt 10, 20, 40 valid, the 0 is invalid (its pred 7 must not count).
 # p = 20 everywhere, so d = ln 2, 0, -ln 2: mean(d) = 0, mean(d^2) = 2 ln^2 2 / 3.
-DEPTH_GT = np.array([[[10., 20., 40., 0.]]], np.float32)
-DEPTH_PRED = np.array([[[20., 20., 20., 7.]]], np.float32)
+DEPTH_GT = np.array([[[10.0, 20.0, 40.0, 0.0]]], np.float32)
+DEPTH_PRED = np.array([[[20.0, 20.0, 20.0, 7.0]]], np.float32)
 LN2 = math.log(2)
 DEPTH_EXPECTED = {
-    'silog': 100 * math.sqrt(2 / 3) * LN2,            # 100 * sqrt(2 ln^2 2 / 3 - 0^2) = 56.59
-    'abs_rel': (10 / 10 + 0 / 20 + 20 / 40) / 3,      # 0.5
-    'sq_rel': (100 / 10 + 0 / 20 + 400 / 40) / 3,     # 20 / 3
-    'rmse': math.sqrt((100 + 0 + 400) / 3),           # 12.91
-    'log_rmse': math.sqrt(2 / 3) * LN2,               # 0.5659
-    'mae': (10 + 0 + 20) / 3,                         # 10
-    'delta1': 1 / 3, 'delta2': 1 / 3, 'delta3': 1 / 3,  # ratios 2, 1, 2: only the exact pixel
+  'silog': 100 * math.sqrt(2 / 3) * LN2,  # 100 * sqrt(2 ln^2 2 / 3 - 0^2) = 56.59
+  'abs_rel': (10 / 10 + 0 / 20 + 20 / 40) / 3,  # 0.5
+  'sq_rel': (100 / 10 + 0 / 20 + 400 / 40) / 3,  # 20 / 3
+  'rmse': math.sqrt((100 + 0 + 400) / 3),  # 12.91
+  'log_rmse': math.sqrt(2 / 3) * LN2,  # 0.5659
+  'mae': (10 + 0 + 20) / 3,  # 10
+  'delta1': 1 / 3,
+  'delta2': 1 / 3,
+  'delta3': 1 / 3,  # ratios 2, 1, 2: only the exact pixel
 }
 
 
@@ -57,12 +63,15 @@ def _random_batch(seed, n, c=5, h=6, w=7):
   label[rng.random(label.shape) < 0.2] = 255
   gt = rng.uniform(1, 80, (n, h, w)).astype(np.float32)
   gt[rng.random(gt.shape) < 0.3] = 0
-  return dict(semseg_pred=rng.integers(0, c, (n, h, w)).astype(np.int32), semseg_label=label,
-              depth_pred=rng.uniform(0.5, 400, (n, h, w)).astype(np.float32), depth_gt=gt)
+  return dict(
+    semseg_pred=rng.integers(0, c, (n, h, w)).astype(np.int32),
+    semseg_label=label,
+    depth_pred=rng.uniform(0.5, 400, (n, h, w)).astype(np.float32),
+    depth_gt=gt,
+  )
 
 
 class SemsegTest(absltest.TestCase):
-
   def test_confusion_iou_and_pixel_acc(self):
     state, out = _semseg(PRED, LABEL, 3)
     np.testing.assert_array_equal(state.confusion, CONFUSION)
@@ -109,7 +118,6 @@ class SemsegTest(absltest.TestCase):
 
 
 class DepthTest(absltest.TestCase):
-
   def test_hand_computed_with_invalid_pixel(self):
     out = _depth(DEPTH_PRED, DEPTH_GT)
     self.assertEqual(list(out), list(metrics.DEPTH_KEYS))
@@ -119,7 +127,7 @@ class DepthTest(absltest.TestCase):
   def test_deltas_both_directions(self):
     # max(p/g, g/p) = 10/10 = 1, 15/10 = 1.5, 19/10 = 1.9 (under-estimate), 25/10 = 2.5.
     # Thresholds 1.25, 1.5625, 1.953125 -> 1, 2, 3 of the 4 pixels.
-    out = _depth(np.array([[[10., 15., 10., 10.]]]), np.array([[[10., 10., 19., 25.]]]))
+    out = _depth(np.array([[[10.0, 15.0, 10.0, 10.0]]]), np.array([[[10.0, 10.0, 19.0, 25.0]]]))
     self.assertAlmostEqual(out['delta1'], 1 / 4)
     self.assertAlmostEqual(out['delta2'], 2 / 4)
     self.assertAlmostEqual(out['delta3'], 3 / 4)
@@ -127,13 +135,13 @@ class DepthTest(absltest.TestCase):
 
   def test_prediction_clamped_to_4_300(self):
     # pred 1 -> 4 against gt 8: |4-8|/8 = 0.5 (not 7/8); pred 1000 -> 300 against 150: 150/150 = 1.
-    out = _depth(np.array([[[1., 1000.]]]), np.array([[[8., 150.]]]))
+    out = _depth(np.array([[[1.0, 1000.0]]]), np.array([[[8.0, 150.0]]]))
     self.assertAlmostEqual(out['abs_rel'], (0.5 + 1.0) / 2)
     self.assertAlmostEqual(out['mae'], (4 + 150) / 2, places=4)
 
   def test_silog_is_scale_invariant(self):
     # p = 2 g everywhere: d = ln 2 constant, so silog = 0 while log_rmse = ln 2, abs_rel = 1.
-    out = _depth(np.array([[[20., 40., 60.]]]), np.array([[[10., 20., 30.]]]))
+    out = _depth(np.array([[[20.0, 40.0, 60.0]]]), np.array([[[10.0, 20.0, 30.0]]]))
     self.assertAlmostEqual(out['silog'], 0.0, places=4)
     self.assertAlmostEqual(out['log_rmse'], LN2, places=6)
     self.assertAlmostEqual(out['abs_rel'], 1.0, places=6)
@@ -159,33 +167,41 @@ class DepthTest(absltest.TestCase):
   def test_average_over_images_not_pixels(self):
     # Image A: 1 valid pixel, 20 vs 10 -> abs_rel 1, mae 10. Image B: 3 exact pixels -> 0, 0.
     # Per image: abs_rel (1 + 0)/2 = 0.5, mae 5; per pixel it would be 1/4 and 10/4.
-    pred = np.array([[[20., 7., 7., 7.]], [[10., 10., 10., 7.]]])
-    gt = np.array([[[10., 0., 0., 0.]], [[10., 10., 10., 0.]]])
+    pred = np.array([[[20.0, 7.0, 7.0, 7.0]], [[10.0, 10.0, 10.0, 7.0]]])
+    gt = np.array([[[10.0, 0.0, 0.0, 0.0]], [[10.0, 10.0, 10.0, 0.0]]])
     out = _depth(pred, gt)
     self.assertAlmostEqual(out['abs_rel'], 0.5)
     self.assertAlmostEqual(out['mae'], 5.0)
 
   def test_gradients_finite_for_empty_and_exact_images(self):
-    gt = jnp.array([[[10., 20.]], [[0., 0.]]])  # image 1 has no valid pixel
+    gt = jnp.array([[[10.0, 20.0]], [[0.0, 0.0]]])  # image 1 has no valid pixel
 
     def loss(pred):
       per_image, _ = metrics.per_image_depth_metrics(pred, gt)
       return per_image.sum()
 
     # Image 0 predicted exactly: silog = rmse = 0, where a bare sqrt has an infinite gradient.
-    grad = jax.jit(jax.grad(loss))(gt + jnp.array([[[0., 0.]], [[5., 5.]]]))
+    grad = jax.jit(jax.grad(loss))(gt + jnp.array([[[0.0, 0.0]], [[5.0, 5.0]]]))
     self.assertTrue(bool(jnp.isfinite(grad).all()))
     np.testing.assert_array_equal(grad[1], 0.0)
 
 
 class EvalStateTest(absltest.TestCase):
-
   def test_compute_keys_total_and_grader(self):
-    state = _update(metrics.empty(3), semseg_pred=PRED, semseg_label=LABEL,
-                    depth_pred=np.array([[[20., 40.]]]), depth_gt=np.array([[[10., 20.]]]))
+    state = _update(
+      metrics.empty(3),
+      semseg_pred=PRED,
+      semseg_label=LABEL,
+      depth_pred=np.array([[[20.0, 40.0]]]),
+      depth_gt=np.array([[[10.0, 20.0]]]),
+    )
     out = metrics.compute(state)
-    want_keys = (['miou', 'pixel_acc'] + [f'iou/class_{i}' for i in range(3)]
-                 + list(metrics.DEPTH_KEYS) + ['total', 'grader'])
+    want_keys = (
+      ['miou', 'pixel_acc']
+      + [f'iou/class_{i}' for i in range(3)]
+      + list(metrics.DEPTH_KEYS)
+      + ['total', 'grader']
+    )
     self.assertEqual(list(out), want_keys)
     miou = 100 * (1 / 2 + 1 / 3 + 1 / 2) / 3  # 44.44; silog = 0 (p = 2 g, scale-invariant)
     self.assertAlmostEqual(out['total'], miou, places=3)
@@ -215,18 +231,15 @@ class EvalStateTest(absltest.TestCase):
     np.testing.assert_array_equal(jitted.depth.count, eager.depth.count)
 
   def test_single_task_states(self):
-    depth_only = _update(metrics.empty(tasks=('depth',)), depth_pred=DEPTH_PRED,
-                         depth_gt=DEPTH_GT)
+    depth_only = _update(metrics.empty(tasks=('depth',)), depth_pred=DEPTH_PRED, depth_gt=DEPTH_GT)
     self.assertEqual(list(metrics.compute(depth_only)), list(metrics.DEPTH_KEYS))
-    semseg_only = _update(metrics.empty(3, tasks=('semseg',)), semseg_pred=PRED,
-                          semseg_label=LABEL)
+    semseg_only = _update(metrics.empty(3, tasks=('semseg',)), semseg_pred=PRED, semseg_label=LABEL)
     self.assertAlmostEqual(metrics.compute(semseg_only)['pixel_acc'], 60.0)
     with self.assertRaisesRegex(ValueError, 'semseg_pred'):
       metrics.update(metrics.empty(3), depth_pred=DEPTH_PRED, depth_gt=DEPTH_GT)
 
 
 class NumpyApiTest(absltest.TestCase):
-
   def test_matches_state_path(self):
     batch = _random_batch(3, 20, c=19)  # 20 > one chunk: exercises the padded last chunk
     state = _update(metrics.empty(19), **batch)
@@ -241,8 +254,9 @@ class NumpyApiTest(absltest.TestCase):
   def test_hand_computed(self):
     out = metrics.semseg_metrics(PRED.astype(np.uint8), LABEL.astype(np.uint8), num_classes=3)
     self.assertAlmostEqual(out['miou'], 100 * (1 / 2 + 1 / 3 + 1 / 2) / 3)
-    self.assertAlmostEqual(metrics.depth_metrics(DEPTH_PRED, DEPTH_GT)['rmse'],
-                           DEPTH_EXPECTED['rmse'], places=4)
+    self.assertAlmostEqual(
+      metrics.depth_metrics(DEPTH_PRED, DEPTH_GT)['rmse'], DEPTH_EXPECTED['rmse'], places=4
+    )
 
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, r'\(1, 2, 3\).*\(1, 3, 2\)'):

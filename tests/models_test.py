@@ -10,10 +10,10 @@ from mtl_jax.models import mtl, resnet
 # torchvision's resnetN().parameters() total minus its fc layer (512·1000 + 1000 for basic
 # blocks, 2048·1000 + 1000 for bottlenecks): 11,689,512 / 21,797,672 / 25,557,032 / 44,549,160.
 TORCHVISION_TRUNK_PARAMS = {
-    'resnet18': 11_689_512 - 513_000,
-    'resnet34': 21_797_672 - 513_000,
-    'resnet50': 25_557_032 - 2_049_000,
-    'resnet101': 44_549_160 - 2_049_000,
+  'resnet18': 11_689_512 - 513_000,
+  'resnet34': 21_797_672 - 513_000,
+  'resnet50': 25_557_032 - 2_049_000,
+  'resnet101': 44_549_160 - 2_049_000,
 }
 
 
@@ -28,8 +28,9 @@ def test_encoder_parameter_count_equals_torchvision(name):
   assert n == TORCHVISION_TRUNK_PARAMS[name]
 
 
-@pytest.mark.parametrize('output_stride, strides', [
-    (32, (4, 8, 16, 32)), (16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
+@pytest.mark.parametrize(
+  'output_stride, strides', [(32, (4, 8, 16, 32)), (16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))]
+)
 def test_features_are_named_and_dilation_keeps_resolution(output_stride, strides):
   encoder = resnet.ResNetTiny(output_stride=output_stride, rngs=nnx.Rngs(0))
   features = encoder(jnp.zeros((2, 64, 128, 3)))
@@ -52,8 +53,15 @@ def test_zero_init_residual_zeroes_last_bn_scale_of_each_block():
 
 
 def test_joint_model_splits_classes_and_depth_at_input_resolution():
-  model = mtl.build_model('joint', seed=0, encoder='resnet_tiny', num_classes=5,
-                          aspp_channels=8, decoder_channels=8, skip_channels=4)
+  model = mtl.build_model(
+    'joint',
+    seed=0,
+    encoder='resnet_tiny',
+    num_classes=5,
+    aspp_channels=8,
+    decoder_channels=8,
+    skip_channels=4,
+  )
   out = model(jnp.zeros((2, 48, 96, 3), jnp.uint8))
   assert out['semseg'].shape == (2, 48, 96, 5)
   assert out['depth'].shape == (2, 48, 96)
@@ -62,8 +70,9 @@ def test_joint_model_splits_classes_and_depth_at_input_resolution():
 
 
 def test_eval_mode_is_deterministic_and_independent_of_batch_mates():
-  model = mtl.build_model('joint', seed=0, encoder='resnet_tiny', aspp_channels=8,
-                          decoder_channels=8, skip_channels=4)
+  model = mtl.build_model(
+    'joint', seed=0, encoder='resnet_tiny', aspp_channels=8, decoder_channels=8, skip_channels=4
+  )
   model.eval()
   images = jax.random.randint(jax.random.key(0), (2, 32, 64, 3), 0, 255).astype(jnp.uint8)
   alone = model(images[:1])['depth']

@@ -11,7 +11,7 @@ import textwrap
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import functools
     import jax, jax.numpy as jnp, numpy as np, optax
     from mtl_jax import metrics, parallel, steps
@@ -50,13 +50,17 @@ SCRIPT = textwrap.dedent('''
     for key in ('miou', 'silog', 'pixel_acc', 'rmse'):
       np.testing.assert_allclose(scores8[key], scores1[key], rtol=1e-5, err_msg=key)
     print('OK', loss8, scores8['miou'])
-''')
+""")
 
 
 def test_eight_device_data_parallel_step_and_eval_match_one_device():
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
-         'JAX_PLATFORMS': 'cpu'}
-  result = subprocess.run([sys.executable, '-c', SCRIPT], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+  env = {
+    **os.environ,
+    'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
+    'JAX_PLATFORMS': 'cpu',
+  }
+  result = subprocess.run(
+    [sys.executable, '-c', SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.startswith('OK')

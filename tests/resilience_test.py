@@ -12,12 +12,11 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import REPO
 
 from mtl_jax import checkpointing, environment, experiment, steps, trainer, writers
 from mtl_jax.config import files, schema
 from mtl_jax.models import mtl
-
-from conftest import REPO
 
 DRIVER = REPO / 'tests' / 'resume_driver.py'
 # 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6, 8, 9, 12.
@@ -27,14 +26,14 @@ KILL_RUN = {'train.num_epochs': 3, 'train.checkpoint_every_steps': 3}
 def _config(data_dir, **overrides):
   sys.path.insert(0, str(DRIVER.parent))
   import resume_driver  # pylint: disable=g-import-not-at-top
+
   config = resume_driver.tiny_config(overrides)
   config.data.data_dir = str(data_dir)
   return config
 
 
 def _without_wall_time(records):
-  return [{k: v for k, v in r.items() if k not in ('wall_time_s', 'epoch_time_s')}
-          for r in records]
+  return [{k: v for k, v in r.items() if k not in ('wall_time_s', 'epoch_time_s')} for r in records]
 
 
 def _final_params(workdir, step):
@@ -52,16 +51,22 @@ def reference(data_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('uninterrupted')
   seen = {}
   final = trainer.train_and_evaluate(
-      _config(data_dir, **KILL_RUN), str(workdir),
-      batch_hook=lambda step, batch: seen.setdefault(step, batch['index'].tolist()))
+    _config(data_dir, **KILL_RUN),
+    str(workdir),
+    batch_hook=lambda step, batch: seen.setdefault(step, batch['index'].tolist()),
+  )
   return workdir, final, seen
 
 
 def _drive(workdir, steps_log, data_dir, *kill):
   overrides = {**KILL_RUN, 'data.data_dir': str(data_dir)}
-  return subprocess.run([sys.executable, str(DRIVER), str(workdir), str(steps_log),
-                         json.dumps(overrides), *kill], cwd=REPO, capture_output=True,
-                        text=True, check=False)
+  return subprocess.run(
+    [sys.executable, str(DRIVER), str(workdir), str(steps_log), json.dumps(overrides), *kill],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
 
 
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, data_dir, tmp_path):
@@ -69,9 +74,14 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, data_
   rng = np.random.default_rng(20261124)
   # Three kills at random steps, one of them inside a checkpoint save, then a clean finish.
   save_steps = (3, 4, 6, 8, 9)
-  kills = sorted([('--kill_at_step', int(rng.integers(1, 4))),
-                  ('--kill_in_save', int(rng.choice(save_steps[1:4]))),
-                  ('--kill_at_step', int(rng.integers(10, 12)))], key=lambda k: k[1])
+  kills = sorted(
+    [
+      ('--kill_at_step', int(rng.integers(1, 4))),
+      ('--kill_in_save', int(rng.choice(save_steps[1:4]))),
+      ('--kill_at_step', int(rng.integers(10, 12))),
+    ],
+    key=lambda k: k[1],
+  )
   workdir, steps_log = tmp_path / 'killed', tmp_path / 'steps.jsonl'
   for flag, step in kills:
     proc = _drive(workdir, steps_log, data_dir, flag, str(step))
@@ -96,8 +106,9 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, data_
     assert sorted(epoch_indices) == list(range(16))
 
   assert not list((workdir / 'checkpoints').glob('*.orbax-checkpoint-tmp*'))
-  assert (_without_wall_time(writers.read_records(workdir / 'metrics.jsonl')) ==
-          _without_wall_time(writers.read_records(ref_dir / 'metrics.jsonl')))
+  assert _without_wall_time(writers.read_records(workdir / 'metrics.jsonl')) == _without_wall_time(
+    writers.read_records(ref_dir / 'metrics.jsonl')
+  )
   _assert_same_arrays(_final_params(workdir, 12), _final_params(ref_dir, 12))
   assert json.loads(proc.stdout.strip().splitlines()[-1])['miou'] == ref_final['miou']
 
@@ -116,8 +127,9 @@ def test_sigterm_saves_then_resume_continues_at_the_next_step(reference, data_di
   assert stopped['stopped_by'] == 'SIGTERM' and stopped['step'] == 6
   assert 6 in checkpointing.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
   seen = []
-  final = trainer.train_and_evaluate(config, str(workdir),
-                                     batch_hook=lambda step, batch: seen.append(step))
+  final = trainer.train_and_evaluate(
+    config, str(workdir), batch_hook=lambda step, batch: seen.append(step)
+  )
   assert seen == list(range(6, 12))
   assert final['miou'] == ref_final['miou'] and final['loss/total'] == ref_final['loss/total']
   _assert_same_arrays(_final_params(workdir, 12), _final_params(ref_dir, 12))
@@ -126,10 +138,22 @@ def test_sigterm_saves_then_resume_continues_at_the_next_step(reference, data_di
 def test_sigterm_to_the_train_command_exits_0_with_a_checkpoint(data_dir, tmp_path):
   workdir = tmp_path / 'cli'
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'mtl_jax.train', '--config', 'configs/joint.py:tiny',
-       f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
-       '--config.train.num_epochs=500', '--config.train.log_every_steps=1'],
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      '-m',
+      'mtl_jax.train',
+      '--config',
+      'configs/joint.py:tiny',
+      f'--workdir={workdir}',
+      f'--config.data.data_dir={data_dir}',
+      '--config.train.num_epochs=500',
+      '--config.train.log_every_steps=1',
+    ],
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   for line in proc.stdout:
     if line.startswith('step 3/'):
       proc.send_signal(signal.SIGTERM)
@@ -146,16 +170,18 @@ def test_sigterm_to_the_train_command_exits_0_with_a_checkpoint(data_dir, tmp_pa
 
 
 def _tiny_state(tx):
-  model = mtl.build_model('joint', seed=0, encoder='resnet_tiny', aspp_channels=8,
-                          decoder_channels=8, skip_channels=4)
+  model = mtl.build_model(
+    'joint', seed=0, encoder='resnet_tiny', aspp_channels=8, decoder_channels=8, skip_channels=4
+  )
   return steps.create_train_state(model, tx)
 
 
 def test_nonfinite_step_changes_nothing_but_the_counters(scene_batch):
   tx = optax.adam(1e-2)
   graphdef, state = _tiny_state(tx)
-  step = jax.jit(lambda s, b: steps.train_step(s, b, graphdef=graphdef, tx=tx,
-                                               spec=steps.TaskSpec()))
+  step = jax.jit(
+    lambda s, b: steps.train_step(s, b, graphdef=graphdef, tx=tx, spec=steps.TaskSpec())
+  )
   state, _ = step(state, scene_batch)  # a real step first: non-trivial optimizer state
   # NaN depth would count as invalid (not > 0); +inf is valid and makes the loss non-finite.
   bad = {**scene_batch, 'depth': np.where(scene_batch['depth'] > 10, np.inf, scene_batch['depth'])}
@@ -175,6 +201,7 @@ def _poison(steps_to_poison):
   def hook(step, batch):
     if step in steps_to_poison:
       batch['depth'][:] = np.inf
+
   return hook
 
 
@@ -188,9 +215,12 @@ def test_injected_nan_is_skipped_and_the_run_completes(data_dir, tmp_path):
 
 def test_consecutive_nonfinite_steps_stop_with_the_last_good_checkpoint(data_dir, tmp_path):
   config = _config(data_dir, **{'train.num_epochs': 3, 'train.max_nonfinite_steps': 3})
-  with pytest.raises(trainer.TrainingDiverged, match=r'NaN/Inf for 3 consecutive steps \(limit '
-                     r'config.train.max_nonfinite_steps=3\); stopped without saving. The last '
-                     r'good checkpoint is step 4'):
+  with pytest.raises(
+    trainer.TrainingDiverged,
+    match=r'NaN/Inf for 3 consecutive steps \(limit '
+    r'config.train.max_nonfinite_steps=3\); stopped without saving. The last '
+    r'good checkpoint is step 4',
+  ):
     trainer.train_and_evaluate(config, str(tmp_path / 'run'), batch_hook=_poison(range(5, 12)))
   manager = checkpointing.make_manager(tmp_path / 'run' / 'checkpoints', read_only=True)
   assert manager.all_steps() == [4]
@@ -200,14 +230,23 @@ def test_consecutive_nonfinite_steps_stop_with_the_last_good_checkpoint(data_dir
 # ----------------------------------------------------------------------------- bad checkpoints
 
 
-@pytest.mark.parametrize('change, message', [
-    ({'model.aspp_channels': 16}, r'\d+ arrays differ in shape or dtype \(batch_stats/branch/'
-                                  r'context/branches/0/bn/mean/value: float32\[8\] in the '
-                                  r'checkpoint vs float32\[16\] in the model'),
+@pytest.mark.parametrize(
+  'change, message',
+  [
+    (
+      {'model.aspp_channels': 16},
+      r'\d+ arrays differ in shape or dtype \(batch_stats/branch/'
+      r'context/branches/0/bn/mean/value: float32\[8\] in the '
+      r'checkpoint vs float32\[16\] in the model',
+    ),
     ({'model.encoder': 'resnet18'}, r'88 arrays only in the model \(batch_stats/encoder/layer1/1/'),
-    ({'model.arch': 'branched'}, r'105 arrays only in the checkpoint \(batch_stats/branch/.*; '
-                                 r'210 arrays only in the model \(batch_stats/branches/depth/'),
-])
+    (
+      {'model.arch': 'branched'},
+      r'105 arrays only in the checkpoint \(batch_stats/branch/.*; '
+      r'210 arrays only in the model \(batch_stats/branches/depth/',
+    ),
+  ],
+)
 def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, message):
   config, workdir, _ = tiny_run
   copy = tmp_path / 'copy'
@@ -217,8 +256,10 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
   for dotted, value in change.items():
     section, key = dotted.split('.')
     changed[section][key] = value
-  with pytest.raises(checkpointing.CheckpointMismatch,
-                     match=r'checkpoint 8 in .* was written by a different model: ' + message):
+  with pytest.raises(
+    checkpointing.CheckpointMismatch,
+    match=r'checkpoint 8 in .* was written by a different model: ' + message,
+  ):
     trainer.train_and_evaluate(changed, str(copy))
   assert (copy / 'config.json').read_text() == saved_config  # untouched
 
@@ -230,14 +271,18 @@ def test_restore_refuses_another_class_count_instead_of_casting(tiny_run):
   exp = experiment.Experiment.from_config(config)
   _, template = exp.init_state(exp.optimizer(total_steps=1).tx)
   manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
-  with pytest.raises(checkpointing.CheckpointMismatch, match=r'6 arrays differ in shape or dtype '
-                     r'\(params/head/bias/value: float32\[20\] in the checkpoint vs float32\[8\] '
-                     r'in the model; params/head/kernel/value'):
+  with pytest.raises(
+    checkpointing.CheckpointMismatch,
+    match=r'6 arrays differ in shape or dtype '
+    r'\(params/head/bias/value: float32\[20\] in the checkpoint vs float32\[8\] '
+    r'in the model; params/head/kernel/value',
+  ):
     checkpointing.restore(manager, 8, state_template=template)
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(tiny_run, tmp_path,
-                                                                             capsys):
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(
+  tiny_run, tmp_path, capsys
+):
   config, workdir, final = tiny_run
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy)
@@ -259,20 +304,30 @@ def test_resume_under_other_software_warns(tiny_run, tmp_path, monkeypatch, caps
   real = environment.describe()
   monkeypatch.setattr(environment, 'describe', lambda: {**real, 'jaxlib': '0.0.1'})
   trainer.train_and_evaluate(config, str(copy))
-  assert (f"warning: resuming under different software (jaxlib: checkpoint {real['jaxlib']!r}, "
-          "now '0.0.1')") in capsys.readouterr().err
+  assert (
+    f'warning: resuming under different software (jaxlib: checkpoint {real["jaxlib"]!r}, '
+    "now '0.0.1')"
+  ) in capsys.readouterr().err
 
 
 def test_second_signal_exits_at_once():
-  script = ('import os, signal, time\n'
-            'from mtl_jax import preemption\n'
-            'with preemption.StopRequest() as stop:\n'
-            '  os.kill(os.getpid(), signal.SIGTERM)\n'
-            '  assert stop.requested\n'
-            '  os.kill(os.getpid(), signal.SIGINT)\n'
-            '  time.sleep(30)\n')
-  proc = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True,
-                        timeout=60, check=False)
+  script = (
+    'import os, signal, time\n'
+    'from mtl_jax import preemption\n'
+    'with preemption.StopRequest() as stop:\n'
+    '  os.kill(os.getpid(), signal.SIGTERM)\n'
+    '  assert stop.requested\n'
+    '  os.kill(os.getpid(), signal.SIGINT)\n'
+    '  time.sleep(30)\n'
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', script],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=False,
+  )
   assert proc.returncode == 128 + signal.SIGINT
   assert 'second SIGINT: exiting now without saving' in proc.stderr
 
@@ -285,7 +340,8 @@ def _copy_run(tiny_run, tmp_path):
 
 
 def test_checkpoint_without_array_metadata_counts_as_unreadable_not_as_another_model(
-    tiny_run, tmp_path, capsys):
+  tiny_run, tmp_path, capsys
+):
   config, copy, final = _copy_run(tiny_run, tmp_path)
   (copy / 'checkpoints' / '8' / 'state' / '_METADATA').unlink()
   result = trainer.train_and_evaluate(config, str(copy))
@@ -300,8 +356,11 @@ def test_when_no_checkpoint_restores_nothing_is_moved(tiny_run, tmp_path):
     for path in (step_dir / 'data').rglob('*'):
       if path.is_file():
         path.write_text('{"not": "a grain iterator state"}')
-  with pytest.raises(checkpointing.CheckpointUnreadable, match=r'no checkpoint in .* restores '
-                     r'\(step 8: .*; step 4: .*\)\. If config.data'):
+  with pytest.raises(
+    checkpointing.CheckpointUnreadable,
+    match=r'no checkpoint in .* restores '
+    r'\(step 8: .*; step 4: .*\)\. If config.data',
+  ):
     trainer.train_and_evaluate(config, str(copy))
   assert sorted(p.name for p in (copy / 'checkpoints').iterdir()) == steps_before
   assert not (copy / 'checkpoints_unreadable').exists()
@@ -312,6 +371,9 @@ def test_resume_with_another_batch_size_is_refused(tiny_run, tmp_path):
   config, copy, _ = _copy_run(tiny_run, tmp_path)
   config = files.load(copy)
   config.train.batch_size = 2
-  with pytest.raises(schema.ConfigError, match=r'trained with 4 steps per epoch, this '
-                     r'config gives 8 \(train.batch_size or the train split changed\)'):
+  with pytest.raises(
+    schema.ConfigError,
+    match=r'trained with 4 steps per epoch, this '
+    r'config gives 8 \(train.batch_size or the train split changed\)',
+  ):
     trainer.train_and_evaluate(config, str(copy))

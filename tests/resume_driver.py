@@ -21,6 +21,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def tiny_config(overrides: dict):
   from mtl_jax.config import files  # pylint: disable=g-import-not-at-top
+
   config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   for dotted, value in overrides.items():
     section, key = dotted.split('.')
@@ -34,6 +35,7 @@ def _die():
 
 def _kill_during_save(step: int) -> None:
   import grain  # pylint: disable=g-import-not-at-top
+
   handler = grain.checkpoint.CheckpointHandler
   original = handler.save
 
@@ -41,6 +43,7 @@ def _kill_during_save(step: int) -> None:
     original(self, directory, *args, **kwargs)
     if f'/{step}.orbax-checkpoint-tmp' in str(directory):
       _die()
+
   handler.save = save
 
 
@@ -54,8 +57,10 @@ def main():
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
+
   jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
   from mtl_jax import trainer  # pylint: disable=g-import-not-at-top
+
   if args.kill_in_save >= 0:
     _kill_during_save(args.kill_in_save)
   log = open(args.steps_log, 'a')  # pylint: disable=consider-using-with
@@ -66,8 +71,9 @@ def main():
     log.write(json.dumps([step, batch['index'].tolist()]) + '\n')
     log.flush()
 
-  final = trainer.train_and_evaluate(tiny_config(json.loads(args.overrides)), args.workdir,
-                                     batch_hook=hook)
+  final = trainer.train_and_evaluate(
+    tiny_config(json.loads(args.overrides)), args.workdir, batch_hook=hook
+  )
   print(json.dumps({k: final[k] for k in ('step', 'miou', 'silog')}))
   sys.exit(0)
 

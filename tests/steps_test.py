@@ -11,16 +11,19 @@ from mtl_jax.models import mtl
 
 
 def _tiny_state(tx):
-  model = mtl.build_model('joint', seed=0, encoder='resnet_tiny', aspp_channels=8,
-                          decoder_channels=8, skip_channels=4)
+  model = mtl.build_model(
+    'joint', seed=0, encoder='resnet_tiny', aspp_channels=8, decoder_channels=8, skip_channels=4
+  )
   return steps.create_train_state(model, tx)
 
 
 def _batch(seed, n=4, h=32, w=64):
   rng = np.random.default_rng(seed)
-  return {'image': jnp.asarray(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)),
-          'semseg': jnp.asarray(rng.integers(0, 19, (n, h, w)).astype(np.int32)),
-          'depth': jnp.asarray(rng.uniform(4, 80, (n, h, w)).astype(np.float32))}
+  return {
+    'image': jnp.asarray(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)),
+    'semseg': jnp.asarray(rng.integers(0, 19, (n, h, w)).astype(np.int32)),
+    'depth': jnp.asarray(rng.uniform(4, 80, (n, h, w)).astype(np.float32)),
+  }
 
 
 def test_train_step_compiles_once_and_overfits_one_batch(scene_batch):
@@ -63,5 +66,6 @@ def test_task_weights_scale_the_total_loss():
   spec = steps.TaskSpec(weights=(0.25, 0.75))
   out = steps.task_losses(outputs, batch, spec)
   np.testing.assert_allclose(out['loss/semseg'], np.log(19), rtol=1e-6)  # uniform logits
-  np.testing.assert_allclose(out['loss/total'],
-                             0.25 * out['loss/semseg'] + 0.75 * out['loss/depth'], rtol=1e-6)
+  np.testing.assert_allclose(
+    out['loss/total'], 0.25 * out['loss/semseg'] + 0.75 * out['loss/depth'], rtol=1e-6
+  )

@@ -8,9 +8,28 @@ import numpy as np
 from mtl_jax import evaluate, trainer, writers
 from mtl_jax.data.labels import CLASS_NAMES
 
-SPEC_KEYS = ('miou', 'pixel_acc', 'silog', 'abs_rel', 'sq_rel', 'rmse', 'log_rmse', 'mae',
-             'delta1', 'delta2', 'delta3', 'total', 'grader', 'step', 'epoch', 'split',
-             'wall_time_s', 'loss/semseg', 'loss/depth', 'loss/total')
+SPEC_KEYS = (
+  'miou',
+  'pixel_acc',
+  'silog',
+  'abs_rel',
+  'sq_rel',
+  'rmse',
+  'log_rmse',
+  'mae',
+  'delta1',
+  'delta2',
+  'delta3',
+  'total',
+  'grader',
+  'step',
+  'epoch',
+  'split',
+  'wall_time_s',
+  'loss/semseg',
+  'loss/depth',
+  'loss/total',
+)
 
 
 def test_run_writes_config_metrics_events_and_checkpoints(tiny_run):

@@ -17,11 +17,11 @@ CONFIG_FILE = 'config.json'
 
 # Old dotted key → new one.
 RENAMED = {
-    'data.dataset_seed': 'data.seed',
-    'data.train_size': 'data.num_train',
-    'data.validation_size': 'data.num_validation',
-    'data.test_size': 'data.num_test',
-    'loss.depth': 'loss.depth_loss',
+  'data.dataset_seed': 'data.seed',
+  'data.train_size': 'data.num_train',
+  'data.validation_size': 'data.num_validation',
+  'data.test_size': 'data.num_test',
+  'loss.depth': 'loss.depth_loss',
 }
 
 
@@ -69,8 +69,14 @@ def _upgrade(flat: dict) -> dict:
   flat = {RENAMED.get(key, key): value for key, value in flat.items()}
   if 'data.jitter' in flat:  # one strength for all four bounds, hue a tenth of it
     strength = flat.pop('data.jitter')
-    flat.update({'data.jitter.brightness': strength, 'data.jitter.contrast': strength,
-                 'data.jitter.saturation': strength, 'data.jitter.hue': strength / 10})
+    flat.update(
+      {
+        'data.jitter.brightness': strength,
+        'data.jitter.contrast': strength,
+        'data.jitter.saturation': strength,
+        'data.jitter.hue': strength / 10,
+      }
+    )
   return flat
 
 

@@ -69,12 +69,19 @@ def aspp(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-SHARED: dict[str, Preset] = {'tiny': tiny, 'cpu': cpu, 'plain': plain,
-                             'pretrained': pretrained, 'dilated': dilated, 'aspp': aspp}
+SHARED: dict[str, Preset] = {
+  'tiny': tiny,
+  'cpu': cpu,
+  'plain': plain,
+  'pretrained': pretrained,
+  'dilated': dilated,
+  'aspp': aspp,
+}
 
 
-def apply(c: ml_collections.ConfigDict, preset: str | None,
-          own: dict[str, Preset] | None = None) -> ml_collections.ConfigDict:
+def apply(
+  c: ml_collections.ConfigDict, preset: str | None, own: dict[str, Preset] | None = None
+) -> ml_collections.ConfigDict:
   """Applies comma-separated presets left to right, e.g. 'plain,cpu'; '' or 'full' = none.
 
   own: a config file's own presets, offered beside (and over) the shared ones.

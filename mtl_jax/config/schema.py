@@ -28,6 +28,7 @@ class ConfigError(UserError):
 @dataclasses.dataclass(frozen=True)
 class OneOf:
   """The value is a key of a registry ('module:NAME', resolved when validating) or in a tuple."""
+
   choices: str | tuple
 
   def valid(self) -> tuple:
@@ -44,6 +45,7 @@ class OneOf:
 @dataclasses.dataclass(frozen=True)
 class Bound:
   """The value is > 0 (`strict`) or >= 0."""
+
   strict: bool
 
   def problem(self, value) -> str | None:
@@ -63,87 +65,100 @@ class Knob:
 
 _S = SYNTHETIC_DEFAULTS
 KNOBS: dict[str, Knob] = {
-    'seed': Knob(0, 'parameter initialisation and the order and augmentation of train samples'),
-    # data: which dataset, at which stored size, and how training samples are augmented
-    'data.name': Knob('synthetic', 'dataset', OneOf('mtl_jax.data.registry:DATASETS')),
-    'data.data_dir': Knob('', "where prepared datasets live; '' = the TFDS default "
-                              '(mtl_jax.data.registry.DEFAULT_DATA_DIR)'),
-    'data.height': Knob(_S.height, 'stored image height of the dataset to open', POSITIVE),
-    'data.width': Knob(_S.width, 'stored image width', POSITIVE),
-    'data.seed': Knob(_S.seed, 'synthetic only: the dataset seed (sample i is a pure function '
-                               'of seed, split and i)', NON_NEGATIVE),
-    'data.num_train': Knob(_S.num_train, 'synthetic only: train samples rendered', POSITIVE),
-    'data.num_validation': Knob(_S.num_validation, 'synthetic only: validation samples',
-                                POSITIVE),
-    'data.num_test': Knob(_S.num_test, 'synthetic only: test samples', POSITIVE),
-    'data.crop_height': Knob(128, 'training crop height (after random scaling)', POSITIVE),
-    'data.crop_width': Knob(256, 'training crop width', POSITIVE),
-    'data.scale_min': Knob(0.75, 'random scale range of training samples, lower end',
-                           POSITIVE),
-    'data.scale_max': Knob(1.5, 'random scale range, upper end (>= scale_min)', POSITIVE),
-    'data.flip': Knob(True, 'random horizontal flips of training samples'),
-    'data.jitter.brightness': Knob(0.2, 'photometric jitter of the image only: brightness '
-                                        'factor drawn from U(1 - a, 1 + a); all four 0 = off',
-                                   NON_NEGATIVE),
-    'data.jitter.contrast': Knob(0.2, 'contrast factor bound a, as brightness', NON_NEGATIVE),
-    'data.jitter.saturation': Knob(0.2, 'saturation factor bound a, as brightness',
-                                   NON_NEGATIVE),
-    'data.jitter.hue': Knob(0.02, 'largest hue rotation, in turns (0.05 = ±18°)',
-                            NON_NEGATIVE),
-    'data.worker_count': Knob(0, 'grain worker processes; 0 = in the training process',
-                              NON_NEGATIVE),
-    # model: see mtl_jax.models.mtl
-    'model.arch': Knob('joint', 'architecture', OneOf('mtl_jax.models.mtl:ARCHITECTURES')),
-    'model.tasks': Knob(TASKS, 'tasks predicted; single_task: one of them'),
-    'model.encoder': Knob('resnet34', 'ResNet trunk', OneOf('mtl_jax.models.resnet:ENCODERS')),
-    'model.output_stride': Knob(16, '32 (no dilation), 16 or 8', OneOf((8, 16, 32))),
-    'model.use_aspp': Knob(True, 'ASPP context module; False = a plain 1×1 conv over the '
-                                 'deepest features'),
-    'model.aspp_rates': Knob((3, 6, 9), 'dilation rates of the three 3×3 ASPP branches'),
-    'model.aspp_channels': Knob(256, 'context module (ASPP or plain) output channels',
-                                POSITIVE),
-    'model.decoder': Knob('deeplabv3plus', "decoder variant; 'seed' = one 3×3 conv over "
-                                           '[context, raw 1/4 skip]',
-                          OneOf('mtl_jax.models.decoder:DECODERS')),
-    'model.decoder_channels': Knob(256, 'decoder output channels', POSITIVE),
-    'model.skip_channels': Knob(48, '1×1 reduction of the 1/4 skip (deeplabv3plus only)',
-                                POSITIVE),
-    'model.second_stage': Knob('simple', 'distilled only: second-stage decoder',
-                               OneOf('mtl_jax.models.distillation:SECOND_STAGE_DECODERS')),
-    'model.zero_init_residual': Knob(False, "zero-init each residual block's last BN scale"),
-    'model.pretrained': Knob('', 'a directory from scripts/convert_torchvision_resnet.py '
-                                 "holding ImageNet encoder weights; '' = random init"),
-    'model.num_classes': Knob(19, 'semantic classes (must equal the dataset\'s)', POSITIVE),
-    # depth: raw network output ↔ metres, see mtl_jax.depth_codec
-    'depth.mode': Knob('linear', 'depth parametrisation', OneOf('mtl_jax.depth_codec:MODES')),
-    'depth.mean': Knob(20.0, 'normalisation mean (of depth, or of log-depth in log mode)'),
-    'depth.std': Knob(20.0, 'normalisation std', POSITIVE),
-    # loss
-    'loss.semseg_weight': Knob(0.5, 'weight of the semseg loss in the total', NON_NEGATIVE),
-    'loss.depth_weight': Knob(0.5, 'weight of the depth loss in the total', NON_NEGATIVE),
-    'loss.depth_loss': Knob('l1', "'l1' on normalised depth (course template) or 'silog'",
-                            OneOf('mtl_jax.losses:DEPTH_LOSSES')),
-    # optim: see mtl_jax.optim
-    'optim.name': Knob('adam', 'optimizer', OneOf('mtl_jax.optim:OPTIMIZERS')),
-    'optim.learning_rate': Knob(1e-3, 'peak learning rate', POSITIVE),
-    'optim.schedule': Knob('poly', 'learning-rate schedule', OneOf('mtl_jax.optim:SCHEDULES')),
-    'optim.warmup_steps': Knob(0, 'linear warm-up steps from 0', NON_NEGATIVE),
-    'optim.weight_decay': Knob(1e-4, 'L2 on conv/dense kernels', NON_NEGATIVE),
-    'optim.momentum': Knob(0.9, 'sgd only'),
-    'optim.grad_clip_norm': Knob(0.0, 'global gradient-norm clip; 0 = none', NON_NEGATIVE),
-    # train: the loop
-    'train.batch_size': Knob(8, 'global train batch (split over devices and processes)',
-                             POSITIVE),
-    'train.num_epochs': Knob(16, 'epochs (full batches over the train split)', POSITIVE),
-    'train.eval_batch_size': Knob(8, 'global eval batch', POSITIVE),
-    'train.log_every_steps': Knob(25, 'train-loss log interval', POSITIVE),
-    'train.keep_checkpoints': Knob(2, 'newest checkpoints kept, besides the best by `total`',
-                                   POSITIVE),
-    'train.checkpoint_every_steps': Knob(200, 'mid-epoch saves (epoch ends always save); '
-                                              '0 = off', NON_NEGATIVE),
-    'train.max_nonfinite_steps': Knob(10, 'stop after this many consecutive NaN/Inf steps',
-                                      POSITIVE),
-    'train.eval_split': Knob('validation', 'split scored after each epoch', OneOf(EVAL_SPLITS)),
+  'seed': Knob(0, 'parameter initialisation and the order and augmentation of train samples'),
+  # data: which dataset, at which stored size, and how training samples are augmented
+  'data.name': Knob('synthetic', 'dataset', OneOf('mtl_jax.data.registry:DATASETS')),
+  'data.data_dir': Knob(
+    '',
+    "where prepared datasets live; '' = the TFDS default (mtl_jax.data.registry.DEFAULT_DATA_DIR)",
+  ),
+  'data.height': Knob(_S.height, 'stored image height of the dataset to open', POSITIVE),
+  'data.width': Knob(_S.width, 'stored image width', POSITIVE),
+  'data.seed': Knob(
+    _S.seed,
+    'synthetic only: the dataset seed (sample i is a pure function of seed, split and i)',
+    NON_NEGATIVE,
+  ),
+  'data.num_train': Knob(_S.num_train, 'synthetic only: train samples rendered', POSITIVE),
+  'data.num_validation': Knob(_S.num_validation, 'synthetic only: validation samples', POSITIVE),
+  'data.num_test': Knob(_S.num_test, 'synthetic only: test samples', POSITIVE),
+  'data.crop_height': Knob(128, 'training crop height (after random scaling)', POSITIVE),
+  'data.crop_width': Knob(256, 'training crop width', POSITIVE),
+  'data.scale_min': Knob(0.75, 'random scale range of training samples, lower end', POSITIVE),
+  'data.scale_max': Knob(1.5, 'random scale range, upper end (>= scale_min)', POSITIVE),
+  'data.flip': Knob(True, 'random horizontal flips of training samples'),
+  'data.jitter.brightness': Knob(
+    0.2,
+    'photometric jitter of the image only: brightness '
+    'factor drawn from U(1 - a, 1 + a); all four 0 = off',
+    NON_NEGATIVE,
+  ),
+  'data.jitter.contrast': Knob(0.2, 'contrast factor bound a, as brightness', NON_NEGATIVE),
+  'data.jitter.saturation': Knob(0.2, 'saturation factor bound a, as brightness', NON_NEGATIVE),
+  'data.jitter.hue': Knob(0.02, 'largest hue rotation, in turns (0.05 = ±18°)', NON_NEGATIVE),
+  'data.worker_count': Knob(0, 'grain worker processes; 0 = in the training process', NON_NEGATIVE),
+  # model: see mtl_jax.models.mtl
+  'model.arch': Knob('joint', 'architecture', OneOf('mtl_jax.models.mtl:ARCHITECTURES')),
+  'model.tasks': Knob(TASKS, 'tasks predicted; single_task: one of them'),
+  'model.encoder': Knob('resnet34', 'ResNet trunk', OneOf('mtl_jax.models.resnet:ENCODERS')),
+  'model.output_stride': Knob(16, '32 (no dilation), 16 or 8', OneOf((8, 16, 32))),
+  'model.use_aspp': Knob(
+    True, 'ASPP context module; False = a plain 1×1 conv over the deepest features'
+  ),
+  'model.aspp_rates': Knob((3, 6, 9), 'dilation rates of the three 3×3 ASPP branches'),
+  'model.aspp_channels': Knob(256, 'context module (ASPP or plain) output channels', POSITIVE),
+  'model.decoder': Knob(
+    'deeplabv3plus',
+    "decoder variant; 'seed' = one 3×3 conv over [context, raw 1/4 skip]",
+    OneOf('mtl_jax.models.decoder:DECODERS'),
+  ),
+  'model.decoder_channels': Knob(256, 'decoder output channels', POSITIVE),
+  'model.skip_channels': Knob(48, '1×1 reduction of the 1/4 skip (deeplabv3plus only)', POSITIVE),
+  'model.second_stage': Knob(
+    'simple',
+    'distilled only: second-stage decoder',
+    OneOf('mtl_jax.models.distillation:SECOND_STAGE_DECODERS'),
+  ),
+  'model.zero_init_residual': Knob(False, "zero-init each residual block's last BN scale"),
+  'model.pretrained': Knob(
+    '',
+    'a directory from scripts/convert_torchvision_resnet.py '
+    "holding ImageNet encoder weights; '' = random init",
+  ),
+  'model.num_classes': Knob(19, "semantic classes (must equal the dataset's)", POSITIVE),
+  # depth: raw network output ↔ metres, see mtl_jax.depth_codec
+  'depth.mode': Knob('linear', 'depth parametrisation', OneOf('mtl_jax.depth_codec:MODES')),
+  'depth.mean': Knob(20.0, 'normalisation mean (of depth, or of log-depth in log mode)'),
+  'depth.std': Knob(20.0, 'normalisation std', POSITIVE),
+  # loss
+  'loss.semseg_weight': Knob(0.5, 'weight of the semseg loss in the total', NON_NEGATIVE),
+  'loss.depth_weight': Knob(0.5, 'weight of the depth loss in the total', NON_NEGATIVE),
+  'loss.depth_loss': Knob(
+    'l1',
+    "'l1' on normalised depth (course template) or 'silog'",
+    OneOf('mtl_jax.losses:DEPTH_LOSSES'),
+  ),
+  # optim: see mtl_jax.optim
+  'optim.name': Knob('adam', 'optimizer', OneOf('mtl_jax.optim:OPTIMIZERS')),
+  'optim.learning_rate': Knob(1e-3, 'peak learning rate', POSITIVE),
+  'optim.schedule': Knob('poly', 'learning-rate schedule', OneOf('mtl_jax.optim:SCHEDULES')),
+  'optim.warmup_steps': Knob(0, 'linear warm-up steps from 0', NON_NEGATIVE),
+  'optim.weight_decay': Knob(1e-4, 'L2 on conv/dense kernels', NON_NEGATIVE),
+  'optim.momentum': Knob(0.9, 'sgd only'),
+  'optim.grad_clip_norm': Knob(0.0, 'global gradient-norm clip; 0 = none', NON_NEGATIVE),
+  # train: the loop
+  'train.batch_size': Knob(8, 'global train batch (split over devices and processes)', POSITIVE),
+  'train.num_epochs': Knob(16, 'epochs (full batches over the train split)', POSITIVE),
+  'train.eval_batch_size': Knob(8, 'global eval batch', POSITIVE),
+  'train.log_every_steps': Knob(25, 'train-loss log interval', POSITIVE),
+  'train.keep_checkpoints': Knob(
+    2, 'newest checkpoints kept, besides the best by `total`', POSITIVE
+  ),
+  'train.checkpoint_every_steps': Knob(
+    200, 'mid-epoch saves (epoch ends always save); 0 = off', NON_NEGATIVE
+  ),
+  'train.max_nonfinite_steps': Knob(10, 'stop after this many consecutive NaN/Inf steps', POSITIVE),
+  'train.eval_split': Knob('validation', 'split scored after each epoch', OneOf(EVAL_SPLITS)),
 }
 
 
@@ -173,22 +188,30 @@ def _cross_checks(config: ml_collections.ConfigDict) -> None:
   """Constraints between knobs, each raising a ConfigError."""
   data, model = config.data, config.model
   if data.scale_min > data.scale_max:
-    raise ConfigError(f'config.data.scale_min={data.scale_min} and scale_max='
-                      f'{data.scale_max} must satisfy 0 < scale_min <= scale_max')
+    raise ConfigError(
+      f'config.data.scale_min={data.scale_min} and scale_max='
+      f'{data.scale_max} must satisfy 0 < scale_min <= scale_max'
+    )
   if model.pretrained and not Path(model.pretrained).is_dir():
-    raise ConfigError(f'config.model.pretrained={model.pretrained!r} is not a directory; '
-                      'create it with scripts/convert_torchvision_resnet.py from torchvision '
-                      'ImageNet weights')
+    raise ConfigError(
+      f'config.model.pretrained={model.pretrained!r} is not a directory; '
+      'create it with scripts/convert_torchvision_resnet.py from torchvision '
+      'ImageNet weights'
+    )
   tasks = tuple(model.tasks)
   if not tasks or set(tasks) - set(TASKS) or len(set(tasks)) != len(tasks):
-    raise ConfigError(f'config.model.tasks={tasks!r} must be distinct names from: '
-                      f'{", ".join(TASKS)}')
+    raise ConfigError(
+      f'config.model.tasks={tasks!r} must be distinct names from: {", ".join(TASKS)}'
+    )
   if model.arch != 'single_task' and tasks != TASKS:
-    raise ConfigError(f'config.model.arch={model.arch!r} predicts both tasks; set '
-                      f'config.model.tasks={TASKS!r} or use arch single_task')
+    raise ConfigError(
+      f'config.model.arch={model.arch!r} predicts both tasks; set '
+      f'config.model.tasks={TASKS!r} or use arch single_task'
+    )
   if model.arch == 'single_task' and len(tasks) != 1:
-    raise ConfigError(f"config.model.arch='single_task' needs one task in config.model.tasks, "
-                      f'got {tasks!r}')
+    raise ConfigError(
+      f"config.model.arch='single_task' needs one task in config.model.tasks, got {tasks!r}"
+    )
   if sum(task_weight(config, t) for t in tasks) <= 0:
     raise ConfigError('the loss weights of config.model.tasks must sum to > 0')
 

@@ -46,8 +46,9 @@ def require(path: Path | None, what: str, counterpart_of: Path) -> Path:
   return path
 
 
-def read_image(path: Path, *, modes: Collection[str], what: str,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+  path: Path, *, modes: Collection[str], what: str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
   """Decodes `path` fully into a numpy array, checking it is a `modes` image of sane size.
 
   what: how the message names the expected content, e.g. '8-bit greyscale depth PNG'.
@@ -64,11 +65,15 @@ def read_image(path: Path, *, modes: Collection[str], what: str,
       with Image.open(path) as image:
         width, height = image.size
         if width * height > max_pixels:
-          raise BadFile(path, f'{width}x{height} = {width * height} pixels is over the limit '
-                        f'of {max_pixels} (a decompression bomb?); raise --max_pixels if real')
+          raise BadFile(
+            path,
+            f'{width}x{height} = {width * height} pixels is over the limit '
+            f'of {max_pixels} (a decompression bomb?); raise --max_pixels if real',
+          )
         if image.mode not in modes:
-          raise BadFile(path, f'expected {what} (mode {" or ".join(sorted(modes))}), got '
-                        f'mode {image.mode}')
+          raise BadFile(
+            path, f'expected {what} (mode {" or ".join(sorted(modes))}), got mode {image.mode}'
+          )
         image.load()
         return np.asarray(image)
   except Image.DecompressionBombError as e:
@@ -94,5 +99,7 @@ def check_label_ids(path: Path, labels: np.ndarray, num_classes: int, ignore_lab
   bad = ids[(ids >= num_classes) & (ids != ignore_label)]
   if bad.size:
     shown = ', '.join(str(i) for i in bad[:8]) + (' …' if bad.size > 8 else '')
-    raise BadFile(path, f'label ids {shown} are outside 0..{num_classes - 1} and not the '
-                  f'ignore label {ignore_label}')
+    raise BadFile(
+      path,
+      f'label ids {shown} are outside 0..{num_classes - 1} and not the ignore label {ignore_label}',
+    )

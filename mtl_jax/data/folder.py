@@ -50,11 +50,12 @@ from mtl_jax.errors import UserError
 NAME = 'folder'
 SPEC_FILE = 'dataset.json'
 INSTRUCTIONS = (
-    'Expected the folder layout <manual_dir>/dataset.json with images/<rel>.jpg|.jpeg|.png, '
-    'semseg/<rel>.png (8-bit class ids) and depth/<rel>.png (16-bit depth) beside it, where '
-    'dataset.json gives "classes" (names in id order), "depth_scale" (metres per depth PNG '
-    'unit) and "splits" ({"train": ..., "validation": ..., "test": ...}, each a list of '
-    'images/<rel> paths or a text file listing them); see mtl_jax/data/folder.py for an example.')
+  'Expected the folder layout <manual_dir>/dataset.json with images/<rel>.jpg|.jpeg|.png, '
+  'semseg/<rel>.png (8-bit class ids) and depth/<rel>.png (16-bit depth) beside it, where '
+  'dataset.json gives "classes" (names in id order), "depth_scale" (metres per depth PNG '
+  'unit) and "splits" ({"train": ..., "validation": ..., "test": ...}, each a list of '
+  'images/<rel> paths or a text file listing them); see mtl_jax/data/folder.py for an example.'
+)
 SPLITS = ('train', 'validation', 'test')
 REQUIRED_SPLITS = ('train',)
 KEYS = ('classes', 'colors', 'ignore_label', 'depth_scale', 'splits')
@@ -66,6 +67,7 @@ DEPTH_MODES = frozenset({'I;16', 'I'})
 @dataclasses.dataclass(frozen=True)
 class FolderSpec:
   """A validated dataset.json. splits: split → image paths relative to the root, as listed."""
+
   path: Path
   classes: tuple[str, ...]
   colors: tuple[tuple[int, int, int], ...] | None
@@ -97,12 +99,17 @@ def _is_int(value: object) -> bool:
 
 def _classes(path: Path, value: object) -> tuple[str, ...]:
   if value is None:
-    raise _error(path, 'classes', 'is required: the class names in id order, e.g. '
-                 '["road", "car"]')
-  if (not isinstance(value, list) or not 1 <= len(value) <= MAX_CLASSES
-      or not all(isinstance(name, str) and name for name in value)):
-    raise _error(path, 'classes', f'must be a list of 1 to {MAX_CLASSES} class names (non-empty '
-                 f'strings), got {_show(value)}')
+    raise _error(path, 'classes', 'is required: the class names in id order, e.g. ["road", "car"]')
+  if (
+    not isinstance(value, list)
+    or not 1 <= len(value) <= MAX_CLASSES
+    or not all(isinstance(name, str) and name for name in value)
+  ):
+    raise _error(
+      path,
+      'classes',
+      f'must be a list of 1 to {MAX_CLASSES} class names (non-empty strings), got {_show(value)}',
+    )
   repeated = sorted({name for name in value if value.count(name) > 1})
   if repeated:
     raise _error(path, 'classes', f'lists {", ".join(map(json.dumps, repeated))} more than once')
@@ -113,13 +120,18 @@ def _colors(path: Path, value: object, count: int) -> tuple[tuple[int, int, int]
   if value is None:
     return None
   if not isinstance(value, list) or len(value) != count:
-    raise _error(path, 'colors', f'must be a list of one [r, g, b] per class ({count}), '
-                 f'got {_show(value)}')
+    raise _error(
+      path, 'colors', f'must be a list of one [r, g, b] per class ({count}), got {_show(value)}'
+    )
   for i, color in enumerate(value):
-    if (not isinstance(color, list) or len(color) != 3
-        or not all(_is_int(c) and 0 <= c <= 255 for c in color)):
-      raise _error(path, f'colors[{i}]', f'must be [r, g, b] with integers 0..255, got '
-                   f'{_show(color)}')
+    if (
+      not isinstance(color, list)
+      or len(color) != 3
+      or not all(_is_int(c) and 0 <= c <= 255 for c in color)
+    ):
+      raise _error(
+        path, f'colors[{i}]', f'must be [r, g, b] with integers 0..255, got {_show(color)}'
+      )
   return tuple(tuple(color) for color in value)
 
 
@@ -129,19 +141,33 @@ def _ignore_label(path: Path, value: object, count: int) -> int:
   if not _is_int(value) or not 0 <= value <= 255:
     raise _error(path, 'ignore_label', f'must be an integer 0..255, got {_show(value)}')
   if value < count:
-    raise _error(path, 'ignore_label', f'{value} is a class id (classes are 0..{count - 1}); use '
-                 f'an id from {count} to 255')
+    raise _error(
+      path,
+      'ignore_label',
+      f'{value} is a class id (classes are 0..{count - 1}); use an id from {count} to 255',
+    )
   return value
 
 
 def _depth_scale(path: Path, value: object) -> float:
   if value is None:
-    raise _error(path, 'depth_scale', 'is required: metres per unit of the depth PNGs (0.001 '
-                 'for millimetres, 0.00390625 = 1/256 for KITTI)')
-  if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-      or value <= 0):
-    raise _error(path, 'depth_scale', f'must be a positive number (metres per unit of the depth '
-                 f'PNGs), got {_show(value)}')
+    raise _error(
+      path,
+      'depth_scale',
+      'is required: metres per unit of the depth PNGs (0.001 '
+      'for millimetres, 0.00390625 = 1/256 for KITTI)',
+    )
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, (int, float))
+    or not math.isfinite(value)
+    or value <= 0
+  ):
+    raise _error(
+      path,
+      'depth_scale',
+      f'must be a positive number (metres per unit of the depth PNGs), got {_show(value)}',
+    )
   return float(value)
 
 
@@ -152,13 +178,21 @@ def _split_file_lines(path: Path, key: str, name: str) -> list[str]:
   except BadFile as e:
     raise _error(path, key, f'names {name}: {e.reason}') from None
   if not file.is_file():
-    raise _error(path, key, f'names {file}, which does not exist (a split is a list of image '
-                 'paths or a text file listing them)')
+    raise _error(
+      path,
+      key,
+      f'names {file}, which does not exist (a split is a list of image '
+      'paths or a text file listing them)',
+    )
   try:
     text = file.read_text(encoding='utf-8-sig')  # -sig: editors on Windows may add a BOM
   except UnicodeDecodeError:
-    raise _error(path, key, f'names {file}, which is not a UTF-8 text file (a split is a list of '
-                 'image paths or a text file listing them)') from None
+    raise _error(
+      path,
+      key,
+      f'names {file}, which is not a UTF-8 text file (a split is a list of '
+      'image paths or a text file listing them)',
+    ) from None
   except OSError as e:
     raise _error(path, key, f'names {file}, which cannot be read ({e.strerror or e})') from None
   lines = (line.strip() for line in text.splitlines())
@@ -172,8 +206,11 @@ def _split_entries(path: Path, split: str, value: object) -> tuple[str, ...]:
   elif isinstance(value, list) and all(isinstance(e, str) and e for e in value):
     entries = value
   else:
-    raise _error(path, key, f'must be a list of image paths or the name of a text file listing '
-                 f'them, got {_show(value)}')
+    raise _error(
+      path,
+      key,
+      f'must be a list of image paths or the name of a text file listing them, got {_show(value)}',
+    )
   if not entries:
     raise _error(path, key, 'lists no images')
   seen = set()
@@ -185,21 +222,25 @@ def _split_entries(path: Path, split: str, value: object) -> tuple[str, ...]:
 
 
 def _splits(path: Path, value: object) -> Mapping[str, tuple[str, ...]]:
-  shape = ('an object {"train": ..., "validation": ..., "test": ...} of image path lists or '
-           'text files listing them')
+  shape = (
+    'an object {"train": ..., "validation": ..., "test": ...} of image path lists or '
+    'text files listing them'
+  )
   if value is None:
     raise _error(path, 'splits', f'is required: {shape}')
   if not isinstance(value, dict):
     raise _error(path, 'splits', f'must be {shape}, got {_show(value)}')
   unknown = [split for split in value if split not in SPLITS]
   if unknown:
-    raise _error(path, 'splits', f'has unknown split {json.dumps(unknown[0])} (splits are '
-                 f'{", ".join(SPLITS)})')
+    raise _error(
+      path, 'splits', f'has unknown split {json.dumps(unknown[0])} (splits are {", ".join(SPLITS)})'
+    )
   for split in REQUIRED_SPLITS:
     if split not in value:
       raise _error(path, 'splits', f'lacks the required split "{split}"')
   return types.MappingProxyType(
-      {split: _split_entries(path, split, value[split]) for split in SPLITS if split in value})
+    {split: _split_entries(path, split, value[split]) for split in SPLITS if split in value}
+  )
 
 
 def _load_json(path: Path) -> dict:
@@ -214,12 +255,15 @@ def _load_json(path: Path) -> dict:
   except RecursionError:
     raise UserError(f'{path}: invalid JSON: nested too deeply') from None
   if not isinstance(data, dict):
-    raise UserError(f'{path}: must hold a JSON object {{"classes": ..., "depth_scale": ..., '
-                    f'"splits": ...}}, got {_show(data)}')
+    raise UserError(
+      f'{path}: must hold a JSON object {{"classes": ..., "depth_scale": ..., '
+      f'"splits": ...}}, got {_show(data)}'
+    )
   unknown = [key for key in data if key not in KEYS]
   if unknown:  # most likely a typo of an optional key, which would silently be ignored
-    raise UserError(f'{path}: unknown key {json.dumps(unknown[0])} (the keys are '
-                    f'{", ".join(KEYS)})')
+    raise UserError(
+      f'{path}: unknown key {json.dumps(unknown[0])} (the keys are {", ".join(KEYS)})'
+    )
   return data
 
 
@@ -228,11 +272,14 @@ def _read_spec(path: Path, mtime_ns: int, size: int) -> FolderSpec:
   del mtime_ns, size  # only part of the cache key: an edited dataset.json is read again
   data = _load_json(path)
   classes = _classes(path, data.get('classes'))
-  return FolderSpec(path=path, classes=classes,
-                    colors=_colors(path, data.get('colors'), len(classes)),
-                    ignore_label=_ignore_label(path, data.get('ignore_label'), len(classes)),
-                    depth_scale=_depth_scale(path, data.get('depth_scale')),
-                    splits=_splits(path, data.get('splits')))
+  return FolderSpec(
+    path=path,
+    classes=classes,
+    colors=_colors(path, data.get('colors'), len(classes)),
+    ignore_label=_ignore_label(path, data.get('ignore_label'), len(classes)),
+    depth_scale=_depth_scale(path, data.get('depth_scale')),
+    splits=_splits(path, data.get('splits')),
+  )
 
 
 def read_spec(root: str | os.PathLike) -> FolderSpec:
@@ -263,12 +310,12 @@ def image_rel(entry: str) -> PurePosixPath | None:
 def _labeled(root: Path, rels: list[PurePosixPath]) -> bool:
   """Whether any folder the split's semseg or depth files would be in exists."""
   folders = {rel.parent for rel in rels}
-  return any((root / labels / folder).is_dir()
-             for folder in folders for labels in ('semseg', 'depth'))
+  return any(
+    (root / labels / folder).is_dir() for folder in folders for labels in ('semseg', 'depth')
+  )
 
 
-def _sample_files(root: Path, spec_path: Path, entry: str,
-                  labeled: bool) -> layouts.SampleFiles:
+def _sample_files(root: Path, spec_path: Path, entry: str, labeled: bool) -> layouts.SampleFiles:
   rel = image_rel(entry)
   if rel is None:  # outside images/ or the root: load_sample makes it a BadFile
     return layouts.SampleFiles(root=root, image=root / entry, extra={'spec': spec_path})
@@ -276,8 +323,13 @@ def _sample_files(root: Path, spec_path: Path, entry: str,
   if not labeled:
     return layouts.SampleFiles(root=root, image=image, extra={'spec': spec_path})
   labels = rel.with_suffix('.png')
-  return layouts.SampleFiles(root=root, image=image, semseg=root / 'semseg' / labels,
-                             depth=root / 'depth' / labels, extra={'spec': spec_path})
+  return layouts.SampleFiles(
+    root=root,
+    image=image,
+    semseg=root / 'semseg' / labels,
+    depth=root / 'depth' / labels,
+    extra={'spec': spec_path},
+  )
 
 
 def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
@@ -307,17 +359,23 @@ SEMSEG = layouts.FileKind('semseg', frozenset({'L', 'P'}), '8-bit class-id PNG')
 DEPTH = layouts.FileKind('depth', DEPTH_MODES, '16-bit greyscale depth PNG')
 
 
-def load_sample(files: layouts.SampleFiles, *,
-                max_pixels: int = file_checks.DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
+def load_sample(
+  files: layouts.SampleFiles, *, max_pixels: int = file_checks.DEFAULT_MAX_PIXELS
+) -> dict[str, np.ndarray]:
   layouts.files_inside_root(files)
   if image_rel(os.path.relpath(files.image, files.root)) is None:
-    raise BadFile(files.image, f'not under {files.root / "images"}/ (split lists name images as '
-                  'images/<rel>.jpg|.jpeg|.png, relative to the dataset root)')
+    raise BadFile(
+      files.image,
+      f'not under {files.root / "images"}/ (split lists name images as '
+      'images/<rel>.jpg|.jpeg|.png, relative to the dataset root)',
+    )
   spec = read_spec(files.extra.get('spec', files.root / SPEC_FILE).parent)
-  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH,
-                            max_pixels=max_pixels)
+  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH, max_pixels=max_pixels)
   if raw.semseg is None:
     return layouts.unlabeled(raw.image)
   file_checks.check_label_ids(raw.semseg_path, raw.semseg, spec.num_classes, spec.ignore_label)
-  return {'image': raw.image, 'semseg': store_labels(raw.semseg, spec.ignore_label),
-          'depth': decode_depth(raw.depth, spec.depth_scale)}
+  return {
+    'image': raw.image,
+    'semseg': store_labels(raw.semseg, spec.ignore_label),
+    'depth': decode_depth(raw.depth, spec.depth_scale),
+  }

@@ -23,8 +23,9 @@ class TrainClass:
 
 
 TRAIN_CLASSES: tuple[TrainClass, ...] = tuple(
-    TrainClass(_cs.trainId2label[i].name, i, tuple(_cs.trainId2label[i].color))
-    for i in range(NUM_CLASSES))
+  TrainClass(_cs.trainId2label[i].name, i, tuple(_cs.trainId2label[i].color))
+  for i in range(NUM_CLASSES)
+)
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in TRAIN_CLASSES)
 TRAIN_ID: dict[str, int] = {c.name: c.train_id for c in TRAIN_CLASSES}
 

@@ -31,6 +31,7 @@ class SampleFiles:
   root: the dataset root every file must stay inside (checked when loading, so --skip_bad can
   skip a sample whose listed path escapes it).
   """
+
   root: Path
   image: Path
   semseg: Path | None = None
@@ -60,6 +61,7 @@ def files_inside_root(files: SampleFiles) -> None:
 class FileKind:
   """How a layout stores one kind of file: its name in messages, the PIL modes accepted and
   what a message calls the expected content."""
+
   name: str
   modes: frozenset[str]
   what: str
@@ -69,6 +71,7 @@ class FileKind:
 class RawSample:
   """The decoded files of a sample, checked for size; semseg/depth None for an unlabeled
   split."""
+
   image: np.ndarray
   semseg: np.ndarray | None = None
   depth: np.ndarray | None = None
@@ -76,20 +79,25 @@ class RawSample:
   depth_path: Path | None = None
 
 
-def read_sample(files: SampleFiles, *, image: FileKind, semseg: FileKind, depth: FileKind,
-                max_pixels: int) -> RawSample:
+def read_sample(
+  files: SampleFiles, *, image: FileKind, semseg: FileKind, depth: FileKind, max_pixels: int
+) -> RawSample:
   """The checks every layout shares: paths inside the root, each file a sane image of its
   kind, counterparts present (in a labeled split) and of the image's size."""
   files_inside_root(files)
-  pixels = file_checks.read_image(files.image, modes=image.modes, what=image.what,
-                                  max_pixels=max_pixels)
+  pixels = file_checks.read_image(
+    files.image, modes=image.modes, what=image.what, max_pixels=max_pixels
+  )
   if files.semseg is None:
     return RawSample(pixels)
-  paths = [file_checks.require(path, kind.name, files.image)
-           for path, kind in ((files.semseg, semseg), (files.depth, depth))]
-  arrays = [file_checks.read_image(path, modes=kind.modes, what=kind.what,
-                                   max_pixels=max_pixels)
-            for path, kind in zip(paths, (semseg, depth))]
+  paths = [
+    file_checks.require(path, kind.name, files.image)
+    for path, kind in ((files.semseg, semseg), (files.depth, depth))
+  ]
+  arrays = [
+    file_checks.read_image(path, modes=kind.modes, what=kind.what, max_pixels=max_pixels)
+    for path, kind in zip(paths, (semseg, depth))
+  ]
   for path, array in zip(paths, arrays):
     file_checks.check_size(path, array, pixels.shape[:2], files.image)
   return RawSample(pixels, *arrays, *paths)
@@ -107,8 +115,14 @@ def cityscapes_class_names(root: Path) -> tuple[str, ...]:
   return CLASS_NAMES
 
 
-def present_splits(root: Path, layout_name: str, instructions: str, folders: Mapping[str, str],
-                   required: tuple[str, ...], image_dir: Callable[[str], Path]):
+def present_splits(
+  root: Path,
+  layout_name: str,
+  instructions: str,
+  folders: Mapping[str, str],
+  required: tuple[str, ...],
+  image_dir: Callable[[str], Path],
+):
   """Yields (TFDS split, folder name, image directory) for each split on disk; a missing root
   or required split is a UserError naming the layout."""
   if not Path(root).is_dir():
@@ -124,8 +138,11 @@ def present_splits(root: Path, layout_name: str, instructions: str, folders: Map
 def unlabeled(image: np.ndarray) -> dict[str, np.ndarray]:
   """Labels for a sample of a split without ground truth: all ignored / invalid."""
   h, w = image.shape[:2]
-  return {'image': image, 'semseg': np.full((h, w), IGNORE_LABEL, np.uint8),
-          'depth': np.zeros((h, w), np.float32)}
+  return {
+    'image': image,
+    'semseg': np.full((h, w), IGNORE_LABEL, np.uint8),
+    'depth': np.zeros((h, w), np.float32),
+  }
 
 
 def numeric_stem_order(path: Path) -> tuple:
@@ -133,6 +150,7 @@ def numeric_stem_order(path: Path) -> tuple:
   return (0, int(path.stem), '') if path.stem.isdigit() else (1, 0, path.stem)
 
 
-def sorted_files(directory: Path, suffixes: tuple[str, ...],
-                 key: Callable[[Path], tuple] = numeric_stem_order) -> list[Path]:
+def sorted_files(
+  directory: Path, suffixes: tuple[str, ...], key: Callable[[Path], tuple] = numeric_stem_order
+) -> list[Path]:
   return sorted((p for p in directory.iterdir() if p.suffix.lower() in suffixes), key=key)

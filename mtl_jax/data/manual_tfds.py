@@ -28,31 +28,42 @@ from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, t
 from mtl_jax.data import sample as sample_lib
 from mtl_jax.errors import UserError
 
-
 MIN_SAMPLES_FOR_POOL = 64  # below this, starting worker processes costs more than it saves
 
 
 @dataclasses.dataclass(eq=False)
 class SizeConfig(tfds.core.BuilderConfig):
   """The stored image size; build one with `make_config`."""
+
   height: int = 0
   width: int = 0
 
 
 def make_config(height: int, width: int) -> SizeConfig:
-  return SizeConfig(name=f'{height}x{width}', height=height, width=width,
-                    description=f'samples stored at {height}x{width}')
+  return SizeConfig(
+    name=f'{height}x{width}',
+    height=height,
+    width=width,
+    description=f'samples stored at {height}x{width}',
+  )
 
 
-def sized(sample: dict[str, np.ndarray], files: layouts.SampleFiles, size: tuple[int, int],
-          resize_samples: bool) -> dict[str, np.ndarray]:
+def sized(
+  sample: dict[str, np.ndarray],
+  files: layouts.SampleFiles,
+  size: tuple[int, int],
+  resize_samples: bool,
+) -> dict[str, np.ndarray]:
   """The sample resized to `size`, or checked to have it."""
   if resize_samples:
     return sample_lib.resize(sample, size)
   if sample['image'].shape[:2] != tuple(size):
     h, w = sample['image'].shape[:2]
-    raise file_checks.BadFile(files.image, f'size {w}x{h} differs from the dataset\'s '
-                              f'{size[1]}x{size[0]}; pass --height and --width to resize all')
+    raise file_checks.BadFile(
+      files.image,
+      f"size {w}x{h} differs from the dataset's "
+      f'{size[1]}x{size[0]}; pass --height and --width to resize all',
+    )
   return sample
 
 
@@ -67,8 +78,9 @@ def load_and_encode(job: tuple) -> tuple[dict | None, tuple[str, str] | None]:
     return None, (bad.path, bad.reason)
 
 
-class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder,
-                     skip_registration=True):
+class _ManualBuilder(
+  tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuilder, skip_registration=True
+):
   """Shared by the three builders below; a subclass only names its layout module."""
 
   VERSION = tfds.core.Version('1.0.0')
@@ -76,10 +88,16 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
   BUILDER_CONFIGS = []  # every config comes from `make_config`
   LAYOUT: layouts.Layout
 
-  def __init__(self, *, samples: dict[str, list[layouts.SampleFiles]] | None = None,
-               resize_samples: bool = False, skip_bad: bool = False,
-               max_pixels: int = file_checks.DEFAULT_MAX_PIXELS, num_workers: int | None = None,
-               **kwargs):
+  def __init__(
+    self,
+    *,
+    samples: dict[str, list[layouts.SampleFiles]] | None = None,
+    resize_samples: bool = False,
+    skip_bad: bool = False,
+    max_pixels: int = file_checks.DEFAULT_MAX_PIXELS,
+    num_workers: int | None = None,
+    **kwargs,
+  ):
     """samples: what `LAYOUT.find_samples` listed (only needed to build, not to read);
     num_workers: decoding processes (default one per core; <= 1 decodes in-process)."""
     self._samples = samples or {}
@@ -92,10 +110,12 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
     return self.dataset_info_from_configs(
-        description=self.LAYOUT.__doc__.splitlines()[0],
-        features=tfds_records.features(cfg.height, cfg.width), disable_shuffling=True,
-        # Filled when building, restored from metadata.json when reading: {'class_names': [...]}.
-        metadata=tfds.core.MetadataDict())
+      description=self.LAYOUT.__doc__.splitlines()[0],
+      features=tfds_records.features(cfg.height, cfg.width),
+      disable_shuffling=True,
+      # Filled when building, restored from metadata.json when reading: {'class_names': [...]}.
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _download_and_prepare(self, *args, **kwargs):
     total = sum(len(files) for files in self._samples.values())
@@ -109,15 +129,17 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
   def _split_generators(self, dl_manager):
     # The samples were listed before building; the manual dir gives the class names.
     self.info.metadata['class_names'] = list(self.LAYOUT.class_names(Path(dl_manager.manual_dir)))
-    return {split: self._generate_examples(split, files)
-            for split, files in self._samples.items()}
+    return {split: self._generate_examples(split, files) for split, files in self._samples.items()}
 
   def _generate_examples(self, split: str, samples: list[layouts.SampleFiles]):
     cfg = self.builder_config
-    jobs = [(self.LAYOUT.NAME, files, (cfg.height, cfg.width), self._resize, self._max_pixels)
-            for files in samples]
-    results = tfds_records.ordered_map(load_and_encode, jobs, self._pool,
-                                       window=16 * self._num_workers)
+    jobs = [
+      (self.LAYOUT.NAME, files, (cfg.height, cfg.width), self._resize, self._max_pixels)
+      for files in samples
+    ]
+    results = tfds_records.ordered_map(
+      load_and_encode, jobs, self._pool, window=16 * self._num_workers
+    )
     progress = tfds_records.Progress(f'{self.name}/{cfg.name} {split}', len(samples))
     index = 0
     for count, (example, bad) in enumerate(results, 1):
@@ -136,18 +158,21 @@ class _ManualBuilder(tfds_records.PackagedBuilder, tfds.core.GeneratorBasedBuild
 
 class MtlMiniscapes(_ManualBuilder):
   """The course's miniscapes (a Synscapes subset), see `mtl_jax.data.miniscapes`."""
+
   LAYOUT = miniscapes
   MANUAL_DOWNLOAD_INSTRUCTIONS = miniscapes.INSTRUCTIONS
 
 
 class MtlCityscapes(_ManualBuilder):
   """Cityscapes with float32 metric depth from disparity, see `mtl_jax.data.cityscapes`."""
+
   LAYOUT = cityscapes
   MANUAL_DOWNLOAD_INSTRUCTIONS = cityscapes.INSTRUCTIONS
 
 
 class MtlFolder(_ManualBuilder):
   """Users' own images/semseg/depth folders with a dataset.json, see `mtl_jax.data.folder`."""
+
   LAYOUT = folder
   MANUAL_DOWNLOAD_INSTRUCTIONS = folder.INSTRUCTIONS
 
@@ -156,8 +181,12 @@ LAYOUTS = {layout.NAME: layout for layout in (miniscapes, cityscapes, folder)}
 BUILDERS = {'miniscapes': MtlMiniscapes, 'cityscapes': MtlCityscapes, 'folder': MtlFolder}
 
 
-def _first_good_size(layout: layouts.Layout, samples: dict[str, list[layouts.SampleFiles]],
-                     max_pixels: int, skip_bad: bool) -> tuple[int, int]:
+def _first_good_size(
+  layout: layouts.Layout,
+  samples: dict[str, list[layouts.SampleFiles]],
+  max_pixels: int,
+  skip_bad: bool,
+) -> tuple[int, int]:
   for files in (f for split_files in samples.values() for f in split_files):
     try:
       return layout.load_sample(files, max_pixels=max_pixels)['image'].shape[:2]
@@ -171,8 +200,13 @@ def prepared_sizes(name: str, data_dir: str | os.PathLike) -> list[str]:
   """Config names (sizes) of dataset `name` already prepared under data_dir."""
   root = Path(data_dir) / BUILDERS[name].name
   # <size>/<version>/: TFDS's `incomplete.*` folders of a killed build do not count.
-  return sorted({p.parent.parent.name for p in root.glob('*/*/dataset_info.json')
-                 if re.fullmatch(r'\d+\.\d+\.\d+', p.parent.name)})
+  return sorted(
+    {
+      p.parent.parent.name
+      for p in root.glob('*/*/dataset_info.json')
+      if re.fullmatch(r'\d+\.\d+\.\d+', p.parent.name)
+    }
+  )
 
 
 def open_prepared(name: str, data_dir: str | os.PathLike, height: int, width: int):
@@ -182,16 +216,27 @@ def open_prepared(name: str, data_dir: str | os.PathLike, height: int, width: in
   if builder.is_prepared():
     return builder
   sizes = prepared_sizes(name, data_dir)
-  hint = (f'prepared sizes there: {", ".join(sizes)} (set --config.data.height and '
-          f'--config.data.width to one of them)' if sizes else
-          f'prepare it first: python -m mtl_jax.prepare_data --dataset {name} '
-          f'--manual_dir DIR --data_dir {data_dir} --height {height} --width {width}')
+  hint = (
+    f'prepared sizes there: {", ".join(sizes)} (set --config.data.height and '
+    f'--config.data.width to one of them)'
+    if sizes
+    else f'prepare it first: python -m mtl_jax.prepare_data --dataset {name} '
+    f'--manual_dir DIR --data_dir {data_dir} --height {height} --width {width}'
+  )
   raise UserError(f'dataset {name} at {height}x{width} is not prepared in {data_dir}; {hint}')
 
 
-def prepare(name: str, data_dir: str | os.PathLike, manual_dir: str | os.PathLike, *,
-            height: int = 0, width: int = 0, skip_bad: bool = False,
-            max_pixels: int = file_checks.DEFAULT_MAX_PIXELS, num_workers: int | None = None):
+def prepare(
+  name: str,
+  data_dir: str | os.PathLike,
+  manual_dir: str | os.PathLike,
+  *,
+  height: int = 0,
+  width: int = 0,
+  skip_bad: bool = False,
+  max_pixels: int = file_checks.DEFAULT_MAX_PIXELS,
+  num_workers: int | None = None,
+):
   """Builds dataset `name` from manual_dir (resized to height×width if given; else at the
   native size) unless already prepared; returns the builder, whose `skipped` lists the
   samples --skip_bad left out."""
@@ -202,10 +247,17 @@ def prepare(name: str, data_dir: str | os.PathLike, manual_dir: str | os.PathLik
     raise UserError('give both --height and --width, or neither (keep the native size)')
   if not resize_samples:
     height, width = _first_good_size(builder_cls.LAYOUT, samples, max_pixels, skip_bad)
-  builder = builder_cls(data_dir=os.fspath(data_dir), config=make_config(height, width),
-                        samples=samples, resize_samples=resize_samples, skip_bad=skip_bad,
-                        max_pixels=max_pixels, num_workers=num_workers,
-                        file_format='array_record')
+  builder = builder_cls(
+    data_dir=os.fspath(data_dir),
+    config=make_config(height, width),
+    samples=samples,
+    resize_samples=resize_samples,
+    skip_bad=skip_bad,
+    max_pixels=max_pixels,
+    num_workers=num_workers,
+    file_format='array_record',
+  )
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+    download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
+  )
   return builder

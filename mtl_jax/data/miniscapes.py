@@ -21,9 +21,11 @@ from mtl_jax.data.labels import NUM_CLASSES
 from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL
 
 NAME = 'miniscapes'
-INSTRUCTIONS = ('Expected the miniscapes layout <manual_dir>/{train,val,test}/{rgb/<i>.jpg, '
-                'semseg/<i>.png, depth/<i>.png} (test may lack semseg/ and depth/), as '
-                "unpacked from the course's miniscapes download.")
+INSTRUCTIONS = (
+  'Expected the miniscapes layout <manual_dir>/{train,val,test}/{rgb/<i>.jpg, '
+  'semseg/<i>.png, depth/<i>.png} (test may lack semseg/ and depth/), as '
+  "unpacked from the course's miniscapes download."
+)
 FOLDERS = {'train': 'train', 'validation': 'val', 'test': 'test'}  # TFDS split → folder
 REQUIRED_SPLITS = ('train', 'validation')
 
@@ -53,28 +55,33 @@ class_names = layouts.cityscapes_class_names
 def find_samples(root: Path) -> dict[str, list[layouts.SampleFiles]]:
   root = Path(root)
   samples = {}
-  for split, folder, rgb in layouts.present_splits(root, NAME, INSTRUCTIONS, FOLDERS,
-                                                   REQUIRED_SPLITS, lambda f: root / f / 'rgb'):
+  for split, folder, rgb in layouts.present_splits(
+    root, NAME, INSTRUCTIONS, FOLDERS, REQUIRED_SPLITS, lambda f: root / f / 'rgb'
+  ):
     labeled = (root / folder / 'semseg').is_dir() or (root / folder / 'depth').is_dir()
     samples[split] = [
-        layouts.SampleFiles(
-            root=root, image=image,
-            semseg=root / folder / 'semseg' / f'{image.stem}.png' if labeled else None,
-            depth=root / folder / 'depth' / f'{image.stem}.png' if labeled else None)
-        for image in layouts.sorted_files(rgb, ('.jpg', '.jpeg'))]
+      layouts.SampleFiles(
+        root=root,
+        image=image,
+        semseg=root / folder / 'semseg' / f'{image.stem}.png' if labeled else None,
+        depth=root / folder / 'depth' / f'{image.stem}.png' if labeled else None,
+      )
+      for image in layouts.sorted_files(rgb, ('.jpg', '.jpeg'))
+    ]
     if not samples[split]:
       raise layouts.missing(NAME, INSTRUCTIONS, rgb / '*.jpg')
   return samples
+
 
 IMAGE = layouts.FileKind('rgb', frozenset({'RGB'}), 'RGB JPEG')
 SEMSEG = layouts.FileKind('semseg', frozenset({'L', 'P'}), '8-bit train-id PNG')
 DEPTH = layouts.FileKind('depth', frozenset({'L'}), '8-bit greyscale inverse-depth PNG')
 
 
-def load_sample(files: layouts.SampleFiles, *,
-                max_pixels: int = file_checks.DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
-  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH,
-                            max_pixels=max_pixels)
+def load_sample(
+  files: layouts.SampleFiles, *, max_pixels: int = file_checks.DEFAULT_MAX_PIXELS
+) -> dict[str, np.ndarray]:
+  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH, max_pixels=max_pixels)
   if raw.semseg is None:
     return layouts.unlabeled(raw.image)
   file_checks.check_label_ids(raw.semseg_path, raw.semseg, NUM_CLASSES, IGNORE_LABEL)

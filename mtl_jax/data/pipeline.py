@@ -32,10 +32,10 @@ Batch = dict[str, np.ndarray]
 def _to_sample(example: dict) -> dict:
   """A decoded TFDS record (`tfds_records`) as a sample: semseg squeezed to [H, W]."""
   return {
-      "image": example["image"],
-      "semseg": example["semseg"][..., 0],
-      "depth": example["depth"],
-      "index": np.int64(example["index"]),
+    'image': example['image'],
+    'semseg': example['semseg'][..., 0],
+    'depth': example['depth'],
+    'index': np.int64(example['index']),
   }
 
 
@@ -43,6 +43,7 @@ def _to_sample(example: dict) -> dict:
 class SampleSource:
   """Random access to the samples (see `sample`) of a TFDS split, and the dataset's class
   names (id order)."""
+
   source: Sequence[dict]
   class_names: tuple[str, ...] = CLASS_NAMES
 
@@ -54,7 +55,7 @@ class SampleSource:
 
   def __getitems__(self, indices: Sequence[int]) -> list[dict]:
     # Batched reads when the TFDS source offers them (array_record reads in parallel).
-    getitems = getattr(self.source, "__getitems__", None)
+    getitems = getattr(self.source, '__getitems__', None)
     examples = getitems(indices) if getitems else [self.source[i] for i in indices]
     return [_to_sample(e) for e in examples]
 
@@ -77,12 +78,20 @@ def _shard_seed(seed: int, shard_index: int) -> int:
   return int(np.random.SeedSequence([seed, shard_index]).generate_state(1)[0])
 
 
-def train_iterator(source: Sequence[dict], *, batch_size: int, seed: int,
-                   crop_size: tuple[int, int] | None = None,
-                   scale_range: tuple[float, float] = (1.0, 1.0), flip: bool = True,
-                   jitter: augment.Jitter | Mapping | None = None, shard_index: int = 0,
-                   shard_count: int = 1, worker_count: int = 0,
-                   num_threads: int = 2) -> grain.DatasetIterator:
+def train_iterator(
+  source: Sequence[dict],
+  *,
+  batch_size: int,
+  seed: int,
+  crop_size: tuple[int, int] | None = None,
+  scale_range: tuple[float, float] = (1.0, 1.0),
+  flip: bool = True,
+  jitter: augment.Jitter | Mapping | None = None,
+  shard_index: int = 0,
+  shard_count: int = 1,
+  worker_count: int = 0,
+  num_threads: int = 2,
+) -> grain.DatasetIterator:
   """Infinite iterator of augmented train batches (see `sample` for their entries).
 
   This shard takes samples shard_index::shard_count; each epoch is a fresh permutation of
@@ -95,18 +104,23 @@ def train_iterator(source: Sequence[dict], *, batch_size: int, seed: int,
   """
   ds = grain.MapDataset.source(source)[shard_index::shard_count]
   if len(ds) < batch_size:
-    raise ValueError(f"train split shard has {len(ds)} samples, fewer than batch_size "
-                     f"{batch_size}")
+    raise ValueError(f'train split shard has {len(ds)} samples, fewer than batch_size {batch_size}')
   if jitter is not None and not isinstance(jitter, augment.Jitter):
     jitter = augment.Jitter(**jitter)  # a dict or ConfigDict section of bounds
   ds = ds.seed(_shard_seed(seed, shard_index)).shuffle().repeat()
-  ds = ds.random_map(augment.Augment(
+  ds = ds.random_map(
+    augment.Augment(
       crop_size=tuple(crop_size) if crop_size is not None else None,
-      scale_range=tuple(scale_range), flip=flip, jitter=jitter))
+      scale_range=tuple(scale_range),
+      flip=flip,
+      jitter=jitter,
+    )
+  )
   ds = ds.map(sample.to_batch).batch(batch_size, drop_remainder=True)
   # A small prefetch buffer: each element is a whole batch.
-  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
-                                               prefetch_buffer_size=max(2 * num_threads, 2)))
+  it_ds = ds.to_iter_dataset(
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2 * num_threads, 2))
+  )
   if worker_count > 0:
     # grain's worker processes read absl flags; allow use outside absl.app.run (tests, notebooks).
     if not flags.FLAGS.is_parsed():
@@ -121,6 +135,7 @@ def train_iterator(source: Sequence[dict], *, batch_size: int, seed: int,
 @dataclasses.dataclass(frozen=True)
 class EvalBatches:
   """Re-iterable, sized sequence of eval batches; see `eval_batches`."""
+
   source: Sequence[dict]
   batch_size: int
   shard_index: int = 0
@@ -134,20 +149,22 @@ class EvalBatches:
   def _element(self, position: int) -> dict:
     index = self.shard_index + position * self.shard_count
     if index < len(self.source):
-      return {**sample.to_batch(self.source[index]), "mask": np.bool_(True)}
+      return {**sample.to_batch(self.source[index]), 'mask': np.bool_(True)}
     padding = sample.to_batch(sample.padding_like(self.source[0]))
-    return {**padding, "mask": np.bool_(False)}
+    return {**padding, 'mask': np.bool_(False)}
 
   def __iter__(self) -> Iterator[Batch]:
     ds = grain.MapDataset.range(len(self) * self.batch_size).map(self._element)
     ds = ds.batch(self.batch_size)
-    read = grain.ReadOptions(num_threads=self.num_threads,
-                             prefetch_buffer_size=max(2 * self.num_threads, 2))
+    read = grain.ReadOptions(
+      num_threads=self.num_threads, prefetch_buffer_size=max(2 * self.num_threads, 2)
+    )
     return iter(ds.to_iter_dataset(read))
 
 
-def eval_batches(source: Sequence[dict], *, batch_size: int, shard_index: int = 0,
-                 shard_count: int = 1) -> EvalBatches:
+def eval_batches(
+  source: Sequence[dict], *, batch_size: int, shard_index: int = 0, shard_count: int = 1
+) -> EvalBatches:
   """Every sample of this shard (shard_index::shard_count) once, in index order, unaugmented.
 
   Every shard yields the same number of batches, len(result), so multi-host eval steps stay
@@ -155,5 +172,5 @@ def eval_batches(source: Sequence[dict], *, batch_size: int, shard_index: int = 
   mask False.
   """
   if len(source) == 0:
-    raise ValueError("eval split is empty")
+    raise ValueError('eval split is empty')
   return EvalBatches(source, batch_size, shard_index, shard_count)

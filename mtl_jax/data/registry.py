@@ -13,11 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from mtl_jax.data.labels import CLASS_NAMES
-from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS  # re-exported for configs
+from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as SYNTHETIC_DEFAULTS  # re-export
 
 DEFAULT_DATA_DIR = '~/tensorflow_datasets'  # TFDS's own default
-
-
 
 
 def resolve_data_dir(data_dir: str | os.PathLike) -> str:
@@ -31,9 +29,13 @@ def _synthetic(data_dir: str | os.PathLike, *, num_workers: int | None = None, *
   fields: any of SYNTHETIC_DEFAULTS' (height, width, seed, num_train, num_validation, num_test).
   """
   from mtl_jax.data import synthetic_tfds  # pylint: disable=g-import-not-at-top  # lazy: TFDS
-  builder = synthetic_tfds.MtlSynthetic(data_dir=os.fspath(data_dir),
-                                        config=synthetic_tfds.make_config(**fields),
-                                        file_format='array_record', num_workers=num_workers)
+
+  builder = synthetic_tfds.MtlSynthetic(
+    data_dir=os.fspath(data_dir),
+    config=synthetic_tfds.make_config(**fields),
+    file_format='array_record',
+    num_workers=num_workers,
+  )
   builder.download_and_prepare()  # a no-op when the data is already there
   return builder
 
@@ -41,22 +43,32 @@ def _synthetic(data_dir: str | os.PathLike, *, num_workers: int | None = None, *
 def _manual(name: str) -> Callable[..., Any]:
   """A dataset users bring (`manual_tfds`): built from manual_dir by `prepare_data`; without
   manual_dir (training) the dataset prepared at height×width is opened."""
-  def prepare_or_open(data_dir: str | os.PathLike, *, height: int, width: int,
-                      manual_dir: str | os.PathLike | None = None, **build_options):
+
+  def prepare_or_open(
+    data_dir: str | os.PathLike,
+    *,
+    height: int,
+    width: int,
+    manual_dir: str | os.PathLike | None = None,
+    **build_options,
+  ):
     from mtl_jax.data import manual_tfds  # pylint: disable=g-import-not-at-top  # lazy: TFDS
+
     if manual_dir is None:
       return manual_tfds.open_prepared(name, data_dir, height, width)
-    return manual_tfds.prepare(name, data_dir, manual_dir, height=height, width=width,
-                               **build_options)
+    return manual_tfds.prepare(
+      name, data_dir, manual_dir, height=height, width=width, **build_options
+    )
+
   return prepare_or_open
 
 
 # name -> fn(data_dir, **fields) returning the prepared TFDS builder.
 DATASETS: dict[str, Callable[..., Any]] = {
-    'synthetic': _synthetic,
-    'miniscapes': _manual('miniscapes'),
-    'cityscapes': _manual('cityscapes'),
-    'folder': _manual('folder'),
+  'synthetic': _synthetic,
+  'miniscapes': _manual('miniscapes'),
+  'cityscapes': _manual('cityscapes'),
+  'folder': _manual('folder'),
 }
 
 
@@ -69,7 +81,7 @@ def prepare(name: str, data_dir: str | os.PathLike, **fields):
   skip_bad, max_pixels, num_workers).
   """
   if name not in DATASETS:
-    raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
+    raise ValueError(f'unknown dataset {name!r}; valid names: {", ".join(sorted(DATASETS))}')
   return DATASETS[name](data_dir, **fields)
 
 

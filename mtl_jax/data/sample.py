@@ -37,26 +37,26 @@ IGNORE_LABEL = 255
 # depth encodes exactly this range.
 DEPTH_RANGE_M = (4.0, 300.0)
 # dtype and the shape after [H, W] of each sample array (what builders check renderers against).
-ARRAYS = {"image": (np.uint8, (3,)), "semseg": (np.uint8, ()), "depth": (np.float32, ())}
-FILL = {"image": 0, "semseg": IGNORE_LABEL, "depth": 0.0, "index": -1}
-DEVICE_KEYS = ("image", "semseg", "depth", "mask")
-SPATIAL_KEYS = ("image", "semseg", "depth")  # the arrays geometric transforms change together
+ARRAYS = {'image': (np.uint8, (3,)), 'semseg': (np.uint8, ()), 'depth': (np.float32, ())}
+FILL = {'image': 0, 'semseg': IGNORE_LABEL, 'depth': 0.0, 'index': -1}
+DEVICE_KEYS = ('image', 'semseg', 'depth', 'mask')
+SPATIAL_KEYS = ('image', 'semseg', 'depth')  # the arrays geometric transforms change together
 
 
 def to_batch(sample: Sample) -> Sample:
   """A sample's entries in their batch dtypes (semseg widened to int32); other keys dropped."""
   return {
-      "image": sample["image"].astype(np.uint8, copy=False),
-      "semseg": sample["semseg"].astype(np.int32),
-      "depth": sample["depth"].astype(np.float32, copy=False),
-      "index": np.int64(sample["index"]),
+    'image': sample['image'].astype(np.uint8, copy=False),
+    'semseg': sample['semseg'].astype(np.int32),
+    'depth': sample['depth'].astype(np.float32, copy=False),
+    'index': np.int64(sample['index']),
   }
 
 
 def padding_like(sample: Sample) -> Sample:
   """A padding sample (FILL everywhere) with the shapes and dtypes of `sample`."""
   padding = {key: np.full_like(sample[key], FILL[key]) for key in SPATIAL_KEYS}
-  return {**padding, "index": np.int64(FILL["index"])}
+  return {**padding, 'index': np.int64(FILL['index'])}
 
 
 def _nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -75,8 +75,8 @@ def resize(sample: Sample, size: tuple[int, int]) -> Sample:
   """The sample at size=(h, w): image bilinear (Pillow), semseg and depth nearest."""
   h, w = size
   out = dict(sample)
-  image = Image.fromarray(sample["image"])
-  out["image"] = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR))
-  out["semseg"] = _nearest(sample["semseg"], size)
-  out["depth"] = _nearest(sample["depth"], size)
+  image = Image.fromarray(sample['image'])
+  out['image'] = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR))
+  out['semseg'] = _nearest(sample['semseg'], size)
+  out['depth'] = _nearest(sample['depth'], size)
   return out

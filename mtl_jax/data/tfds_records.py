@@ -57,7 +57,7 @@ def building(num_workers: int):
     if num_workers <= 1:
       yield None
       return
-    with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
+    with multiprocessing.get_context('spawn').Pool(num_workers) as pool:
       yield pool
 
 
@@ -69,29 +69,36 @@ def ordered_map(fn, jobs: list, pool, window: int):
     yield from map(fn, jobs)
     return
   for start in range(0, len(jobs), window):
-    yield from pool.imap(fn, jobs[start:start + window], chunksize=4)
+    yield from pool.imap(fn, jobs[start : start + window], chunksize=4)
 
 
 def features(height: int, width: int) -> tfds.features.FeaturesDict:
-  return tfds.features.FeaturesDict({
-      "image": tfds.features.Image(shape=(height, width, 3), dtype=np.uint8),
-      "semseg": tfds.features.Image(shape=(height, width, 1), dtype=np.uint8, use_colormap=True),
-      "depth": tfds.features.Tensor(shape=(height, width), dtype=np.float32,
-                                    encoding=tfds.features.Encoding.ZLIB),
-      "index": tfds.features.Scalar(dtype=np.int64),
-  })
+  return tfds.features.FeaturesDict(
+    {
+      'image': tfds.features.Image(shape=(height, width, 3), dtype=np.uint8),
+      'semseg': tfds.features.Image(shape=(height, width, 1), dtype=np.uint8, use_colormap=True),
+      'depth': tfds.features.Tensor(
+        shape=(height, width), dtype=np.float32, encoding=tfds.features.Encoding.ZLIB
+      ),
+      'index': tfds.features.Scalar(dtype=np.int64),
+    }
+  )
 
 
 def png(array: np.ndarray) -> bytes:
   buf = io.BytesIO()
-  Image.fromarray(array).save(buf, format="PNG", compress_level=1)  # 2x faster than 6, ~10% larger
+  Image.fromarray(array).save(buf, format='PNG', compress_level=1)  # 2x faster than 6, ~10% larger
   return buf.getvalue()
 
 
 def encode(sample: dict[str, np.ndarray], index: int) -> dict:
   """A decoded sample (image, semseg, depth arrays) → the feature dict of record `index`."""
-  return {"image": png(sample["image"]), "semseg": png(sample["semseg"]),
-          "depth": sample["depth"], "index": index}
+  return {
+    'image': png(sample['image']),
+    'semseg': png(sample['semseg']),
+    'depth': sample['depth'],
+    'index': index,
+  }
 
 
 class Progress:
@@ -109,17 +116,20 @@ class Progress:
     elapsed = max(now - self._start, 1e-9)
     rate = count / elapsed
     if count < self._total:
-      status = f"ETA {(self._total - count) / rate:.0f} s"
+      status = f'ETA {(self._total - count) / rate:.0f} s'
     else:
-      status = f"done in {elapsed:.1f} s"
-    print(f"[{self._label}] {count}/{self._total} samples, {rate:.1f} samples/s, {status}",
-          file=sys.stderr, flush=True)
+      status = f'done in {elapsed:.1f} s'
+    print(
+      f'[{self._label}] {count}/{self._total} samples, {rate:.1f} samples/s, {status}',
+      file=sys.stderr,
+      flush=True,
+    )
 
 
 @contextlib.contextmanager
 def without_tfds_progress_bars():
   """Our progress lines (rate, ETA) replace TFDS's bars, which would garble them."""
-  was_active = getattr(tfds.core.utils.tqdm_utils, "_active", True)
+  was_active = getattr(tfds.core.utils.tqdm_utils, '_active', True)
   tfds.disable_progress_bar()
   try:
     yield

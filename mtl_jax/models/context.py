@@ -23,11 +23,11 @@ class ImagePooling(nnx.Module):
 class ASPP(nnx.Module):
   """1×1 branch, one 3×3 atrous branch per rate, image pooling; concat; 1×1 projection."""
 
-  def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int] = (3, 6, 9), *,
-               rngs: nnx.Rngs):
+  def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int] = (3, 6, 9), *, rngs: nnx.Rngs):
     self.branches = nnx.List(
-        [layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)]
-        + [layers.ConvBNReLU(in_ch, out_ch, 3, dilation=r, rngs=rngs) for r in rates])
+      [layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)]
+      + [layers.ConvBNReLU(in_ch, out_ch, 3, dilation=r, rngs=rngs) for r in rates]
+    )
     self.pooling = ImagePooling(in_ch, out_ch, rngs=rngs)
     self.project = layers.ConvBNReLU(out_ch * (len(rates) + 2), out_ch, 1, rngs=rngs)
 

@@ -22,8 +22,13 @@ from flax.nnx import traversals
 
 from mtl_jax.errors import UserError
 
-_TORCH_NAMES = {'kernel': 'weight', 'scale': 'weight', 'bias': 'bias',
-                'mean': 'running_mean', 'var': 'running_var'}
+_TORCH_NAMES = {
+  'kernel': 'weight',
+  'scale': 'weight',
+  'bias': 'bias',
+  'mean': 'running_mean',
+  'var': 'running_var',
+}
 _HWIO_FROM_OIHW = (2, 3, 1, 0)
 _OIHW_FROM_HWIO = (3, 2, 0, 1)
 
@@ -37,6 +42,7 @@ class LoadReport:
   `unexpected` lists the ignored extras (fc.*, num_batches_tracked); `missing` is empty whenever
   a report is returned, since a missing key raises.
   """
+
   source: str
   loaded: tuple[str, ...]
   missing: tuple[str, ...] = ()
@@ -46,8 +52,10 @@ class LoadReport:
     counters = sum(k.endswith('num_batches_tracked') for k in self.unexpected)
     others = [k for k in self.unexpected if not k.endswith('num_batches_tracked')]
     ignored = others + ([f'{counters}× num_batches_tracked'] if counters else [])
-    return (f'{self.source}: loaded {len(self.loaded)} arrays; missing {len(self.missing)}; '
-            f'unexpected (ignored) {len(self.unexpected)}: {", ".join(ignored) or "none"}')
+    return (
+      f'{self.source}: loaded {len(self.loaded)} arrays; missing {len(self.missing)}; '
+      f'unexpected (ignored) {len(self.unexpected)}: {", ".join(ignored) or "none"}'
+    )
 
 
 def is_bn_counter(key: str) -> bool:
@@ -80,24 +88,36 @@ def _more(items: list, what: str) -> str:
   return f'; {len(items) - 1} more {what}' if len(items) > 1 else ''
 
 
-def check_keys(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, np.ndarray],
-                source: str, *, target: str, ignorable=lambda key: False) -> tuple[str, ...]:
+def check_keys(
+  expected: Mapping[str, tuple[int, ...]],
+  given: Mapping[str, np.ndarray],
+  source: str,
+  *,
+  target: str,
+  ignorable=lambda key: False,
+) -> tuple[str, ...]:
   """Raises on a missing key, an unknown key or a shape mismatch, naming the `target` (e.g.
   'encoder') that expects them; returns the ignored keys."""
   missing = [k for k in expected if k not in given]
   if missing:
-    raise UserError(f'{source}: missing key {missing[0]!r} ({target} expects shape '
-                    f'{expected[missing[0]]}){_more(missing, "keys missing")}')
+    raise UserError(
+      f'{source}: missing key {missing[0]!r} ({target} expects shape '
+      f'{expected[missing[0]]}){_more(missing, "keys missing")}'
+    )
   extra = [k for k in given if k not in expected]
   unknown = [k for k in extra if not ignorable(k)]
   if unknown:
-    raise UserError(f'{source}: unexpected key {unknown[0]!r} with shape '
-                    f'{tuple(given[unknown[0]].shape)}, not part of the {target}'
-                    f'{_more(unknown, "unexpected keys")}')
+    raise UserError(
+      f'{source}: unexpected key {unknown[0]!r} with shape '
+      f'{tuple(given[unknown[0]].shape)}, not part of the {target}'
+      f'{_more(unknown, "unexpected keys")}'
+    )
   for key, shape in expected.items():
     if tuple(given[key].shape) != tuple(shape):
-      raise UserError(f'{source}: key {key!r} has shape {tuple(given[key].shape)} but the '
-                      f'{target} expects {tuple(shape)}')
+      raise UserError(
+        f'{source}: key {key!r} has shape {tuple(given[key].shape)} but the '
+        f'{target} expects {tuple(shape)}'
+      )
   return tuple(extra)
 
 
@@ -110,9 +130,14 @@ def assign(module: nnx.Module, values: Mapping[VarPath, np.ndarray]) -> None:
   nnx.update(module, state)
 
 
-def load_state_dict(module: nnx.Module, state_dict: Mapping[str, np.ndarray], *, source: str,
-                    target: str = 'model',
-                    ignorable: Callable[[str], bool] = is_bn_counter) -> LoadReport:
+def load_state_dict(
+  module: nnx.Module,
+  state_dict: Mapping[str, np.ndarray],
+  *,
+  source: str,
+  target: str = 'model',
+  ignorable: Callable[[str], bool] = is_bn_counter,
+) -> LoadReport:
   """Loads a torch state dict (numpy arrays, torch layout) into `module` (the `target`
   named in errors) in place (strict)."""
   module_variables = variables(module)
@@ -126,16 +151,19 @@ def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise UserError(f'{path}: reading a .pth file needs torch (pip install torch), or pass a '
-                    '.safetensors file instead') from e
+    raise UserError(
+      f'{path}: reading a .pth file needs torch (pip install torch), or pass a '
+      '.safetensors file instead'
+    ) from e
   try:  # weights_only: never run the pickle's code, only rebuild tensors
     state = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # pylint: disable=broad-except  # any unreadable file is the user's
     reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise UserError(f'{path}: cannot read with torch.load(weights_only=True): {reason}') from e
   if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-    raise UserError(f'{path}: expected a state dict mapping names to tensors, '
-                    f'got {type(state).__name__}')
+    raise UserError(
+      f'{path}: expected a state dict mapping names to tensors, got {type(state).__name__}'
+    )
   return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in state.items()}
 
 
@@ -143,8 +171,9 @@ def _safetensors_state_dict(path: Path) -> dict[str, np.ndarray]:
   try:
     from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise UserError(f'{path}: reading a .safetensors file needs the safetensors package '
-                    '(pip install safetensors)') from e
+    raise UserError(
+      f'{path}: reading a .safetensors file needs the safetensors package (pip install safetensors)'
+    ) from e
   try:
     return dict(safetensors_numpy.load_file(path))
   except Exception as e:  # pylint: disable=broad-except  # SafetensorError, bad header, ...
@@ -159,5 +188,3 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
   if path.suffix == '.safetensors':
     return _safetensors_state_dict(path)
   return _torch_state_dict(path)
-
-

@@ -15,10 +15,19 @@ class DeepLabV3PlusDecoder(nnx.Module):
   Returns decoder features at stride 4; task heads turn them into predictions.
   """
 
-  def __init__(self, context_ch: int, skip_ch: int, *, skip_channels: int = 48,
-               out_ch: int = 256, num_convs: int = 2, rngs: nnx.Rngs):
-    self.skip_reduce = (layers.ConvBNReLU(skip_ch, skip_channels, 1, rngs=rngs)
-                        if skip_channels else None)
+  def __init__(
+    self,
+    context_ch: int,
+    skip_ch: int,
+    *,
+    skip_channels: int = 48,
+    out_ch: int = 256,
+    num_convs: int = 2,
+    rngs: nnx.Rngs,
+  ):
+    self.skip_reduce = (
+      layers.ConvBNReLU(skip_ch, skip_channels, 1, rngs=rngs) if skip_channels else None
+    )
     in_ch = context_ch + (skip_channels or skip_ch)
     convs = []
     for _ in range(num_convs):
@@ -39,6 +48,6 @@ class DeepLabV3PlusDecoder(nnx.Module):
 
 # name → the decoder's options on top of the config's (the seed's decoder never reduces the skip).
 DECODERS = {
-    'deeplabv3plus': dict(num_convs=2),
-    'seed': dict(num_convs=1, skip_channels=0),
+  'deeplabv3plus': dict(num_convs=2),
+  'seed': dict(num_convs=1, skip_channels=0),
 }

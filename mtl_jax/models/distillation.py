@@ -34,8 +34,9 @@ class DeepSecondStageDecoder(nnx.Module):
 
   def __init__(self, channels: int, out_ch: int, *, rngs: nnx.Rngs):
     widths = (channels, channels // 2, channels // 4, channels // 8)
-    self.convs = nnx.List([layers.ConvBNReLU(widths[i], widths[i + 1], 3, rngs=rngs)
-                           for i in range(3)])
+    self.convs = nnx.List(
+      [layers.ConvBNReLU(widths[i], widths[i + 1], 3, rngs=rngs) for i in range(3)]
+    )
     self.head = nnx.Conv(widths[-1], out_ch, (1, 1), rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:

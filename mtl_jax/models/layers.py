@@ -14,29 +14,47 @@ BN_MOMENTUM = 0.9
 conv_init = nnx.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 
 
-def conv(in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, dilation: int = 1,
-         use_bias: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
+def conv(
+  in_ch: int,
+  out_ch: int,
+  kernel: int,
+  *,
+  stride: int = 1,
+  dilation: int = 1,
+  use_bias: bool = False,
+  rngs: nnx.Rngs,
+) -> nnx.Conv:
   """A conv with torch-style symmetric padding (dilation·(k−1)/2 on each side).
 
   'SAME' would pad asymmetrically for strided convs and break parity with torchvision.
   """
   pad = dilation * (kernel - 1) // 2
-  return nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride,
-                  padding=((pad, pad), (pad, pad)), kernel_dilation=dilation,
-                  use_bias=use_bias, kernel_init=conv_init, rngs=rngs)
+  return nnx.Conv(
+    in_ch,
+    out_ch,
+    (kernel, kernel),
+    strides=stride,
+    padding=((pad, pad), (pad, pad)),
+    kernel_dilation=dilation,
+    use_bias=use_bias,
+    kernel_init=conv_init,
+    rngs=rngs,
+  )
 
 
 def batch_norm(features: int, *, zero_init: bool = False, rngs: nnx.Rngs) -> nnx.BatchNorm:
   scale_init = nnx.initializers.zeros if zero_init else nnx.initializers.ones
-  return nnx.BatchNorm(features, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                       scale_init=scale_init, rngs=rngs)
+  return nnx.BatchNorm(
+    features, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale_init=scale_init, rngs=rngs
+  )
 
 
 class ConvBNReLU(nnx.Module):
   """conv → BatchNorm → ReLU, the unit of ASPP and the decoders."""
 
-  def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, *, dilation: int = 1,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, in_ch: int, out_ch: int, kernel: int = 3, *, dilation: int = 1, rngs: nnx.Rngs
+  ):
     self.conv = conv(in_ch, out_ch, kernel, dilation=dilation, rngs=rngs)
     self.bn = batch_norm(out_ch, rngs=rngs)
 
@@ -45,7 +63,7 @@ class ConvBNReLU(nnx.Module):
 
 
 def resize_bilinear(x: jax.Array, size: Sequence[int]) -> jax.Array:
-  """Bilinear resize of NHWC `x` to spatial `size` (half-pixel centres, i.e. align_corners=False)."""
+  """Bilinear resize of NHWC `x` to spatial `size` (half-pixel centres: align_corners=False)."""
   if tuple(x.shape[1:3]) == tuple(size):
     return x
   return jax.image.resize(x, (x.shape[0], *size, x.shape[-1]), method='bilinear')

@@ -28,31 +28,41 @@ TASKS = heads.TASKS
 class Branch(nnx.Module):
   """Context module (ASPP or plain) + decoder: deepest and stride-4 features → stride-4 features."""
 
-  def __init__(self, encoder_channels: dict[str, int], *, use_aspp: bool = True,
-               aspp_rates: Sequence[int] = (3, 6, 9), aspp_channels: int = 256,
-               decoder: str = 'deeplabv3plus', decoder_channels: int = 256,
-               skip_channels: int = 48, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    encoder_channels: dict[str, int],
+    *,
+    use_aspp: bool = True,
+    aspp_rates: Sequence[int] = (3, 6, 9),
+    aspp_channels: int = 256,
+    decoder: str = 'deeplabv3plus',
+    decoder_channels: int = 256,
+    skip_channels: int = 48,
+    rngs: nnx.Rngs,
+  ):
     deepest = encoder_channels['stride32']
-    self.context = (context.ASPP(deepest, aspp_channels, aspp_rates, rngs=rngs) if use_aspp
-                    else context.PlainContext(deepest, aspp_channels, rngs=rngs))
+    self.context = (
+      context.ASPP(deepest, aspp_channels, aspp_rates, rngs=rngs)
+      if use_aspp
+      else context.PlainContext(deepest, aspp_channels, rngs=rngs)
+    )
     options = {'skip_channels': skip_channels, **lookup(decoder_lib.DECODERS, decoder, 'decoder')}
     self.decoder = decoder_lib.DeepLabV3PlusDecoder(
-        aspp_channels, encoder_channels['stride4'], out_ch=decoder_channels, rngs=rngs,
-        **options)
+      aspp_channels, encoder_channels['stride4'], out_ch=decoder_channels, rngs=rngs, **options
+    )
     self.out_ch = decoder_channels
 
   def __call__(self, features: dict[str, jax.Array]) -> jax.Array:
     return self.decoder(self.context(features['stride32']), features['stride4'])
 
 
-
 class _Base(nnx.Module):
   """Encoder construction and input normalisation shared by every architecture."""
 
-  def __init__(self, encoder: str, output_stride: int, zero_init_residual: bool,
-               rngs: nnx.Rngs):
+  def __init__(self, encoder: str, output_stride: int, zero_init_residual: bool, rngs: nnx.Rngs):
     self.encoder = lookup(resnet.ENCODERS, encoder, 'encoder')(
-        output_stride=output_stride, zero_init_residual=zero_init_residual, rngs=rngs)
+      output_stride=output_stride, zero_init_residual=zero_init_residual, rngs=rngs
+    )
 
   def features(self, image: jax.Array) -> dict[str, jax.Array]:
     return self.encoder(layers.normalize_image(image, IMAGENET_MEAN, IMAGENET_STD))
@@ -61,9 +71,16 @@ class _Base(nnx.Module):
 class JointDeepLab(_Base):
   """Both tasks share every layer but the last channel split of one 1×1 head."""
 
-  def __init__(self, *, encoder: str = 'resnet34', num_classes: int = 19,
-               output_stride: int = 16, zero_init_residual: bool = False, rngs: nnx.Rngs,
-               **branch_options):
+  def __init__(
+    self,
+    *,
+    encoder: str = 'resnet34',
+    num_classes: int = 19,
+    output_stride: int = 16,
+    zero_init_residual: bool = False,
+    rngs: nnx.Rngs,
+    **branch_options,
+  ):
     super().__init__(encoder, output_stride, zero_init_residual, rngs)
     self.branch = Branch(self.encoder.channels, rngs=rngs, **branch_options)
     self.head = heads.joint_head(self.branch.out_ch, num_classes, rngs=rngs)
@@ -77,58 +94,80 @@ class JointDeepLab(_Base):
 class BranchedDeepLab(_Base):
   """A shared encoder and, per task, its own context module, decoder and 1×1 head."""
 
-  def __init__(self, *, encoder: str = 'resnet34', num_classes: int = 19,
-               output_stride: int = 16, zero_init_residual: bool = False,
-               tasks: Sequence[str] = TASKS, rngs: nnx.Rngs, **branch_options):
+  def __init__(
+    self,
+    *,
+    encoder: str = 'resnet34',
+    num_classes: int = 19,
+    output_stride: int = 16,
+    zero_init_residual: bool = False,
+    tasks: Sequence[str] = TASKS,
+    rngs: nnx.Rngs,
+    **branch_options,
+  ):
     super().__init__(encoder, output_stride, zero_init_residual, rngs)
     self.tasks = tuple(tasks)
-    self.branches = nnx.Dict({t: Branch(self.encoder.channels, rngs=rngs, **branch_options)
-                              for t in tasks})
-    self.heads = nnx.Dict({t: heads.task_head(self.branches[t].out_ch, t, num_classes, rngs=rngs)
-                           for t in tasks})
+    self.branches = nnx.Dict(
+      {t: Branch(self.encoder.channels, rngs=rngs, **branch_options) for t in tasks}
+    )
+    self.heads = nnx.Dict(
+      {t: heads.task_head(self.branches[t].out_ch, t, num_classes, rngs=rngs) for t in tasks}
+    )
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     features = self.features(image)
-    return {t: heads.to_prediction(t, self.heads[t](self.branches[t](features)),
-                                   image.shape[1:3])
-            for t in self.tasks}
+    return {
+      t: heads.to_prediction(t, self.heads[t](self.branches[t](features)), image.shape[1:3])
+      for t in self.tasks
+    }
 
 
 class DistilledDeepLab(_Base):
   """PAD-Net-style distillation over a branched first stage; both stages are supervised."""
 
-  def __init__(self, *, encoder: str = 'resnet34', num_classes: int = 19,
-               output_stride: int = 16, zero_init_residual: bool = False,
-               second_stage: str = 'simple', rngs: nnx.Rngs, **branch_options):
+  def __init__(
+    self,
+    *,
+    encoder: str = 'resnet34',
+    num_classes: int = 19,
+    output_stride: int = 16,
+    zero_init_residual: bool = False,
+    second_stage: str = 'simple',
+    rngs: nnx.Rngs,
+    **branch_options,
+  ):
     super().__init__(encoder, output_stride, zero_init_residual, rngs)
     second_decoder = lookup(distillation.SECOND_STAGE_DECODERS, second_stage, 'second_stage')
-    self.branches = nnx.Dict({t: Branch(self.encoder.channels, rngs=rngs, **branch_options)
-                              for t in TASKS})
+    self.branches = nnx.Dict(
+      {t: Branch(self.encoder.channels, rngs=rngs, **branch_options) for t in TASKS}
+    )
     ch = self.branches['semseg'].out_ch
-    self.first_heads = nnx.Dict({t: heads.task_head(ch, t, num_classes, rngs=rngs)
-                                 for t in TASKS})
+    self.first_heads = nnx.Dict({t: heads.task_head(ch, t, num_classes, rngs=rngs) for t in TASKS})
     self.attention = nnx.Dict({t: distillation.SelfAttention(ch, rngs=rngs) for t in TASKS})
-    self.second_decoders = nnx.Dict({
-        t: second_decoder(ch, heads.task_channels(t, num_classes), rngs=rngs) for t in TASKS})
+    self.second_decoders = nnx.Dict(
+      {t: second_decoder(ch, heads.task_channels(t, num_classes), rngs=rngs) for t in TASKS}
+    )
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     features = self.features(image)
     size = image.shape[1:3]
     first = {t: self.branches[t](features) for t in TASKS}
     attended = {t: self.attention[t](first[t]) for t in TASKS}
-    outputs = {t: heads.to_prediction(
-        t, self.second_decoders[t](first[t] + attended[heads.OTHER_TASK[t]]), size)
-               for t in TASKS}
-    outputs['aux'] = {t: heads.to_prediction(t, self.first_heads[t](first[t]), size)
-                      for t in TASKS}
+    outputs = {
+      t: heads.to_prediction(
+        t, self.second_decoders[t](first[t] + attended[heads.OTHER_TASK[t]]), size
+      )
+      for t in TASKS
+    }
+    outputs['aux'] = {t: heads.to_prediction(t, self.first_heads[t](first[t]), size) for t in TASKS}
     return outputs
 
 
 ARCHITECTURES = {
-    'joint': JointDeepLab,
-    'branched': BranchedDeepLab,
-    'distilled': DistilledDeepLab,
-    'single_task': BranchedDeepLab,  # with tasks=('semseg',) or ('depth',)
+  'joint': JointDeepLab,
+  'branched': BranchedDeepLab,
+  'distilled': DistilledDeepLab,
+  'single_task': BranchedDeepLab,  # with tasks=('semseg',) or ('depth',)
 }
 
 

@@ -21,8 +21,9 @@ STATE_DIR = 'state'
 _FORMAT = 'mtl_jax.resnet_encoder/1'
 
 
-def save_pretrained_encoder(encoder: resnet.ResNet, directory: str | Path, *,
-                            source: str = '') -> None:
+def save_pretrained_encoder(
+  encoder: resnet.ResNet, directory: str | Path, *, source: str = ''
+) -> None:
   """Writes `encoder`'s params and BatchNorm statistics (orbax) and encoder.json to `directory`.
 
   Refuses an existing non-empty directory so nothing already there is overwritten.
@@ -30,11 +31,17 @@ def save_pretrained_encoder(encoder: resnet.ResNet, directory: str | Path, *,
   directory = Path(directory).absolute()
   if directory.exists() and any(directory.iterdir()):
     raise UserError(f'{directory}: output directory exists and is not empty')
-  tree = {convert.dotted(p): np.asarray(v.get_value()) for p, v in convert.variables(encoder).items()}
+  tree = {
+    convert.dotted(p): np.asarray(v.get_value()) for p, v in convert.variables(encoder).items()
+  }
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(directory / STATE_DIR, traversals.unflatten_mapping(tree, sep='.'))
-  meta = {'format': _FORMAT, 'depth': resnet.depth_of(encoder),
-          'width': encoder.conv1.out_features, 'source': str(source)}
+  meta = {
+    'format': _FORMAT,
+    'depth': resnet.depth_of(encoder),
+    'width': encoder.conv1.out_features,
+    'source': str(source),
+  }
   # Written last: its presence marks a complete directory.
   (directory / METADATA_FILE).write_text(json.dumps(meta, indent=2) + '\n')
 
@@ -43,8 +50,10 @@ def read_metadata(directory: str | Path) -> dict:
   """encoder.json of a converted-encoder directory (depth, width, source)."""
   path = Path(directory) / METADATA_FILE
   if not path.is_file():
-    raise UserError(f'{directory}: not a converted encoder directory (no {METADATA_FILE}); '
-                    'create one with scripts/convert_torchvision_resnet.py')
+    raise UserError(
+      f'{directory}: not a converted encoder directory (no {METADATA_FILE}); '
+      'create one with scripts/convert_torchvision_resnet.py'
+    )
   try:
     meta = json.loads(path.read_text())
   except json.JSONDecodeError as e:
@@ -72,14 +81,19 @@ def load_pretrained_encoder(encoder: resnet.ResNet, directory: str | Path) -> co
   resnet.check_depth(encoder, meta['depth'], str(directory))
   given = traversals.flatten_mapping(_restore_tree(Path(directory) / STATE_DIR), sep='.')
   variables = convert.variables(encoder)
-  convert.check_keys({convert.dotted(p): v.shape for p, v in variables.items()}, given,
-                     str(directory), target='encoder')
+  convert.check_keys(
+    {convert.dotted(p): v.shape for p, v in variables.items()},
+    given,
+    str(directory),
+    target='encoder',
+  )
   convert.assign(encoder, {p: given[convert.dotted(p)] for p in variables})
   return convert.LoadReport(str(directory), loaded=tuple(map(convert.dotted, variables)))
 
 
-def convert_file(input_path: str | Path, output_dir: str | Path,
-                 depth: int | None = None) -> convert.LoadReport:
+def convert_file(
+  input_path: str | Path, output_dir: str | Path, depth: int | None = None
+) -> convert.LoadReport:
   """The conversion script: torchvision weights file → converted-encoder directory."""
   output_dir = Path(output_dir)
   if output_dir.exists() and any(output_dir.iterdir()):  # fail before the slow part

@@ -24,8 +24,16 @@ FEATURE_NAMES = ('stride4', 'stride8', 'stride16', 'stride32')
 class BasicBlock(nnx.Module):
   expansion = 1
 
-  def __init__(self, in_ch: int, planes: int, *, stride: int, dilation: int,
-               zero_init_residual: bool, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_ch: int,
+    planes: int,
+    *,
+    stride: int,
+    dilation: int,
+    zero_init_residual: bool,
+    rngs: nnx.Rngs,
+  ):
     out_ch = planes * self.expansion
     self.conv1 = layers.conv(in_ch, planes, 3, stride=stride, dilation=dilation, rngs=rngs)
     self.bn1 = layers.batch_norm(planes, rngs=rngs)
@@ -42,8 +50,16 @@ class BasicBlock(nnx.Module):
 class Bottleneck(nnx.Module):
   expansion = 4
 
-  def __init__(self, in_ch: int, planes: int, *, stride: int, dilation: int,
-               zero_init_residual: bool, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_ch: int,
+    planes: int,
+    *,
+    stride: int,
+    dilation: int,
+    zero_init_residual: bool,
+    rngs: nnx.Rngs,
+  ):
     out_ch = planes * self.expansion
     self.conv1 = layers.conv(in_ch, planes, 1, rngs=rngs)
     self.bn1 = layers.batch_norm(planes, rngs=rngs)
@@ -64,8 +80,9 @@ def _downsample(in_ch: int, out_ch: int, stride: int, rngs: nnx.Rngs) -> nnx.Lis
   """torchvision's `downsample` (1×1 conv + BN) where the shortcut changes shape, else None."""
   if stride == 1 and in_ch == out_ch:
     return None
-  return nnx.List([layers.conv(in_ch, out_ch, 1, stride=stride, rngs=rngs),
-                   layers.batch_norm(out_ch, rngs=rngs)])
+  return nnx.List(
+    [layers.conv(in_ch, out_ch, 1, stride=stride, rngs=rngs), layers.batch_norm(out_ch, rngs=rngs)]
+  )
 
 
 def _shortcut(downsample: nnx.List | None, x: jax.Array) -> jax.Array:
@@ -90,9 +107,16 @@ class ResNet(nnx.Module):
   the dilated stages stays at the output stride.
   """
 
-  def __init__(self, block: type[BasicBlock] | type[Bottleneck], stage_sizes: Sequence[int], *,
-               width: int = 64, output_stride: int = 32, zero_init_residual: bool = False,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    block: type[BasicBlock] | type[Bottleneck],
+    stage_sizes: Sequence[int],
+    *,
+    width: int = 64,
+    output_stride: int = 32,
+    zero_init_residual: bool = False,
+    rngs: nnx.Rngs,
+  ):
     self.conv1 = layers.conv(3, width, 7, stride=2, rngs=rngs)
     self.bn1 = layers.batch_norm(width, rngs=rngs)
     dilate = (False, *stage_dilations(output_stride))
@@ -105,9 +129,16 @@ class ResNet(nnx.Module):
         dilation, stride = dilation * stride, 1
       blocks = []
       for b in range(num_blocks):
-        blocks.append(block(in_ch, planes, stride=stride if b == 0 else 1,
-                            dilation=previous_dilation if b == 0 else dilation,
-                            zero_init_residual=zero_init_residual, rngs=rngs))
+        blocks.append(
+          block(
+            in_ch,
+            planes,
+            stride=stride if b == 0 else 1,
+            dilation=previous_dilation if b == 0 else dilation,
+            zero_init_residual=zero_init_residual,
+            rngs=rngs,
+          )
+        )
         in_ch = planes * block.expansion
       stages.append(nnx.List(blocks))
     self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -131,11 +162,11 @@ ResNet101 = functools.partial(ResNet, Bottleneck, (3, 4, 23, 3))
 ResNetTiny = functools.partial(ResNet, BasicBlock, (1, 1, 1, 1), width=8)
 
 ENCODERS = {
-    'resnet18': ResNet18,
-    'resnet34': ResNet34,
-    'resnet50': ResNet50,
-    'resnet101': ResNet101,
-    'resnet_tiny': ResNetTiny,
+  'resnet18': ResNet18,
+  'resnet34': ResNet34,
+  'resnet50': ResNet50,
+  'resnet101': ResNet101,
+  'resnet_tiny': ResNetTiny,
 }
 
 
@@ -152,8 +183,11 @@ def depth_of(encoder: ResNet) -> int:
 def infer_depth(keys: Iterable[str]) -> int | None:
   """The ResNet depth a torchvision state dict's keys describe (None if it has no blocks)."""
   keys = list(keys)
-  blocks = {k.split('.')[0] + '.' + k.split('.')[1] for k in keys
-            if k.startswith(('layer1.', 'layer2.', 'layer3.', 'layer4.'))}
+  blocks = {
+    k.split('.')[0] + '.' + k.split('.')[1]
+    for k in keys
+    if k.startswith(('layer1.', 'layer2.', 'layer3.', 'layer4.'))
+  }
   if not blocks:
     return None
   per_block = 3 if any('.conv3.' in k for k in keys) else 2
@@ -162,8 +196,9 @@ def infer_depth(keys: Iterable[str]) -> int | None:
 
 def check_depth(encoder: ResNet, depth: int | None, source: str) -> None:
   if depth is not None and depth != depth_of(encoder):
-    raise UserError(f'{source} holds ResNet-{depth} weights but the encoder is a '
-                    f'ResNet-{depth_of(encoder)}')
+    raise UserError(
+      f'{source} holds ResNet-{depth} weights but the encoder is a ResNet-{depth_of(encoder)}'
+    )
 
 
 def _is_ignorable(key: str) -> bool:
@@ -171,25 +206,29 @@ def _is_ignorable(key: str) -> bool:
   return key.startswith('fc.') or convert.is_bn_counter(key)
 
 
-def load_torchvision_state(encoder: ResNet, state_dict: Mapping[str, np.ndarray], *,
-                           source: str = 'state dict') -> convert.LoadReport:
+def load_torchvision_state(
+  encoder: ResNet, state_dict: Mapping[str, np.ndarray], *, source: str = 'state dict'
+) -> convert.LoadReport:
   """Loads a torchvision ResNet state dict (numpy arrays, torch layout) into `encoder` in place."""
   check_depth(encoder, infer_depth(state_dict), source)
-  return convert.load_state_dict(encoder, state_dict, source=source, target='encoder',
-                                 ignorable=_is_ignorable)
+  return convert.load_state_dict(
+    encoder, state_dict, source=source, target='encoder', ignorable=_is_ignorable
+  )
 
 
 def abstract_encoder(depth: int, output_stride: int = 32) -> ResNet:
   """An unallocated torchvision-sized ResNet; a strict load then fills every variable."""
-  valid = [n[len('resnet'):] for n in ENCODERS if n[len('resnet'):].isdigit()]
+  valid = [n[len('resnet') :] for n in ENCODERS if n[len('resnet') :].isdigit()]
   if str(depth) not in valid:
     raise UserError(f'unsupported ResNet depth {depth}; valid depths: {", ".join(valid)}')
-  return nnx.eval_shape(lambda: ENCODERS[f'resnet{depth}'](
-      output_stride=output_stride, rngs=nnx.Rngs(0)))
+  return nnx.eval_shape(
+    lambda: ENCODERS[f'resnet{depth}'](output_stride=output_stride, rngs=nnx.Rngs(0))
+  )
 
 
-def load_torchvision_file(path: str | Path, depth: int | None = 34,
-                          output_stride: int = 16) -> tuple[ResNet, convert.LoadReport]:
+def load_torchvision_file(
+  path: str | Path, depth: int | None = 34, output_stride: int = 16
+) -> tuple[ResNet, convert.LoadReport]:
   """(encoder, report) for a torchvision `.pth`/`.safetensors` state dict; depth=None infers it."""
   state_dict = convert.read_state_dict(path)
   depth = infer_depth(state_dict) if depth is None else depth
@@ -202,8 +241,9 @@ def load_torchvision_file(path: str | Path, depth: int | None = 34,
   return encoder, report
 
 
-def resnet_from_torchvision(path: str | Path, depth: int | None = 34,
-                            output_stride: int = 16) -> ResNet:
+def resnet_from_torchvision(
+  path: str | Path, depth: int | None = 34, output_stride: int = 16
+) -> ResNet:
   """A ResNet encoder holding torchvision weights; it returns {'stride4', ..., 'stride32'}.
 
   Like a fresh torchvision model it is in training mode; call `.eval()` to use running stats.

@@ -14,7 +14,7 @@ def _sample(h=8, w=12, seed=0):
   depth = rng.uniform(4, 80, (h, w)).astype(np.float32)
   depth[0] = 0
   image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-  return {"image": image, "semseg": semseg, "depth": depth, "index": np.int64(7)}
+  return {'image': image, 'semseg': semseg, 'depth': depth, 'index': np.int64(7)}
 
 
 def _assert_samples_equal(a, b):
@@ -24,49 +24,52 @@ def _assert_samples_equal(a, b):
 
 
 def test_hflip_mirrors_every_array():
-  s = {"image": np.arange(9, dtype=np.uint8).reshape(1, 3, 3),
-       "semseg": np.array([[1, 2, 3]], np.uint8),
-       "depth": np.array([[4.0, 0.0, 7.5]], np.float32), "index": 3}
+  s = {
+    'image': np.arange(9, dtype=np.uint8).reshape(1, 3, 3),
+    'semseg': np.array([[1, 2, 3]], np.uint8),
+    'depth': np.array([[4.0, 0.0, 7.5]], np.float32),
+    'index': 3,
+  }
   out = augment.hflip(s)
-  np.testing.assert_array_equal(out["semseg"], [[3, 2, 1]])
-  np.testing.assert_array_equal(out["depth"], [[7.5, 0.0, 4.0]])
-  np.testing.assert_array_equal(out["image"], [[[6, 7, 8], [3, 4, 5], [0, 1, 2]]])
-  assert out["index"] == 3
+  np.testing.assert_array_equal(out['semseg'], [[3, 2, 1]])
+  np.testing.assert_array_equal(out['depth'], [[7.5, 0.0, 4.0]])
+  np.testing.assert_array_equal(out['image'], [[[6, 7, 8], [3, 4, 5], [0, 1, 2]]])
+  assert out['index'] == 3
 
 
 def test_random_crop_shapes_and_alignment():
   s = _sample(8, 12)
   # Encode each pixel's position in depth so the crop window can be checked.
-  s["depth"] = np.arange(96, dtype=np.float32).reshape(8, 12)
+  s['depth'] = np.arange(96, dtype=np.float32).reshape(8, 12)
   out = augment.random_crop(s, np.random.default_rng(1), (5, 6))
-  assert out["image"].shape == (5, 6, 3) and out["semseg"].shape == (5, 6)
-  top, left = divmod(int(out["depth"][0, 0]), 12)
-  np.testing.assert_array_equal(out["semseg"], s["semseg"][top:top + 5, left:left + 6])
-  np.testing.assert_array_equal(out["image"], s["image"][top:top + 5, left:left + 6])
+  assert out['image'].shape == (5, 6, 3) and out['semseg'].shape == (5, 6)
+  top, left = divmod(int(out['depth'][0, 0]), 12)
+  np.testing.assert_array_equal(out['semseg'], s['semseg'][top : top + 5, left : left + 6])
+  np.testing.assert_array_equal(out['image'], s['image'][top : top + 5, left : left + 6])
 
 
 def test_random_crop_pads_small_samples():
   s = _sample(4, 5)
   out = augment.random_crop(s, np.random.default_rng(0), (6, 8))
-  assert out["semseg"].shape == (6, 8)
-  np.testing.assert_array_equal(out["semseg"][:4, :5], s["semseg"])
-  np.testing.assert_array_equal(out["depth"][:4, :5], s["depth"])
-  assert (out["semseg"][4:] == 255).all() and (out["semseg"][:, 5:] == 255).all()
-  assert (out["depth"][4:] == 0).all() and (out["image"][:, 5:] == 0).all()
+  assert out['semseg'].shape == (6, 8)
+  np.testing.assert_array_equal(out['semseg'][:4, :5], s['semseg'])
+  np.testing.assert_array_equal(out['depth'][:4, :5], s['depth'])
+  assert (out['semseg'][4:] == 255).all() and (out['semseg'][:, 5:] == 255).all()
+  assert (out['depth'][4:] == 0).all() and (out['image'][:, 5:] == 0).all()
 
 
 def test_jitter_touches_only_the_image():
   s = _sample()
   out = augment.photometric_jitter(s, np.random.default_rng(0), augment.Jitter(0.4, 0.4, 0.4, 0.1))
-  assert out["semseg"] is s["semseg"] and out["depth"] is s["depth"]
-  assert out["image"].dtype == np.uint8 and out["image"].shape == s["image"].shape
-  assert not np.array_equal(out["image"], s["image"])
+  assert out['semseg'] is s['semseg'] and out['depth'] is s['depth']
+  assert out['image'].dtype == np.uint8 and out['image'].shape == s['image'].shape
+  assert not np.array_equal(out['image'], s['image'])
 
 
 def test_zero_jitter_is_identity():
   s = _sample()
-  out = augment.jitter_image(s["image"], np.random.default_rng(0), augment.Jitter(0, 0, 0, 0))
-  np.testing.assert_array_equal(out, s["image"])
+  out = augment.jitter_image(s['image'], np.random.default_rng(0), augment.Jitter(0, 0, 0, 0))
+  np.testing.assert_array_equal(out, s['image'])
 
 
 def test_hue_rotation_keeps_grey_and_brightness_scales():
@@ -77,25 +80,25 @@ def test_hue_rotation_keeps_grey_and_brightness_scales():
   np.testing.assert_allclose(rot @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize('seed', [0, 1, 2])
 def test_augment_is_deterministic_per_seed(seed):
   kw = dict(crop_size=(6, 10), scale_range=(0.5, 2.0), flip=True, jitter=augment.Jitter())
   a = augment.augment(_sample(), np.random.default_rng(seed), **kw)
   b = augment.augment(_sample(), np.random.default_rng(seed), **kw)
   _assert_samples_equal(a, b)
-  assert a["image"].shape == (6, 10, 3) and a["index"] == 7
-  assert set(np.unique(a["depth"])) <= set(np.unique(_sample()["depth"]))
-  assert set(np.unique(a["semseg"])) <= set(np.unique(_sample()["semseg"])) | {255}
+  assert a['image'].shape == (6, 10, 3) and a['index'] == 7
+  assert set(np.unique(a['depth'])) <= set(np.unique(_sample()['depth']))
+  assert set(np.unique(a['semseg'])) <= set(np.unique(_sample()['semseg'])) | {255}
 
 
 def test_augment_without_crop_size_keeps_input_size():
   out = augment.augment(_sample(), np.random.default_rng(0), scale_range=(0.5, 1.5))
-  assert out["semseg"].shape == (8, 12) and out["image"].shape == (8, 12, 3)
+  assert out['semseg'].shape == (8, 12) and out['image'].shape == (8, 12, 3)
 
 
 def test_augment_differs_across_seeds():
   kw = dict(crop_size=(6, 10), scale_range=(0.5, 2.0), jitter=augment.Jitter())
-  outs = [augment.augment(_sample(), np.random.default_rng(s), **kw)["image"] for s in range(4)]
+  outs = [augment.augment(_sample(), np.random.default_rng(s), **kw)['image'] for s in range(4)]
   assert len({o.tobytes() for o in outs}) == 4
 
 
@@ -106,4 +109,4 @@ def test_augment_transform_in_grain_is_deterministic():
   again = list(ds.random_map(transform, seed=3))
   for a, b in zip(first, again):
     _assert_samples_equal(a, b)
-  assert all(a["image"].shape == (6, 10, 3) for a in first)
+  assert all(a['image'].shape == (6, 10, 3) for a in first)

@@ -6,12 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
 from mtl_jax import experiment
 from mtl_jax.data import miniscapes, pipeline, registry
-
-from conftest import REPO
 
 SCRIPT = REPO / 'scripts' / 'export_miniscapes.py'
 
@@ -26,15 +25,27 @@ def _load_script():
 def test_synthetic_export_reads_back_as_miniscapes(tmp_path):
   out, data_dir = tmp_path / 'exported', tmp_path / 'tfds'
   proc = subprocess.run(
-      [sys.executable, str(SCRIPT), '--dataset=synthetic', f'--data_dir={data_dir}',
-       '--height=32', '--width=64', '--split_sizes=4,2,2', f'--output={out}'],
-      capture_output=True, text=True, cwd=REPO, check=False)
+    [
+      sys.executable,
+      str(SCRIPT),
+      '--dataset=synthetic',
+      f'--data_dir={data_dir}',
+      '--height=32',
+      '--width=64',
+      '--split_sizes=4,2,2',
+      f'--output={out}',
+    ],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    check=False,
+  )
   assert proc.returncode == 0, proc.stderr
   assert sorted(p.name for p in out.iterdir()) == ['test', 'train', 'val']
-  synthetic = registry.prepare('synthetic', data_dir, height=32, width=64, num_train=4,
-                               num_validation=2, num_test=2)
-  exported = registry.prepare('miniscapes', tmp_path / 'tfds2', height=0, width=0,
-                              manual_dir=out)
+  synthetic = registry.prepare(
+    'synthetic', data_dir, height=32, width=64, num_train=4, num_validation=2, num_test=2
+  )
+  exported = registry.prepare('miniscapes', tmp_path / 'tfds2', height=0, width=0, manual_dir=out)
   step = (1 / 4 - 1 / 300) / 254
   for split in ('train', 'validation', 'test'):
     want, got = (pipeline.data_source(b, split) for b in (synthetic, exported))
@@ -51,10 +62,14 @@ def test_synthetic_export_reads_back_as_miniscapes(tmp_path):
 
 def test_missing_split_is_a_clear_error(tmp_path):
   import miniscapes_fixture  # pylint: disable=g-import-not-at-top
+
   root = miniscapes_fixture.write_miniscapes(tmp_path / 'm', splits={'train': 4, 'validation': 1})
   builder = registry.prepare('miniscapes', tmp_path / 'd', height=0, width=0, manual_dir=root)
-  with pytest.raises(ValueError, match=r"mtl_miniscapes has no split 'test'; it has train, "
-                     'validation'):
+  with pytest.raises(
+    ValueError,
+    match=r"mtl_miniscapes has no split 'test'; it has train, "
+    'validation',
+  ):
     _load_script().export_dataset(builder, tmp_path / 'out', ['test'])
 
 

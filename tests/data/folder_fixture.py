@@ -15,13 +15,14 @@ DEPTH_SCALE = 0.001  # the depth PNGs hold millimetres
 IGNORE = 255
 
 
-# The dict default is never mutated; the signature is what other tests call.
-# pylint: disable-next=dangerous-default-value
-def write_folder(root, *, splits={'train': 3, 'validation': 2}, height=32, width=64,
-                 num_classes=19, seed=0) -> Path:
+DEFAULT_SPLITS = {'train': 3, 'validation': 2}
+
+
+def write_folder(root, *, splits=None, height=32, width=64, num_classes=19, seed=0) -> Path:
   """Labels cover ids 0..num_classes-1 and the ignore label; depth covers 0 (invalid) and
-  1..65535 mm."""
+  1..65535 mm. `splits`: {TFDS split: number of samples}, default DEFAULT_SPLITS."""
   root = Path(root)
+  splits = DEFAULT_SPLITS if splits is None else splits
   rng = np.random.default_rng(seed)
   listed = {}
   for split, count in splits.items():
@@ -43,8 +44,12 @@ def write_folder(root, *, splits={'train': 3, 'validation': 2}, height=32, width
     lines = ['# training images', '', *listed['train']]
     (root / 'train.txt').write_text('\n'.join(lines) + '\n')
     split_values['train'] = 'train.txt'
-  spec = {'classes': [f'class_{i}' for i in range(num_classes)],
-          'colors': rng.integers(0, 256, (num_classes, 3)).tolist(),
-          'ignore_label': IGNORE, 'depth_scale': DEPTH_SCALE, 'splits': split_values}
+  spec = {
+    'classes': [f'class_{i}' for i in range(num_classes)],
+    'colors': rng.integers(0, 256, (num_classes, 3)).tolist(),
+    'ignore_label': IGNORE,
+    'depth_scale': DEPTH_SCALE,
+    'splits': split_values,
+  }
   (root / 'dataset.json').write_text(json.dumps(spec, indent=2))
   return root

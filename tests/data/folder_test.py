@@ -75,12 +75,15 @@ def test_dataset_json_linking_out_of_the_root(root, tmp_path):
     folder.find_samples(root)
 
 
-@pytest.mark.parametrize('text, match', [
+@pytest.mark.parametrize(
+  'text, match',
+  [
     ('{"classes": [', r'invalid JSON: Expecting value at line 1 column 14'),
     (b'{"classes": ["caf\xe9"]}', r'not UTF-8 text \(invalid continuation byte at byte 17\)'),
     ('["road"]', r'must hold a JSON object'),
     ('{"classes": ["a"], "depth_scales": 1}', r'unknown key "depth_scales" \(the keys are'),
-])
+  ],
+)
 def test_unreadable_dataset_json(root, text, match):
   path = root / 'dataset.json'
   path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
@@ -88,41 +91,65 @@ def test_unreadable_dataset_json(root, text, match):
     folder.find_samples(root)
 
 
-@pytest.mark.parametrize('changes, match', [
+@pytest.mark.parametrize(
+  'changes, match',
+  [
     (dict(classes=None), r'"classes" is required'),
     (dict(classes='road'), r'"classes" must be a list of 1 to 255 class names'),
     (dict(classes=[]), r'"classes" must be a list of 1 to 255 class names'),
     (dict(classes=['a', 2]), r'"classes" must be a list of 1 to 255 class names'),
-    (dict(classes=[f'c{i}' for i in range(256)], colors=None),
-     r'"classes" must be a list of 1 to 255 class names'),
+    (
+      dict(classes=[f'c{i}' for i in range(256)], colors=None),
+      r'"classes" must be a list of 1 to 255 class names',
+    ),
     (dict(classes=['a', 'b', 'a'], colors=None), r'"classes" lists "a" more than once'),
     (dict(colors=[[0, 0, 0]]), r'"colors" must be a list of one \[r, g, b\] per class \(19\)'),
     (dict(classes=['a', 'b'], colors=[[0, 0, 0], [0, 0]]), r'"colors\[1\]" must be \[r, g, b\]'),
     (dict(classes=['a'], colors=[[0, 0, 256]]), r'"colors\[0\]" must be \[r, g, b\] with integ'),
-    (dict(ignore_label=3), r'"ignore_label" 3 is a class id \(classes are 0\.\.18\); use an id '
-     r'from 19 to 255'),
+    (
+      dict(ignore_label=3),
+      r'"ignore_label" 3 is a class id \(classes are 0\.\.18\); use an id '
+      r'from 19 to 255',
+    ),
     (dict(ignore_label=300), r'"ignore_label" must be an integer 0\.\.255, got 300'),
     (dict(ignore_label=True), r'"ignore_label" must be an integer 0\.\.255, got true'),
     (dict(depth_scale=None), r'"depth_scale" is required: metres per unit'),
     (dict(depth_scale=0), r'"depth_scale" must be a positive number .*got 0'),
     (dict(depth_scale='0.001'), r'"depth_scale" must be a positive number .*got "0\.001"'),
     (dict(splits=None), r'"splits" is required'),
-    (dict(splits={'train': 'train.txt', 'val': []}), r'"splits" has unknown split "val" '
-     r'\(splits are train, validation, test\)'),
-    (dict(splits={'validation': ['images/validation/0.png']}),
-     r'"splits" lacks the required split "train"'),
+    (
+      dict(splits={'train': 'train.txt', 'val': []}),
+      r'"splits" has unknown split "val" '
+      r'\(splits are train, validation, test\)',
+    ),
+    (
+      dict(splits={'validation': ['images/validation/0.png']}),
+      r'"splits" lacks the required split "train"',
+    ),
     (dict(splits={'train': {'a': 1}}), r'"splits\.train" must be a list of image paths or '),
     (dict(splits={'train': ['']}), r'"splits\.train" must be a list of image paths or '),
     (dict(splits={'train': []}), r'"splits\.train" lists no images'),
-    (dict(splits={'train': ['images/a.png', 'images/a.png']}),
-     r'"splits\.train" lists "images/a\.png" more than once'),
-    (dict(splits={'train': 'lists/train.txt'}), r'"splits\.train" names .*lists/train\.txt, which '
-     r'does not exist'),
-    (dict(splits={'train': '../train.txt'}), r'"splits\.train" names \.\./train\.txt: path '
-     r'escapes the dataset root'),
-    (dict(splits={'train': 'images/train/0.png'}), r'"splits\.train" names .*0\.png, which is not '
-     r'a UTF-8 text file'),
-])
+    (
+      dict(splits={'train': ['images/a.png', 'images/a.png']}),
+      r'"splits\.train" lists "images/a\.png" more than once',
+    ),
+    (
+      dict(splits={'train': 'lists/train.txt'}),
+      r'"splits\.train" names .*lists/train\.txt, which '
+      r'does not exist',
+    ),
+    (
+      dict(splits={'train': '../train.txt'}),
+      r'"splits\.train" names \.\./train\.txt: path '
+      r'escapes the dataset root',
+    ),
+    (
+      dict(splits={'train': 'images/train/0.png'}),
+      r'"splits\.train" names .*0\.png, which is not '
+      r'a UTF-8 text file',
+    ),
+  ],
+)
 def test_bad_dataset_json_names_the_key(root, changes, match):
   _edit_spec(root, **changes)
   with pytest.raises(UserError, match=r'dataset\.json: ' + match):
@@ -142,7 +169,10 @@ def test_find_samples_reads_split_file_and_inline_list(root):
   samples = folder.find_samples(root)
   assert set(samples) == {'train', 'validation'}
   assert [f.image.relative_to(root).as_posix() for f in samples['train']] == [
-      'images/train/0.png', 'images/train/1.png', 'images/train/2.png']
+    'images/train/0.png',
+    'images/train/1.png',
+    'images/train/2.png',
+  ]
   files = samples['validation'][1]
   assert files.image == root / 'images/validation/1.png'
   assert files.semseg == root / 'semseg/validation/1.png'
@@ -153,8 +183,10 @@ def test_find_samples_reads_split_file_and_inline_list(root):
 
 
 def test_split_file_skips_comments_blank_lines_crlf_and_bom(root):
-  text = ('\ufeff# header\r\n\r\n  images/train/2.png  \r\n   # indented comment\r\n'
-          'images/train/0.png\r\n')
+  text = (
+    '\ufeff# header\r\n\r\n  images/train/2.png  \r\n   # indented comment\r\n'
+    'images/train/0.png\r\n'
+  )
   (root / 'train.txt').write_text(text, encoding='utf-8', newline='')
   names = [f.image.name for f in folder.find_samples(root)['train']]
   assert names == ['2.png', '0.png']
@@ -185,8 +217,9 @@ def test_unlabeled_split_has_ignore_labels_and_invalid_depth(tmp_path):
 def test_load_sample_decodes_depth_in_metres_and_keeps_labels(root):
   sample = folder.load_sample(_first(root))
   assert sample['image'].dtype == np.uint8 and sample['image'].shape == (32, 64, 3)
-  np.testing.assert_array_equal(sample['image'],
-                                np.asarray(Image.open(root / 'images/train/0.png')))
+  np.testing.assert_array_equal(
+    sample['image'], np.asarray(Image.open(root / 'images/train/0.png'))
+  )
   labels = np.asarray(Image.open(root / 'semseg/train/0.png'))
   assert sample['semseg'].dtype == np.uint8
   np.testing.assert_array_equal(sample['semseg'], labels)
@@ -235,8 +268,11 @@ def _bad(files, match, **kwargs):
 
 def test_missing_counterpart(root):
   (root / 'semseg/train/0.png').unlink()
-  _bad(_first(root), r'images/train/0\.png: missing semseg file \(expected '
-       r'.*semseg/train/0\.png\)')
+  _bad(
+    _first(root),
+    r'images/train/0\.png: missing semseg file \(expected '
+    r'.*semseg/train/0\.png\)',
+  )
 
 
 def test_listed_image_that_does_not_exist(root):
@@ -269,20 +305,29 @@ def test_label_ids_out_of_range_and_not_ignore(root):
   labels = np.zeros((32, 64), np.uint8)
   labels[0, :4] = (18, 19, 200, 255)
   _png(labels, root / 'semseg/train/0.png')
-  _bad(_first(root), r'semseg/train/0\.png: label ids 19, 200 are outside 0\.\.18 and not the '
-       r'ignore label 255')
+  _bad(
+    _first(root),
+    r'semseg/train/0\.png: label ids 19, 200 are outside 0\.\.18 and not the '
+    r'ignore label 255',
+  )
 
 
 def test_255_is_out_of_range_when_another_ignore_label_is_set(root):
   _edit_spec(root, ignore_label=100)
-  _bad(_first(root), r'semseg/train/0\.png: label ids 255 are outside 0\.\.18 and not the ignore '
-       r'label 100')
+  _bad(
+    _first(root),
+    r'semseg/train/0\.png: label ids 255 are outside 0\.\.18 and not the ignore '
+    r'label 100',
+  )
 
 
 def test_8_bit_depth_png(root):
   _png(np.ones((32, 64), np.uint8), root / 'depth/train/0.png')
-  _bad(_first(root), r'depth/train/0\.png: expected 16-bit greyscale depth PNG \(mode I or '
-       r'I;16\), got mode L')
+  _bad(
+    _first(root),
+    r'depth/train/0\.png: expected 16-bit greyscale depth PNG \(mode I or '
+    r'I;16\), got mode L',
+  )
 
 
 def test_rgb_depth_png(root):
@@ -296,8 +341,12 @@ def test_greyscale_image(root):
 
 
 def test_image_over_max_pixels(root):
-  _bad(_first(root), r'images/train/0\.png: 64x32 = 2048 pixels is over the limit of 1000 '
-       r'\(a decompression bomb\?\)', max_pixels=1000)
+  _bad(
+    _first(root),
+    r'images/train/0\.png: 64x32 = 2048 pixels is over the limit of 1000 '
+    r'\(a decompression bomb\?\)',
+    max_pixels=1000,
+  )
 
 
 @pytest.mark.parametrize('entry', ['../outside.png', 'images/../../outside.png'])

@@ -8,8 +8,7 @@ from PIL import Image
 FOLDERS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 
 
-def write_miniscapes(root, *, splits=None, height=32, width=64, seed=0,
-                     labeled_test=False) -> Path:
+def write_miniscapes(root, *, splits=None, height=32, width=64, seed=0, labeled_test=False) -> Path:
   """splits: TFDS split → sample count (default train 4, validation 2, test 2).
 
   Depth values cover invalid (0) and the whole 1..255 code range; labels all 19 ids and 255.
@@ -41,4 +40,3 @@ def expected_depth(codes: np.ndarray) -> np.ndarray:
   v = codes.astype(np.float64)
   disparity = (1 / 4 - 1 / 300) * (v - 1) / 254 + 1 / 300
   return np.where(v == 0, 0.0, 1 / disparity)
-

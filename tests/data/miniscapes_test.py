@@ -22,8 +22,9 @@ def _first(root, split='train'):
 
 def test_decode_matches_the_spec_formula():
   codes = np.arange(256, dtype=np.uint8)
-  np.testing.assert_allclose(miniscapes.decode_depth(codes),
-                             miniscapes_fixture.expected_depth(codes), rtol=1e-6)
+  np.testing.assert_allclose(
+    miniscapes.decode_depth(codes), miniscapes_fixture.expected_depth(codes), rtol=1e-6
+  )
   assert miniscapes.decode_depth(np.uint8(1)) == pytest.approx(300)
   assert miniscapes.decode_depth(np.uint8(255)) == pytest.approx(4)
 
@@ -56,8 +57,9 @@ def test_find_samples_maps_val_to_validation_and_sorts_numerically(tmp_path):
 def test_load_sample_decodes_labels_and_depth(root):
   sample = miniscapes.load_sample(_first(root))
   assert sample['image'].shape == (32, 64, 3) and sample['image'].dtype == np.uint8
-  np.testing.assert_array_equal(sample['semseg'],
-                                np.asarray(Image.open(root / 'train/semseg/0.png')))
+  np.testing.assert_array_equal(
+    sample['semseg'], np.asarray(Image.open(root / 'train/semseg/0.png'))
+  )
   codes = miniscapes_fixture.read_depth_codes(root, 'train', 0)
   np.testing.assert_allclose(sample['depth'], miniscapes_fixture.expected_depth(codes), rtol=1e-6)
   assert sample['depth'].dtype == np.float32
@@ -122,8 +124,11 @@ def test_label_ids_out_of_range(root):
 
 def test_depth_png_of_the_wrong_bit_depth(root):
   Image.fromarray(np.zeros((32, 64), np.uint16)).save(root / 'train/depth/0.png')
-  _bad(_first(root), r'depth/0\.png: expected 8-bit greyscale inverse-depth PNG \(mode L\), '
-       r'got mode I;16')
+  _bad(
+    _first(root),
+    r'depth/0\.png: expected 8-bit greyscale inverse-depth PNG \(mode L\), '
+    r'got mode I;16',
+  )
 
 
 def test_depth_png_in_colour(root):
@@ -132,8 +137,11 @@ def test_depth_png_in_colour(root):
 
 
 def test_image_over_the_pixel_limit(root):
-  with pytest.raises(file_checks.BadFile, match=r'rgb/0\.jpg: 64x32 = 2048 pixels is over the '
-                     r'limit of 1000 \(a decompression bomb\?\)'):
+  with pytest.raises(
+    file_checks.BadFile,
+    match=r'rgb/0\.jpg: 64x32 = 2048 pixels is over the '
+    r'limit of 1000 \(a decompression bomb\?\)',
+  ):
     miniscapes.load_sample(_first(root), max_pixels=1000)
 
 

@@ -11,32 +11,38 @@ from mtl_jax.data import registry
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
-  with pytest.raises(ValueError, match="^unknown dataset 'foo'; valid names: cityscapes, folder, "
-                     "miniscapes, synthetic$"):
-    registry.prepare("foo", tmp_path)
+  with pytest.raises(
+    ValueError,
+    match="^unknown dataset 'foo'; valid names: cityscapes, folder, miniscapes, synthetic$",
+  ):
+    registry.prepare('foo', tmp_path)
 
 
 def test_empty_data_dir_is_the_default():
-  assert registry.DEFAULT_DATA_DIR == "~/tensorflow_datasets"
-  assert registry.resolve_data_dir("") == os.path.expanduser("~/tensorflow_datasets")
-  assert registry.resolve_data_dir("~/d") == os.path.join(os.path.expanduser("~"), "d")
-  assert registry.resolve_data_dir("/data/tfds") == "/data/tfds"
+  assert registry.DEFAULT_DATA_DIR == '~/tensorflow_datasets'
+  assert registry.resolve_data_dir('') == os.path.expanduser('~/tensorflow_datasets')
+  assert registry.resolve_data_dir('~/d') == os.path.join(os.path.expanduser('~'), 'd')
+  assert registry.resolve_data_dir('/data/tfds') == '/data/tfds'
 
 
 def test_synthetic_defaults_keep_the_prepared_dataset_name():
   """Datasets prepared before keep being found: same config name from the same defaults."""
   from mtl_jax.data import synthetic_tfds  # pylint: disable=g-import-not-at-top  # TFDS
+
   assert dataclasses.asdict(registry.SYNTHETIC_DEFAULTS) == dict(
-      height=128, width=256, seed=0, num_train=2000, num_validation=250, num_test=250)
+    height=128, width=256, seed=0, num_train=2000, num_validation=250, num_test=250
+  )
   assert registry.SYNTHETIC_DEFAULTS.split_sizes == (2000, 250, 250)
-  assert synthetic_tfds.make_config().name == "128x256_seed0_n2000-250-250"
-  assert synthetic_tfds.make_config(height=32, num_test=0).name == "32x256_seed0_n2000-250-0"
+  assert synthetic_tfds.make_config().name == '128x256_seed0_n2000-250-250'
+  assert synthetic_tfds.make_config(height=32, num_test=0).name == '32x256_seed0_n2000-250-0'
   with pytest.raises(TypeError):
     synthetic_tfds.make_config(heigth=32)
 
 
 def test_importing_the_registry_loads_no_tfds():
-  code = ("import sys; from mtl_jax.data import registry; "
-          "assert not [m for m in sys.modules if m.startswith(('tensorflow', 'grain'))], "
-          "sorted(m for m in sys.modules if m.startswith(('tensorflow', 'grain')))")
-  subprocess.run([sys.executable, "-c", code], check=True)
+  code = (
+    'import sys; from mtl_jax.data import registry; '
+    "assert not [m for m in sys.modules if m.startswith(('tensorflow', 'grain'))], "
+    "sorted(m for m in sys.modules if m.startswith(('tensorflow', 'grain')))"
+  )
+  subprocess.run([sys.executable, '-c', code], check=True)

@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 
 from mtl_jax.data import labels
-from mtl_jax.data.synthetic import builder
+from mtl_jax.data.synthetic import builder, render_sample, render_scene, scene_for
 from mtl_jax.data.synthetic import camera as camera_lib
-from mtl_jax.data.synthetic import render_sample
-from mtl_jax.data.synthetic import render_scene
-from mtl_jax.data.synthetic import scene_for
 
 H, W = 64, 128
 SKY = labels.TRAIN_ID['sky']
@@ -28,8 +25,11 @@ def _assert_same(a, b):
 def test_deterministic_and_keyed_by_seed_split_index():
   ref = render_sample(5, split='validation', seed=3, height=H, width=W)
   _assert_same(ref, render_sample(5, split='validation', seed=3, height=H, width=W))
-  for other in (dict(index=6, split='validation', seed=3), dict(index=5, split='test', seed=3),
-                dict(index=5, split='validation', seed=4)):
+  for other in (
+    dict(index=6, split='validation', seed=3),
+    dict(index=5, split='test', seed=3),
+    dict(index=5, split='validation', seed=4),
+  ):
     s = render_sample(other.pop('index'), height=H, width=W, **other)
     assert not np.array_equal(ref['semseg'], s['semseg'])
     assert not np.array_equal(ref['depth'], s['depth'])
@@ -63,8 +63,9 @@ def test_many_classes_appear_regularly(samples):
   present = np.zeros(256)
   for s in samples:
     present[np.unique(s['semseg'])] += 1
-  regular = [labels.CLASS_NAMES[c] for c in range(labels.NUM_CLASSES)
-             if present[c] >= 0.2 * len(samples)]
+  regular = [
+    labels.CLASS_NAMES[c] for c in range(labels.NUM_CLASSES) if present[c] >= 0.2 * len(samples)
+  ]
   assert len(regular) >= 12, regular
   for name in ('road', 'sidewalk', 'building', 'vegetation', 'car', 'pole'):
     assert name in regular
@@ -91,15 +92,15 @@ def _bare_scene(b=None):
 def test_flat_road_matches_closed_form_pitch_geometry():
   """With yaw = roll = 0, row v sees the road at h / ((v + 0.5 - cy) / f · cos θ + sin θ)."""
   height, pitch = 1.6, 0.05
-  cam = camera_lib.make_camera(position=(0, height, 0), yaw=0, pitch=pitch, roll=0,
-                               focal_ratio=1.0, height=H, width=W)
+  cam = camera_lib.make_camera(
+    position=(0, height, 0), yaw=0, pitch=pitch, roll=0, focal_ratio=1.0, height=H, width=W
+  )
   scene, rng = _bare_scene()
   out = render_scene(scene, cam, rng)
   slope = (np.arange(H) + 0.5 - cam.cy) / cam.focal * np.cos(pitch) + np.sin(pitch)
   below = slope > 1e-3
   expected = np.where(below, height / np.where(below, slope, 1), 0)
-  np.testing.assert_allclose(out['depth'], np.broadcast_to(expected[:, None], (H, W)),
-                             rtol=1e-4)
+  np.testing.assert_allclose(out['depth'], np.broadcast_to(expected[:, None], (H, W)), rtol=1e-4)
   np.testing.assert_array_equal(out['semseg'][~below], SKY)
   np.testing.assert_array_equal(out['semseg'][below], ROAD)
 
@@ -108,8 +109,9 @@ def test_depth_is_z_depth_not_range():
   """A wall facing a level camera at z = 20 m has depth 20 everywhere, even at the borders."""
   b = builder.SceneBuilder()
   b.box(-50, 50, 0, 30, 20, 21, labels.TRAIN_ID['building'], (0.5, 0.5, 0.5))
-  cam = camera_lib.make_camera(position=(0, 1.5, 0), yaw=0, pitch=0, roll=0, focal_ratio=0.8,
-                               height=H, width=W)
+  cam = camera_lib.make_camera(
+    position=(0, 1.5, 0), yaw=0, pitch=0, roll=0, focal_ratio=0.8, height=H, width=W
+  )
   scene, rng = _bare_scene(b)
   out = render_scene(scene, cam, rng)
   wall = out['semseg'] == labels.TRAIN_ID['building']

@@ -14,13 +14,12 @@ import collections
 import math
 
 import pytest
+from conftest import model_cases
 from flax import nnx
 
 from mtl_jax import experiment
 from mtl_jax.config import files
 from mtl_jax.models import context, decoder, distillation, mtl
-
-from conftest import model_cases
 
 torch = pytest.importorskip('torch')
 torchvision = pytest.importorskip('torchvision')
@@ -44,8 +43,17 @@ CASES = model_cases() + model_cases('cpu')  # pytest.param(config path, preset)
 class DilatedBasicBlock(tv_resnet.BasicBlock):
   """torchvision's BasicBlock with its dilation on both 3×3 convs (stock BasicBlock refuses it)."""
 
-  def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64,
-               dilation=1, norm_layer=None):
+  def __init__(
+    self,
+    inplanes,
+    planes,
+    stride=1,
+    downsample=None,
+    groups=1,
+    base_width=64,
+    dilation=1,
+    norm_layer=None,
+  ):
     super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
     self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=dilation)
     self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
@@ -54,8 +62,9 @@ class DilatedBasicBlock(tv_resnet.BasicBlock):
 def torch_encoder(name: str, output_stride: int) -> nn.Module:
   flags = DILATIONS[output_stride]
   if any(flags) and name in BASIC_BLOCK_LAYERS:
-    encoder = tv_resnet.ResNet(DilatedBasicBlock, BASIC_BLOCK_LAYERS[name],
-                               replace_stride_with_dilation=flags)
+    encoder = tv_resnet.ResNet(
+      DilatedBasicBlock, BASIC_BLOCK_LAYERS[name], replace_stride_with_dilation=flags
+    )
   else:
     encoder = getattr(torchvision.models, name)(replace_stride_with_dilation=flags)
   del encoder.fc
@@ -68,16 +77,15 @@ def stage_channels(stage: nn.Module) -> int:
 
 
 class ConvBNReLU(nn.Module):
-
   def __init__(self, in_ch, out_ch, kernel=3, dilation=1):
     super().__init__()
-    self.conv = nn.Conv2d(in_ch, out_ch, kernel, padding=dilation * (kernel - 1) // 2,
-                          dilation=dilation, bias=False)
+    self.conv = nn.Conv2d(
+      in_ch, out_ch, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation, bias=False
+    )
     self.bn = nn.BatchNorm2d(out_ch)
 
 
 class ImagePooling(nn.Module):
-
   def __init__(self, in_ch, out_ch):
     super().__init__()
     self.proj = ConvBNReLU(in_ch, out_ch, 1)
@@ -88,14 +96,14 @@ class ASPP(nn.Module):
 
   def __init__(self, in_ch, out_ch, rates):
     super().__init__()
-    self.branches = nn.ModuleList([ConvBNReLU(in_ch, out_ch, 1)] + [
-        ConvBNReLU(in_ch, out_ch, 3, dilation=r) for r in rates])
+    self.branches = nn.ModuleList(
+      [ConvBNReLU(in_ch, out_ch, 1)] + [ConvBNReLU(in_ch, out_ch, 3, dilation=r) for r in rates]
+    )
     self.pooling = ImagePooling(in_ch, out_ch)
     self.project = ConvBNReLU(out_ch * (len(rates) + 2), out_ch, 1)
 
 
 class PlainContext(nn.Module):
-
   def __init__(self, in_ch, out_ch):
     super().__init__()
     self.proj = ConvBNReLU(in_ch, out_ch, 1)
@@ -108,8 +116,9 @@ class Decoder(nn.Module):
     super().__init__()
     if variant == 'deeplabv3plus':
       self.skip_reduce = ConvBNReLU(skip_ch, skip_channels, 1)
-      self.convs = nn.ModuleList([ConvBNReLU(context_ch + skip_channels, out_ch),
-                                  ConvBNReLU(out_ch, out_ch)])
+      self.convs = nn.ModuleList(
+        [ConvBNReLU(context_ch + skip_channels, out_ch), ConvBNReLU(out_ch, out_ch)]
+      )
     elif variant == 'seed':
       self.convs = nn.ModuleList([ConvBNReLU(context_ch + skip_ch, out_ch)])
     else:
@@ -117,13 +126,14 @@ class Decoder(nn.Module):
 
 
 class Branch(nn.Module):
-
   def __init__(self, m, skip_ch, deepest_ch):
     super().__init__()
-    self.context = (ASPP(deepest_ch, m.aspp_channels, m.aspp_rates) if m.use_aspp
-                    else PlainContext(deepest_ch, m.aspp_channels))
-    self.decoder = Decoder(m.decoder, m.aspp_channels, skip_ch, m.skip_channels,
-                           m.decoder_channels)
+    self.context = (
+      ASPP(deepest_ch, m.aspp_channels, m.aspp_rates)
+      if m.use_aspp
+      else PlainContext(deepest_ch, m.aspp_channels)
+    )
+    self.decoder = Decoder(m.decoder, m.aspp_channels, skip_ch, m.skip_channels, m.decoder_channels)
 
 
 class SelfAttention(nn.Module):
@@ -136,7 +146,6 @@ class SelfAttention(nn.Module):
 
 
 class SecondStageDecoder(nn.Module):
-
   def __init__(self, ch, out_ch):
     super().__init__()
     self.conv = ConvBNReLU(ch, ch)
@@ -144,11 +153,11 @@ class SecondStageDecoder(nn.Module):
 
 
 class DeepSecondStageDecoder(nn.Module):
-
   def __init__(self, ch, out_ch):
     super().__init__()
-    self.convs = nn.ModuleList([ConvBNReLU(ch, ch // 2), ConvBNReLU(ch // 2, ch // 4),
-                                ConvBNReLU(ch // 4, ch // 8)])
+    self.convs = nn.ModuleList(
+      [ConvBNReLU(ch, ch // 2), ConvBNReLU(ch // 2, ch // 4), ConvBNReLU(ch // 4, ch // 8)]
+    )
     self.head = nn.Conv2d(ch // 8, out_ch, 1)
 
 
@@ -161,8 +170,7 @@ class Model(nn.Module):
   def __init__(self, m):
     super().__init__()
     self.encoder = torch_encoder(m.encoder, m.output_stride)
-    skip_ch, deepest_ch = (stage_channels(self.encoder.layer1),
-                           stage_channels(self.encoder.layer4))
+    skip_ch, deepest_ch = (stage_channels(self.encoder.layer1), stage_channels(self.encoder.layer4))
     out_ch = {'semseg': m.num_classes, 'depth': 1}
     if m.arch == 'joint':
       self.branch = Branch(m, skip_ch, deepest_ch)
@@ -176,8 +184,9 @@ class Model(nn.Module):
       ch = m.decoder_channels
       self.first_heads = nn.ModuleDict({t: nn.Conv2d(ch, out_ch[t], 1) for t in tasks})
       self.attention = nn.ModuleDict({t: SelfAttention(ch) for t in tasks})
-      self.second_decoders = nn.ModuleDict({t: SECOND_STAGE[m.second_stage](ch, out_ch[t])
-                                            for t in tasks})
+      self.second_decoders = nn.ModuleDict(
+        {t: SECOND_STAGE[m.second_stage](ch, out_ch[t]) for t in tasks}
+      )
     else:
       raise ValueError(f'no torch reference for architecture {m.arch!r}')
 
@@ -193,8 +202,9 @@ def torch_on_meta(module_fn) -> nn.Module:
 def torch_counts(module: nn.Module, running_stats: bool = False) -> dict[str, int]:
   """Module path → trainable parameters (or BatchNorm running mean + var) it holds."""
   if running_stats:
-    tensors = [(n, b) for n, b in module.named_buffers()
-               if n.endswith(('.running_mean', '.running_var'))]
+    tensors = [
+      (n, b) for n, b in module.named_buffers() if n.endswith(('.running_mean', '.running_var'))
+    ]
   else:
     tensors = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
   counts = collections.Counter()
@@ -214,8 +224,9 @@ def nnx_counts(module: nnx.Module, variable=nnx.Param) -> dict[str, int]:
 def assert_counts_match(ours: nnx.Module, reference: nn.Module) -> None:
   """Per module and in total: parameters, then BatchNorm running statistics."""
   for ours_counts, torch_counts_ in (
-      (nnx_counts(ours), torch_counts(reference)),
-      (nnx_counts(ours, nnx.BatchStat), torch_counts(reference, running_stats=True))):
+    (nnx_counts(ours), torch_counts(reference)),
+    (nnx_counts(ours, nnx.BatchStat), torch_counts(reference, running_stats=True)),
+  ):
     assert ours_counts == torch_counts_
     assert sum(ours_counts.values()) == sum(torch_counts_.values())
 
@@ -231,25 +242,36 @@ def _piece_cases():
   """id → (our builder taking rngs, torch builder), at full / cpu / distilled-cpu width."""
   cases = {}
   for ch in (256, 128, 64):
-    cases[f'aspp-{ch}'] = (lambda r, ch=ch: context.ASPP(512, ch, (3, 6, 9), rngs=r),
-                           lambda ch=ch: ASPP(512, ch, (3, 6, 9)))
-    cases[f'plain_context-{ch}'] = (lambda r, ch=ch: context.PlainContext(512, ch, rngs=r),
-                                    lambda ch=ch: PlainContext(512, ch))
+    cases[f'aspp-{ch}'] = (
+      lambda r, ch=ch: context.ASPP(512, ch, (3, 6, 9), rngs=r),
+      lambda ch=ch: ASPP(512, ch, (3, 6, 9)),
+    )
+    cases[f'plain_context-{ch}'] = (
+      lambda r, ch=ch: context.PlainContext(512, ch, rngs=r),
+      lambda ch=ch: PlainContext(512, ch),
+    )
     for variant in decoder.DECODERS:
       cases[f'decoder_{variant}-{ch}'] = (
-          lambda r, ch=ch, v=variant: decoder.DeepLabV3PlusDecoder(
-              ch, 64, out_ch=ch, rngs=r, **{'skip_channels': 48, **decoder.DECODERS[v]}),
-          lambda ch=ch, v=variant: Decoder(v, ch, 64, 48, ch))
-    cases[f'self_attention-{ch}'] = (lambda r, ch=ch: distillation.SelfAttention(ch, rngs=r),
-                                     lambda ch=ch: SelfAttention(ch))
+        lambda r, ch=ch, v=variant: decoder.DeepLabV3PlusDecoder(
+          ch, 64, out_ch=ch, rngs=r, **{'skip_channels': 48, **decoder.DECODERS[v]}
+        ),
+        lambda ch=ch, v=variant: Decoder(v, ch, 64, 48, ch),
+      )
+    cases[f'self_attention-{ch}'] = (
+      lambda r, ch=ch: distillation.SelfAttention(ch, rngs=r),
+      lambda ch=ch: SelfAttention(ch),
+    )
     for name, out in (('semseg', 19), ('depth', 1)):
       for stage in distillation.SECOND_STAGE_DECODERS:
         cases[f'second_stage_{stage}_{name}-{ch}'] = (
-            lambda r, ch=ch, out=out, s=stage: distillation.SECOND_STAGE_DECODERS[s](ch, out, rngs=r),
-            lambda ch=ch, out=out, s=stage: SECOND_STAGE[s](ch, out))
+          lambda r, ch=ch, out=out, s=stage: distillation.SECOND_STAGE_DECODERS[s](ch, out, rngs=r),
+          lambda ch=ch, out=out, s=stage: SECOND_STAGE[s](ch, out),
+        )
     for name, out in (('joint', 20), ('semseg', 19), ('depth', 1)):
-      cases[f'head_{name}-{ch}'] = (lambda r, ch=ch, out=out: nnx.Conv(ch, out, (1, 1), rngs=r),
-                                    lambda ch=ch, out=out: nn.Conv2d(ch, out, 1))
+      cases[f'head_{name}-{ch}'] = (
+        lambda r, ch=ch, out=out: nnx.Conv(ch, out, (1, 1), rngs=r),
+        lambda ch=ch, out=out: nn.Conv2d(ch, out, 1),
+      )
   return cases
 
 
@@ -268,8 +290,9 @@ def test_aspp_reference_equals_torchvision_aspp(ch):
   ours = torch_on_meta(lambda: ASPP(512, ch, (3, 6, 9)))
   theirs = torch_on_meta(lambda: tv_deeplabv3.ASPP(512, (3, 6, 9), ch))
   for running_stats in (False, True):
-    assert (sum(torch_counts(ours, running_stats).values())
-            == sum(torch_counts(theirs, running_stats).values()))
+    assert sum(torch_counts(ours, running_stats).values()) == sum(
+      torch_counts(theirs, running_stats).values()
+    )
 
 
 def test_every_decoder_and_second_stage_has_a_torch_reference():

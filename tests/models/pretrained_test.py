@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mtl_jax.models import resnet
-from mtl_jax.models import pretrained
+from mtl_jax.models import pretrained, resnet
 
 torch = pytest.importorskip('torch')
 tv_resnet = pytest.importorskip('torchvision.models.resnet')
@@ -32,8 +31,17 @@ class DilatedBasicBlock(tv_resnet.BasicBlock):
   Bottleneck applies to its one 3×3 conv (padding = dilation keeps the resolution).
   """
 
-  def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64,
-               dilation=1, norm_layer=None):
+  def __init__(
+    self,
+    inplanes,
+    planes,
+    stride=1,
+    downsample=None,
+    groups=1,
+    base_width=64,
+    dilation=1,
+    norm_layer=None,
+  ):
     super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
     self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=dilation)
     self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
@@ -45,8 +53,9 @@ def torch_resnet(depth: int, output_stride: int, seed: int = 0):
   block = tv_resnet.Bottleneck if depth == 50 else tv_resnet.BasicBlock
   if block is tv_resnet.BasicBlock and output_stride != 32:
     block = DilatedBasicBlock
-  model = tv_resnet.ResNet(block, list(BLOCKS[depth]),
-                           replace_stride_with_dilation=DILATIONS[output_stride])
+  model = tv_resnet.ResNet(
+    block, list(BLOCKS[depth]), replace_stride_with_dilation=DILATIONS[output_stride]
+  )
   with torch.no_grad():  # identity BN (scale 1, bias 0, mean 0, var 1) would hide mapping bugs
     for m in model.modules():
       if isinstance(m, torch.nn.BatchNorm2d):
@@ -114,8 +123,10 @@ def test_report_lists_loaded_arrays_and_ignored_extras(resnet18_state):
   assert 'layer2.0.downsample.0.weight' in report.loaded
   assert sorted(k for k in report.unexpected if k.startswith('fc.')) == ['fc.bias', 'fc.weight']
   assert sum(k.endswith('num_batches_tracked') for k in report.unexpected) == 20
-  assert str(report) == ('r18: loaded 100 arrays; missing 0; unexpected (ignored) 22: '
-                         'fc.weight, fc.bias, 20× num_batches_tracked')
+  assert str(report) == (
+    'r18: loaded 100 arrays; missing 0; unexpected (ignored) 22: '
+    'fc.weight, fc.bias, 20× num_batches_tracked'
+  )
 
 
 def _load_error(state: dict, depth: int = 18) -> str:
@@ -128,24 +139,29 @@ def test_missing_key_is_named_with_expected_shape(resnet18_state):
   state = dict(resnet18_state)
   del state['layer2.1.bn2.running_var']
   assert _load_error(state) == (
-      "r18.pth: missing key 'layer2.1.bn2.running_var' (encoder expects shape (128,))")
+    "r18.pth: missing key 'layer2.1.bn2.running_var' (encoder expects shape (128,))"
+  )
 
 
 def test_wrong_shape_names_key_and_both_shapes(resnet18_state):
   state = dict(resnet18_state, **{'layer1.0.conv1.weight': np.zeros((64, 64, 1, 1), np.float32)})
-  assert _load_error(state) == ("r18.pth: key 'layer1.0.conv1.weight' has shape (64, 64, 1, 1) "
-                                'but the encoder expects (64, 64, 3, 3)')
+  assert _load_error(state) == (
+    "r18.pth: key 'layer1.0.conv1.weight' has shape (64, 64, 1, 1) "
+    'but the encoder expects (64, 64, 3, 3)'
+  )
 
 
 def test_unexpected_key_is_an_error(resnet18_state):
   state = dict(resnet18_state, **{'layer1.0.se.weight': np.zeros((3,), np.float32)})
   assert _load_error(state) == (
-      "r18.pth: unexpected key 'layer1.0.se.weight' with shape (3,), not part of the encoder")
+    "r18.pth: unexpected key 'layer1.0.se.weight' with shape (3,), not part of the encoder"
+  )
 
 
 def test_other_depth_is_named(resnet18_state):
   assert _load_error(resnet18_state, depth=34) == (
-      'r18.pth holds ResNet-18 weights but the encoder is a ResNet-34')
+    'r18.pth holds ResNet-18 weights but the encoder is a ResNet-34'
+  )
 
 
 def test_failed_load_leaves_encoder_untouched(resnet18_state):
@@ -171,14 +187,19 @@ def test_safetensors_file_needs_no_torch_and_matches(tmp_path):
 def test_pth_that_is_not_a_state_dict_is_a_clear_error(tmp_path):
   path = tmp_path / 'model.pth'
   torch.save([torch.zeros(2)], path)
-  with pytest.raises(ValueError, match=re.escape(
-      f'{path}: expected a state dict mapping names to tensors, got list')):
+  with pytest.raises(
+    ValueError, match=re.escape(f'{path}: expected a state dict mapping names to tensors, got list')
+  ):
     resnet.resnet_from_torchvision(path)
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, str(REPO / 'scripts' / 'convert_torchvision_resnet.py'),
-                         *args], capture_output=True, text=True, check=False)
+  return subprocess.run(
+    [sys.executable, str(REPO / 'scripts' / 'convert_torchvision_resnet.py'), *args],
+    capture_output=True,
+    text=True,
+    check=False,
+  )
 
 
 def test_script_round_trip_into_a_dilated_encoder(tmp_path):
@@ -194,26 +215,35 @@ def test_script_round_trip_into_a_dilated_encoder(tmp_path):
   assert len(report.loaded) == 100 and report.unexpected == ()
   assert_features_match(encoder, model, 16)
 
-  with pytest.raises(ValueError, match=re.escape(
-      f'{out} holds ResNet-18 weights but the encoder is a ResNet-34')):
-    pretrained.load_pretrained_encoder(nnx.eval_shape(lambda: resnet.ResNet34(rngs=nnx.Rngs(0))), out)
+  with pytest.raises(
+    ValueError, match=re.escape(f'{out} holds ResNet-18 weights but the encoder is a ResNet-34')
+  ):
+    pretrained.load_pretrained_encoder(
+      nnx.eval_shape(lambda: resnet.ResNet34(rngs=nnx.Rngs(0))), out
+    )
   again = run_script('--input', str(tmp_path / 'resnet18.pth'), '--output', str(out))
   assert (again.returncode, again.stderr) == (
-      2, f'convert_torchvision_resnet: error: {out}: output directory exists and is not empty\n')
+    2,
+    f'convert_torchvision_resnet: error: {out}: output directory exists and is not empty\n',
+  )
 
 
 def test_script_reports_a_missing_input_in_one_line(tmp_path):
   done = run_script('--input', str(tmp_path / 'nope.pth'), '--output', str(tmp_path / 'out'))
   assert (done.returncode, done.stderr) == (
-      2, f'convert_torchvision_resnet: error: {tmp_path / "nope.pth"}: no such file\n')
+    2,
+    f'convert_torchvision_resnet: error: {tmp_path / "nope.pth"}: no such file\n',
+  )
   assert not (tmp_path / 'out').exists()
 
 
 def test_not_a_converted_directory_is_a_clear_error(tmp_path):
-  with pytest.raises(ValueError, match=re.escape(
-      f'{tmp_path}: not a converted encoder directory (no encoder.json)')):
-    pretrained.load_pretrained_encoder(nnx.eval_shape(lambda: resnet.ResNetTiny(rngs=nnx.Rngs(0))),
-                               tmp_path)
+  with pytest.raises(
+    ValueError, match=re.escape(f'{tmp_path}: not a converted encoder directory (no encoder.json)')
+  ):
+    pretrained.load_pretrained_encoder(
+      nnx.eval_shape(lambda: resnet.ResNetTiny(rngs=nnx.Rngs(0))), tmp_path
+    )
 
 
 def test_save_and_load_round_trip_any_encoder(tmp_path):
@@ -231,6 +261,8 @@ def test_damaged_directory_is_a_clear_error(tmp_path):
   pretrained.save_pretrained_encoder(encoder, tmp_path / 'tiny')
   for path in sorted((tmp_path / 'tiny' / 'state').rglob('*'), reverse=True):
     path.rmdir() if path.is_dir() else path.unlink()
-  with pytest.raises(ValueError, match=re.escape(
-      f'{tmp_path / "tiny" / "state"}: cannot restore the orbax checkpoint')):
+  with pytest.raises(
+    ValueError,
+    match=re.escape(f'{tmp_path / "tiny" / "state"}: cannot restore the orbax checkpoint'),
+  ):
     pretrained.load_pretrained_encoder(encoder, tmp_path / 'tiny')

@@ -9,10 +9,12 @@ Modules: camera (pinhole, rays, screen rectangles), builder (primitives), layout
 ray casting), textures and shading (deferred shading and the camera response), render.
 """
 
-from mtl_jax.data.synthetic.render import render_sample
-from mtl_jax.data.synthetic.render import render_scene
-from mtl_jax.data.synthetic.render import sample_scene
-from mtl_jax.data.synthetic.render import scene_for
-from mtl_jax.data.synthetic.render import SPLITS
+from mtl_jax.data.synthetic.render import (
+  SPLITS,
+  render_sample,
+  render_scene,
+  sample_scene,
+  scene_for,
+)
 
 __all__ = ['render_sample', 'render_scene', 'sample_scene', 'scene_for', 'SPLITS']

@@ -21,6 +21,7 @@ NUM_PARAMS = 6
 @dataclasses.dataclass(frozen=True)
 class Scene:
   """Primitives as parallel arrays plus per-scene ground and lighting settings."""
+
   kind: np.ndarray  # [N] int
   lo: np.ndarray  # [N, 3] float64
   hi: np.ndarray  # [N, 3]
@@ -46,7 +47,7 @@ class SceneBuilder:
   def add(self, kind, lo, hi, label, color, texture=PLAIN, color2=None, params=()):
     """Adds one primitive spanning the world box [lo, hi] (metres)."""
     p = np.zeros(NUM_PARAMS, np.float32)
-    p[:len(params)] = params
+    p[: len(params)] = params
     c2 = color if color2 is None else color2
     self._rows.append((kind, lo, hi, label, color, c2, texture, p))
 
@@ -59,7 +60,15 @@ class SceneBuilder:
     kind, lo, hi, label, color, color2, texture, params = zip(*self._rows)
     lo, hi = np.array(lo, np.float64), np.array(hi, np.float64)
     return Scene(
-        kind=np.array(kind), lo=np.minimum(lo, hi), hi=np.maximum(lo, hi),
-        label=np.array(label, np.uint8), color=np.array(color, np.float32),
-        color2=np.array(color2, np.float32), texture=np.array(texture),
-        params=np.stack(params), street=street, env=env, shadow=shadow)
+      kind=np.array(kind),
+      lo=np.minimum(lo, hi),
+      hi=np.maximum(lo, hi),
+      label=np.array(label, np.uint8),
+      color=np.array(color, np.float32),
+      color2=np.array(color2, np.float32),
+      texture=np.array(texture),
+      params=np.stack(params),
+      street=street,
+      env=env,
+      shadow=shadow,
+    )

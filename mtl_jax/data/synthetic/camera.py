@@ -15,6 +15,7 @@ NEAR = 0.3  # metres; nothing in a scene comes closer to the camera than this
 @dataclasses.dataclass(frozen=True)
 class Camera:
   """Intrinsics and pose; `rotation` maps camera coordinates to world coordinates."""
+
   position: np.ndarray  # (3,) world
   rotation: np.ndarray  # (3, 3), columns are the camera axes in world coordinates
   focal: float  # pixels
@@ -36,17 +37,20 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
   return yaw_m @ flip @ pitch_m @ roll_m
 
 
-def make_camera(*, position, yaw, pitch, roll, focal_ratio, height, width,
-                principal_offset=(0.0, 0.0)) -> Camera:
+def make_camera(
+  *, position, yaw, pitch, roll, focal_ratio, height, width, principal_offset=(0.0, 0.0)
+) -> Camera:
   """Builds a camera whose focal length is `focal_ratio * width` (geometry scales with size)."""
   focal = focal_ratio * width
   return Camera(
-      position=np.asarray(position, np.float64),
-      rotation=rotation_matrix(yaw, pitch, roll),
-      focal=float(focal),
-      cx=width / 2 + principal_offset[0] * width,
-      cy=height / 2 + principal_offset[1] * height,
-      height=height, width=width)
+    position=np.asarray(position, np.float64),
+    rotation=rotation_matrix(yaw, pitch, roll),
+    focal=float(focal),
+    cx=width / 2 + principal_offset[0] * width,
+    cy=height / 2 + principal_offset[1] * height,
+    height=height,
+    width=width,
+  )
 
 
 def camera_rays(cam: Camera) -> np.ndarray:
@@ -55,14 +59,19 @@ def camera_rays(cam: Camera) -> np.ndarray:
   v = (np.arange(cam.height, dtype=np.float64) + 0.5 - cam.cy) / cam.focal
   r = cam.rotation
   # d = R @ (u, v, 1): separable in rows and columns.
-  return (r[:, 0, None, None] * u[None, None, :] + r[:, 1, None, None] * v[None, :, None]
-          + r[:, 2, None, None]).astype(np.float32)
+  return (
+    r[:, 0, None, None] * u[None, None, :]
+    + r[:, 1, None, None] * v[None, :, None]
+    + r[:, 2, None, None]
+  ).astype(np.float32)
 
 
 def ground_depth(cam: Camera, rows: np.ndarray, cols: np.ndarray, plane_y: float = 0.0):
   """z-depth where pixel-centre rays meet the horizontal plane y = plane_y (inf if they miss)."""
-  dc = np.stack([(cols + 0.5 - cam.cx) / cam.focal, (rows + 0.5 - cam.cy) / cam.focal,
-                 np.ones(np.shape(rows))], axis=-1)
+  dc = np.stack(
+    [(cols + 0.5 - cam.cx) / cam.focal, (rows + 0.5 - cam.cy) / cam.focal, np.ones(np.shape(rows))],
+    axis=-1,
+  )
   dy = dc @ cam.rotation[1]
   with np.errstate(divide='ignore'):
     t = (plane_y - cam.position[1]) / dy
@@ -70,8 +79,9 @@ def ground_depth(cam: Camera, rows: np.ndarray, cols: np.ndarray, plane_y: float
 
 
 _CORNERS = np.array([[i & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], bool)
-_EDGES = np.array([(a, b) for a in range(8) for b in range(a + 1, 8)
-                   if bin(a ^ b).count('1') == 1])  # the 12 box edges
+_EDGES = np.array(
+  [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count('1') == 1]
+)  # the 12 box edges
 
 
 def screen_rects(cam: Camera, lo: np.ndarray, hi: np.ndarray):

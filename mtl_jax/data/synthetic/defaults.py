@@ -6,6 +6,7 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class SyntheticDefaults:
   """The default synthetic dataset: stored image size, dataset seed and split sizes."""
+
   height: int = 128
   width: int = 256
   seed: int = 0

@@ -22,6 +22,7 @@ FAR_X = 170.0  # lateral extent of the city blocks
 @dataclasses.dataclass
 class Layout:
   """Where things are; sides are keyed -1 (left) and +1 (right)."""
+
   lane_w: float
   lanes: int
   lanes_x: tuple  # x range of the driving lanes
@@ -70,23 +71,45 @@ def sample_layout(rng) -> Layout:
     width = rng.uniform(10, 18)
     cross.append((z, z + width))
     z += width + rng.uniform(25, 60)
-  return Layout(lane_w, lanes, (-half, half), curb_x, curb_h, walk_x, facade_x, garden, park,
-                verge, cross, end_z, float(rng.random() ** 2))
+  return Layout(
+    lane_w,
+    lanes,
+    (-half, half),
+    curb_x,
+    curb_h,
+    walk_x,
+    facade_x,
+    garden,
+    park,
+    verge,
+    cross,
+    end_z,
+    float(rng.random() ** 2),
+  )
 
 
 def road_markings(rng, lay: Layout) -> dict:
   """Settings for the ground shader (textures.road)."""
-  lines = [(lay.lanes_x[0] + k * lay.lane_w, k * 2 != lay.lanes or rng.random() < 0.5)
-           for k in range(1, lay.lanes)]
+  lines = [
+    (lay.lanes_x[0] + k * lay.lane_w, k * 2 != lay.lanes or rng.random() < 0.5)
+    for k in range(1, lay.lanes)
+  ]
   if rng.random() < 0.6:
     lines += [(lay.lanes_x[0], False), (lay.lanes_x[1], False)]
   zebra = [(z0 + 0.5, z0 + rng.uniform(3, 4.5)) for z0, _ in lay.cross if rng.random() < 0.7]
   mark = (0.85, 0.85, 0.8) if rng.random() < 0.85 else (0.85, 0.7, 0.2)
   return dict(
-      color=palettes.road(rng), salt=int(rng.integers(1 << 20)),
-      x_range=(lay.curb_x[-1], lay.curb_x[1]), cross_z=lay.cross, zebra_z=zebra,
-      lines=lines, line_width=rng.uniform(0.1, 0.2), dash_period=rng.uniform(6, 12),
-      dash_duty=rng.uniform(0.3, 0.6), mark_color=palettes.jitter(rng, mark, 0.1))
+    color=palettes.road(rng),
+    salt=int(rng.integers(1 << 20)),
+    x_range=(lay.curb_x[-1], lay.curb_x[1]),
+    cross_z=lay.cross,
+    zebra_z=zebra,
+    lines=lines,
+    line_width=rng.uniform(0.1, 0.2),
+    dash_period=rng.uniform(6, 12),
+    dash_duty=rng.uniform(0.3, 0.6),
+    mark_color=palettes.jitter(rng, mark, 0.1),
+  )
 
 
 def add_ground(b, rng, lay: Layout):
@@ -100,18 +123,49 @@ def add_ground(b, rng, lay: Layout):
     # Without a garden the paving runs on under the buildings, so gaps show sidewalk.
     x_out = lay.walk_x[s] if lay.garden[s] or lay.park[s] else s * FAR_X
     for z0, z1 in lay.segments():
-      b.box(x_in, x_out, 0, h, z0, z1, ID['sidewalk'], walk, texture=B.PAVING, color2=curb,
-            params=(tile,))
+      b.box(
+        x_in,
+        x_out,
+        0,
+        h,
+        z0,
+        z1,
+        ID['sidewalk'],
+        walk,
+        texture=B.PAVING,
+        color2=curb,
+        params=(tile,),
+      )
       if lay.verge[s]:
         b.box(*lay.verge[s], 0, h, z0, z1, ID['terrain'], grass, texture=B.GRASS)
       if lay.garden[s] or lay.park[s]:
-        b.box(lay.walk_x[s], s * FAR_X, 0, h + 0.03, z0, z1, ID['terrain'],
-              palettes.jitter(rng, grass), texture=B.GRASS)
+        b.box(
+          lay.walk_x[s],
+          s * FAR_X,
+          0,
+          h + 0.03,
+          z0,
+          z1,
+          ID['terrain'],
+          palettes.jitter(rng, grass),
+          texture=B.GRASS,
+        )
     for z0, z1 in lay.cross:
       w = rng.uniform(2.0, 4.0)
       for za, zb in ((z0, z0 + w), (z1 - w, z1)):
-        b.box(lay.curb_x[s], s * FAR_X, 0, h, za, zb, ID['sidewalk'], walk, texture=B.PAVING,
-              color2=curb, params=(tile,))
+        b.box(
+          lay.curb_x[s],
+          s * FAR_X,
+          0,
+          h,
+          za,
+          zb,
+          ID['sidewalk'],
+          walk,
+          texture=B.PAVING,
+          color2=curb,
+          params=(tile,),
+        )
 
 
 def _facade_style(rng, sky):
@@ -121,16 +175,23 @@ def _facade_style(rng, sky):
   if rng.random() < 0.12:  # glass office front
     params = (floor_h, rng.uniform(1.2, 2.0), 0.85, ground_h, rng.uniform(0, 5), 0.6)
   else:
-    params = (floor_h, rng.uniform(1.8, 3.5), rng.uniform(0.3, 0.65), ground_h,
-              rng.uniform(0, 5), rng.uniform(0.3, 0.5))
+    params = (
+      floor_h,
+      rng.uniform(1.8, 3.5),
+      rng.uniform(0.3, 0.65),
+      ground_h,
+      rng.uniform(0, 5),
+      rng.uniform(0.3, 0.5),
+    )
   return color, glass, params
 
 
 def building(b, rng, sky, x0, x1, z0, z1, height):
   """One building block with its own facade colour and window grid."""
   color, glass, params = _facade_style(rng, sky)
-  b.box(x0, x1, 0, height, z0, z1, ID['building'], color, texture=B.FACADE, color2=glass,
-        params=params)
+  b.box(
+    x0, x1, 0, height, z0, z1, ID['building'], color, texture=B.FACADE, color2=glass, params=params
+  )
 
 
 def _boundary(b, rng, s, x, z0, z1, y0, season):
@@ -141,13 +202,32 @@ def _boundary(b, rng, s, x, z0, z1, y0, season):
     b.box(x, x + s * t, y0, y0 + h, z0, z1, ID['wall'], palettes.building(rng))
   elif u < 0.6:
     h = rng.uniform(1.0, 2.0)
-    b.box(x, x + s * 0.06, y0, y0 + h, z0, z1, ID['fence'], palettes.metal(rng),
-          texture=B.FENCE, color2=palettes.vegetation(rng, season),
-          params=(rng.uniform(0.12, 0.3), rng.uniform(0.2, 0.5)))
+    b.box(
+      x,
+      x + s * 0.06,
+      y0,
+      y0 + h,
+      z0,
+      z1,
+      ID['fence'],
+      palettes.metal(rng),
+      texture=B.FENCE,
+      color2=palettes.vegetation(rng, season),
+      params=(rng.uniform(0.12, 0.3), rng.uniform(0.2, 0.5)),
+    )
   elif u < 0.8:
     h, t = rng.uniform(0.8, 1.8), rng.uniform(0.6, 1.2)
-    b.box(x, x + s * t, y0, y0 + h, z0, z1, ID['vegetation'], palettes.vegetation(rng, season),
-          texture=B.FOLIAGE)
+    b.box(
+      x,
+      x + s * t,
+      y0,
+      y0 + h,
+      z0,
+      z1,
+      ID['vegetation'],
+      palettes.vegetation(rng, season),
+      texture=B.FOLIAGE,
+    )
 
 
 def add_buildings(b, rng, lay: Layout, sky, plant_tree):
@@ -170,7 +250,7 @@ def add_buildings(b, rng, lay: Layout, sky, plant_tree):
         x0 = front + s * rng.uniform(0, 1.5) * (rng.random() < 0.4)
         height = rng.uniform(2.0, 9.0) * rng.uniform(2.9, 3.6) + 1.0
         building(b, rng, sky, x0, x0 + s * rng.uniform(12, 30), z, z + length, height)
-        heights[int(z - START_Z):int(z + length - START_Z)] = height
+        heights[int(z - START_Z) : int(z + length - START_Z)] = height
         if lay.garden[s]:
           _boundary(b, rng, s, lay.walk_x[s], z, z + length, lay.curb_h[s], lay.season)
         z += length
@@ -194,8 +274,17 @@ def add_backdrop(b, rng, lay: Layout, sky):
   while x < 2 * FAR_X:
     w = rng.uniform(15, 60)
     if rng.random() < 0.3:
-      b.box(x, x + w, 0, rng.uniform(6, 18), lay.end_z, lay.end_z + 20, ID['vegetation'],
-            palettes.vegetation(rng, lay.season), texture=B.FOLIAGE)
+      b.box(
+        x,
+        x + w,
+        0,
+        rng.uniform(6, 18),
+        lay.end_z,
+        lay.end_z + 20,
+        ID['vegetation'],
+        palettes.vegetation(rng, lay.season),
+        texture=B.FOLIAGE,
+      )
     else:
       building(b, rng, sky, x, x + w, lay.end_z, lay.end_z + 20, rng.uniform(8, 40))
     x += w

@@ -27,14 +27,37 @@ def car(b, rng, x, z, heading=1, length=None):
   color = palettes.vehicle(rng)
   glass = palettes.grey(rng, 0.04, 0.2, 0.2)
   hw, hl = width / 2, length / 2
-  b.box(x - hw, x + hw, clear, belt, z - hl, z + hl, ID['car'], color, texture=B.BODY,
-        color2=palettes.grey(rng, 0.7, 0.95), params=(x, hw, heading))
-  back, front = (-hl + rng.uniform(0.1, 0.3) * length * (not tall) + 0.1,
-                 hl - rng.uniform(0.3, 0.42) * length * (1 - 0.6 * tall))
+  b.box(
+    x - hw,
+    x + hw,
+    clear,
+    belt,
+    z - hl,
+    z + hl,
+    ID['car'],
+    color,
+    texture=B.BODY,
+    color2=palettes.grey(rng, 0.7, 0.95),
+    params=(x, hw, heading),
+  )
+  back, front = (
+    -hl + rng.uniform(0.1, 0.3) * length * (not tall) + 0.1,
+    hl - rng.uniform(0.3, 0.42) * length * (1 - 0.6 * tall),
+  )
   if heading < 0:
     back, front = -front, -back
-  b.box(x - hw + 0.08, x + hw - 0.08, belt, top, z + back, z + front, ID['car'], color,
-        texture=B.CABIN, color2=glass)
+  b.box(
+    x - hw + 0.08,
+    x + hw - 0.08,
+    belt,
+    top,
+    z + back,
+    z + front,
+    ID['car'],
+    color,
+    texture=B.CABIN,
+    color2=glass,
+  )
   tyre = palettes.grey(rng, 0.03, 0.08)
   for zz in (z - hl + 0.55 + r, z + hl - 0.55 - r):
     _axle(b, x, hw - 0.04, zz, r, ID['car'], tyre)
@@ -50,8 +73,19 @@ def truck(b, rng, x, z, heading=1):
   hw, total = width / 2, cab_l + 0.3 + box_l
   z0 = z - heading * total / 2  # rear end
   zc = z0 + heading * (box_l + 0.3)
-  b.box(x - hw, x + hw, 0.5, cab_top, zc, zc + heading * cab_l, ID['truck'], color,
-        texture=B.BAND, color2=glass, params=(1.6, cab_top - 0.2, 50.0))
+  b.box(
+    x - hw,
+    x + hw,
+    0.5,
+    cab_top,
+    zc,
+    zc + heading * cab_l,
+    ID['truck'],
+    color,
+    texture=B.BAND,
+    color2=glass,
+    params=(1.6, cab_top - 0.2, 50.0),
+  )
   b.box(x - hw, x + hw, 0.9, box_top, z0, z0 + heading * box_l, ID['truck'], cargo)
   tyre = palettes.grey(rng, 0.03, 0.08)
   for zz in (z0 + heading * 1.2, z0 + heading * 2.3, zc + heading * cab_l * 0.5):
@@ -64,12 +98,26 @@ def bus(b, rng, x, z, heading=1, label='bus', length=None):
   tram = label == 'train'
   length = length or rng.uniform(10.5, 13.0)
   width, top = (2.65, 3.5) if tram else (2.55, rng.uniform(3.0, 3.3))
-  color = palettes.vehicle(rng) if rng.random() < 0.6 else palettes.hsv(
-      rng, (0, 1), (0.5, 0.9), (0.4, 0.85))
+  color = (
+    palettes.vehicle(rng)
+    if rng.random() < 0.6
+    else palettes.hsv(rng, (0, 1), (0.5, 0.9), (0.4, 0.85))
+  )
   glass = palettes.grey(rng, 0.04, 0.22, 0.2)
   hw, hl = width / 2, length / 2
-  b.box(x - hw, x + hw, 0.35, top, z - hl, z + hl, ID[label], color, texture=B.BAND,
-        color2=glass, params=(1.15, top - 0.55, rng.uniform(1.2, 2.4)))
+  b.box(
+    x - hw,
+    x + hw,
+    0.35,
+    top,
+    z - hl,
+    z + hl,
+    ID[label],
+    color,
+    texture=B.BAND,
+    color2=glass,
+    params=(1.15, top - 0.55, rng.uniform(1.2, 2.4)),
+  )
   tyre = palettes.grey(rng, 0.03, 0.08)
   if tram:
     b.box(x - hw + 0.2, x + hw - 0.2, 0, 0.35, z - hl + 1, z + hl - 1, ID[label], tyre)
@@ -100,8 +148,7 @@ def person(b, rng, x, z, y=0.0, facing_x=False):
 def _head(b, rng, x, yc, z, label):
   """An ellipsoid head centred at height yc: skin, or hair / a hat seen from behind."""
   color = palettes.skin(rng) if rng.random() < 0.7 else palettes.grey(rng, 0.05, 0.3)
-  b.add(B.ELLIPSOID, (x - 0.1, yc - 0.12, z - 0.11), (x + 0.1, yc + 0.12, z + 0.11), label,
-        color)
+  b.add(B.ELLIPSOID, (x - 0.1, yc - 0.12, z - 0.11), (x + 0.1, yc + 0.12, z + 0.11), label, color)
 
 
 def bicycle(b, rng, x, z, y=0.0, label='bicycle'):
@@ -139,19 +186,29 @@ def tree(b, rng, x, z, y=0.0, season=0.0):
   trunk_h = rng.uniform(2.5, 4.0)
   tr = rng.uniform(0.1, 0.22)
   bark = palettes.hsv(rng, (0.05, 0.1), (0.2, 0.5), (0.12, 0.35))
-  b.add(B.CYL_Y, (x - tr, y, z - tr), (x + tr, y + trunk_h + 0.5, z + tr), ID['vegetation'],
-        bark)
+  b.add(B.CYL_Y, (x - tr, y, z - tr), (x + tr, y + trunk_h + 0.5, z + tr), ID['vegetation'], bark)
   rx, ry = rng.uniform(1.3, 3.2), rng.uniform(1.6, 3.8)
   leaf = palettes.vegetation(rng, season)
   yc = y + trunk_h + 0.9 * ry  # crowns stay above a camera (< 2 m) even when they overhang
-  b.add(B.ELLIPSOID, (x - rx, yc - ry, z - rx), (x + rx, yc + ry, z + rx), ID['vegetation'], leaf,
-        texture=B.FOLIAGE)
+  b.add(
+    B.ELLIPSOID,
+    (x - rx, yc - ry, z - rx),
+    (x + rx, yc + ry, z + rx),
+    ID['vegetation'],
+    leaf,
+    texture=B.FOLIAGE,
+  )
   if rng.random() < 0.5:  # a second lobe makes crowns less regular
     dx, dz = rng.uniform(-0.6, 0.6, 2) * rx
     s = rng.uniform(0.5, 0.8)
-    b.add(B.ELLIPSOID, (x + dx - s * rx, yc + 0.4 * ry - s * ry, z + dz - s * rx),
-          (x + dx + s * rx, yc + 0.4 * ry + s * ry, z + dz + s * rx), ID['vegetation'],
-          palettes.jitter(rng, leaf, 0.15), texture=B.FOLIAGE)
+    b.add(
+      B.ELLIPSOID,
+      (x + dx - s * rx, yc + 0.4 * ry - s * ry, z + dz - s * rx),
+      (x + dx + s * rx, yc + 0.4 * ry + s * ry, z + dz + s * rx),
+      ID['vegetation'],
+      palettes.jitter(rng, leaf, 0.15),
+      texture=B.FOLIAGE,
+    )
 
 
 def street_lamp(b, rng, x, z, toward, y=0.0):
@@ -161,8 +218,16 @@ def street_lamp(b, rng, x, z, toward, y=0.0):
   b.add(B.CYL_Y, (x - r, y, z - r), (x + r, y + h, z + r), ID['pole'], color)
   arm = rng.uniform(0.8, 2.2)
   b.box(x, x + toward * arm, y + h - 0.12, y + h, z - 0.05, z + 0.05, ID['pole'], color)
-  b.box(x + toward * (arm - 0.6), x + toward * (arm + 0.05), y + h - 0.3, y + h - 0.05,
-        z - 0.18, z + 0.18, ID['pole'], palettes.grey(rng, 0.3, 0.8))
+  b.box(
+    x + toward * (arm - 0.6),
+    x + toward * (arm + 0.05),
+    y + h - 0.3,
+    y + h - 0.05,
+    z - 0.18,
+    z + 0.18,
+    ID['pole'],
+    palettes.grey(rng, 0.3, 0.8),
+  )
 
 
 def sign_post(b, rng, x, z, y=0.0, facing=1):
@@ -176,8 +241,16 @@ def sign_post(b, rng, x, z, y=0.0, facing=1):
     zf = z - facing * (r + 0.03)
     lo, hi = (x - s, top - 2 * s, zf - 0.02), (x + s, top, zf + 0.02)
     kind = B.ELLIPSOID if rng.random() < 0.4 else B.BOX
-    b.add(kind, lo, hi, ID['traffic sign'], metal, texture=B.SIGN,
-          color2=palettes.sign_face(rng), params=(facing,))
+    b.add(
+      kind,
+      lo,
+      hi,
+      ID['traffic sign'],
+      metal,
+      texture=B.SIGN,
+      color2=palettes.sign_face(rng),
+      params=(facing,),
+    )
     top -= 2 * s + 0.05
 
 
@@ -188,8 +261,9 @@ def traffic_light(b, rng, x, z, y=0.0, facing=1, mast=0.0):
   b.add(B.CYL_Y, (x - r, y, z - r), (x + r, y + (5.8 if mast else h), z + r), ID['pole'], metal)
   _signal_head(b, rng, x, y + h, z - facing * (r + 0.15), facing)
   if mast:
-    b.box(min(x, x + mast), max(x, x + mast), y + 5.6, y + 5.8, z - 0.07, z + 0.07, ID['pole'],
-          metal)
+    b.box(
+      min(x, x + mast), max(x, x + mast), y + 5.6, y + 5.8, z - 0.07, z + 0.07, ID['pole'], metal
+    )
     _signal_head(b, rng, x + 0.8 * mast, y + 5.6, z - facing * 0.2, facing)
 
 
@@ -199,8 +273,19 @@ def _signal_head(b, rng, x, top, z, facing):
   state = rng.integers(3)
   lamp = [(1.0, 0.15, 0.1), (1.0, 0.7, 0.1), (0.2, 1.0, 0.5)][state]
   yc = top - 0.17 - 0.28 * state
-  b.box(x - 0.17, x + 0.17, top - 0.9, top, z - 0.15, z + 0.15, ID['traffic light'], housing,
-        texture=B.LIGHT, color2=lamp, params=(x, yc, 0.11, facing))
+  b.box(
+    x - 0.17,
+    x + 0.17,
+    top - 0.9,
+    top,
+    z - 0.15,
+    z + 0.15,
+    ID['traffic light'],
+    housing,
+    texture=B.LIGHT,
+    color2=lamp,
+    params=(x, yc, 0.11, facing),
+  )
 
 
 def clutter(b, rng, x, z, y=0.0):
@@ -211,7 +296,8 @@ def clutter(b, rng, x, z, y=0.0):
     w, h = rng.uniform(0.4, 0.8), rng.uniform(0.7, 1.2)
     b.box(x - w / 2, x + w / 2, y, y + h, z - w / 2, z + w / 2, VOID, color)
   elif u < 0.8:
-    b.add(B.CYL_Y, (x - 0.3, y, z - 0.3), (x + 0.3, y + rng.uniform(0.8, 1.1), z + 0.3), VOID,
-          color)
+    b.add(
+      B.CYL_Y, (x - 0.3, y, z - 0.3), (x + 0.3, y + rng.uniform(0.8, 1.1), z + 0.3), VOID, color
+    )
   else:
     b.add(B.CYL_Y, (x - 0.6, y, z - 0.6), (x + 0.6, y + 3.0, z + 0.6), VOID, color)

@@ -22,9 +22,13 @@ def grey(rng, lo, hi, tint=0.04):
 def hsv(rng, hue, sat, val):
   """Colour from (lo, hi) ranges of hue [0, 1), saturation and value."""
   u = rng.random(3).tolist()
-  return clip(colorsys.hsv_to_rgb((hue[0] + u[0] * (hue[1] - hue[0])) % 1.0,
-                                  sat[0] + u[1] * (sat[1] - sat[0]),
-                                  val[0] + u[2] * (val[1] - val[0])))
+  return clip(
+    colorsys.hsv_to_rgb(
+      (hue[0] + u[0] * (hue[1] - hue[0])) % 1.0,
+      sat[0] + u[1] * (sat[1] - sat[0]),
+      val[0] + u[2] * (val[1] - val[0]),
+    )
+  )
 
 
 def jitter(rng, color, amount=0.08):
@@ -91,8 +95,13 @@ def skin(rng):
 
 
 def sign_face(rng):
-  return [(0.8, 0.08, 0.06), (0.05, 0.2, 0.65), (0.85, 0.85, 0.8), (0.85, 0.65, 0.05),
-          (0.1, 0.45, 0.15)][rng.integers(5)]
+  return [
+    (0.8, 0.08, 0.06),
+    (0.05, 0.2, 0.65),
+    (0.85, 0.85, 0.8),
+    (0.85, 0.65, 0.05),
+    (0.1, 0.45, 0.15),
+  ][rng.integers(5)]
 
 
 def metal(rng):

@@ -19,6 +19,7 @@ def _walk_inner(lay, s):
 
 def add_trees(b, rng, lay):
   """Trees on verges, along some sidewalks, in gardens and parks; returns a planting helper."""
+
   def tree(x, z, y=0.0):
     objects.tree(b, rng, x, z, y, lay.season)
 
@@ -100,8 +101,7 @@ def add_people(b, rng, lay, zebra):
     z = rng.uniform(3, 40)
     for k in range(rng.integers(1, 5)):
       if _in_block(lay, z + 0.7 * k):
-        objects.bicycle(b, rng, lay.walk_x[s] - s * 0.7 - s * 0.7 * k, z + 0.3 * k,
-                        lay.curb_h[s])
+        objects.bicycle(b, rng, lay.walk_x[s] - s * 0.7 - s * 0.7 * k, z + 0.3 * k, lay.curb_h[s])
 
 
 def add_traffic(b, rng, lay, camera_x, zebra):

@@ -25,8 +25,11 @@ class _Rays:
       self.inv = 1.0 / d
     sq = d * d
     # a-coefficient of ray/cylinder quadratics, for axes x, y, z.
-    self.cross = {builder.CYL_X: sq[1] + sq[2], builder.CYL_Y: sq[0] + sq[2],
-                  builder.CYL_Z: sq[0] + sq[1]}
+    self.cross = {
+      builder.CYL_X: sq[1] + sq[2],
+      builder.CYL_Y: sq[0] + sq[2],
+      builder.CYL_Z: sq[0] + sq[1],
+    }
 
 
 def _box(rays, sl, o, lo, hi):
@@ -56,8 +59,8 @@ def _cylinder(rays, sl, o, lo, hi, kind):
 
 
 def _ellipsoid(rays, sl, o, lo, hi):
-  r = [0.5 * (h - l) for l, h in zip(lo, hi)]
-  q = [(ok - 0.5 * (l + h)) / rk for ok, l, h, rk in zip(o, lo, hi, r)]
+  r = [0.5 * (h - low) for low, h in zip(lo, hi)]
+  q = [(ok - 0.5 * (low + h)) / rk for ok, low, h, rk in zip(o, lo, hi, r)]
   e0, e1, e2 = rays.d[0][sl] * (1 / r[0]), rays.d[1][sl] * (1 / r[1]), rays.d[2][sl] * (1 / r[2])
   a = e0 * e0 + e1 * e1 + e2 * e2
   b = e0 * q[0] + e1 * q[1] + e2 * q[2]
@@ -89,8 +92,9 @@ def trace(scene: builder.Scene, cam: camera_lib.Camera, d: np.ndarray):
     rects, zmin = camera_lib.screen_rects(cam, scene.lo, scene.hi)
     order = np.argsort(zmin, kind='stable')
     kinds, lo, hi = scene.kind.tolist(), scene.lo.tolist(), scene.hi.tolist()
-    for i, (r0, r1, c0, c1), z_near in zip(order.tolist(), rects[order].tolist(),
-                                           zmin[order].tolist()):
+    for i, (r0, r1, c0, c1), z_near in zip(
+      order.tolist(), rects[order].tolist(), zmin[order].tolist()
+    ):
       if r0 >= r1 or c0 >= c1:
         continue
       zb = zbuf[r0:r1, c0:c1]

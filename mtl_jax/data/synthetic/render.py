@@ -3,14 +3,10 @@
 import numpy as np
 
 from mtl_jax.data import labels
-from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as _DEFAULTS
-from mtl_jax.data.synthetic import builder
+from mtl_jax.data.synthetic import builder, palettes, populate, raycast, shading
 from mtl_jax.data.synthetic import camera as camera_lib
 from mtl_jax.data.synthetic import layout as layout_lib
-from mtl_jax.data.synthetic import palettes
-from mtl_jax.data.synthetic import populate
-from mtl_jax.data.synthetic import raycast
-from mtl_jax.data.synthetic import shading
+from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as _DEFAULTS
 
 SPLITS = ('train', 'validation', 'test')
 MAX_DEPTH = 300.0  # metres; farther surfaces count as invalid depth
@@ -27,10 +23,15 @@ def sample_camera(rng, lay, height, width) -> camera_lib.Camera:
   lanes = [x for x in lay.lane_centers() if x > 0] or lay.lane_centers()
   x = lanes[rng.integers(len(lanes))] + rng.normal(0, 0.25)
   return camera_lib.make_camera(
-      position=(x, rng.uniform(1.15, 1.9), 0.0), yaw=rng.uniform(-0.15, 0.15),
-      pitch=rng.uniform(-0.03, 0.1), roll=rng.normal(0, 0.012),
-      focal_ratio=rng.uniform(0.75, 1.25), height=height, width=width,
-      principal_offset=rng.normal(0, 0.01, 2))
+    position=(x, rng.uniform(1.15, 1.9), 0.0),
+    yaw=rng.uniform(-0.15, 0.15),
+    pitch=rng.uniform(-0.03, 0.1),
+    roll=rng.normal(0, 0.012),
+    focal_ratio=rng.uniform(0.75, 1.25),
+    height=height,
+    width=width,
+    principal_offset=rng.normal(0, 0.01, 2),
+  )
 
 
 def sample_env(rng, sky) -> dict:
@@ -44,16 +45,23 @@ def sample_env(rng, sky) -> dict:
   else:
     sun, ambient = warm * rng.uniform(0.0, 0.35), np.asarray(horizon) * rng.uniform(0.9, 1.3)
   return dict(
-      sun_dir=(np.cos(elev) * np.sin(az), np.sin(elev), np.cos(elev) * np.cos(az)),
-      sun_color=tuple(sun), ambient=tuple(ambient), horizon=horizon, zenith=zenith,
-      cloud_cover=rng.uniform(0, 0.8) if sunny else rng.uniform(0.3, 1.0),
-      cloud_color=palettes.grey(rng, 0.75, 1.0) if sunny else palettes.grey(rng, 0.45, 0.85),
-      clouds_grid=rng.random((5, 9)),
-      visibility=float(np.exp(rng.uniform(np.log(200), np.log(3000)))),  # metres
-      haze=palettes.jitter(rng, horizon, 0.08),
-      key=rng.uniform(0.1, 0.3),  # mean linear brightness auto-exposure aims for
-      white_balance=tuple(1 + rng.normal(0, 0.06, 3)), saturation=rng.uniform(0.6, 1.25),
-      vignette=rng.uniform(0, 0.5), noise=rng.uniform(1.0, 5.0), blur=rng.uniform(0, 1))
+    sun_dir=(np.cos(elev) * np.sin(az), np.sin(elev), np.cos(elev) * np.cos(az)),
+    sun_color=tuple(sun),
+    ambient=tuple(ambient),
+    horizon=horizon,
+    zenith=zenith,
+    cloud_cover=rng.uniform(0, 0.8) if sunny else rng.uniform(0.3, 1.0),
+    cloud_color=palettes.grey(rng, 0.75, 1.0) if sunny else palettes.grey(rng, 0.45, 0.85),
+    clouds_grid=rng.random((5, 9)),
+    visibility=float(np.exp(rng.uniform(np.log(200), np.log(3000)))),  # metres
+    haze=palettes.jitter(rng, horizon, 0.08),
+    key=rng.uniform(0.1, 0.3),  # mean linear brightness auto-exposure aims for
+    white_balance=tuple(1 + rng.normal(0, 0.06, 3)),
+    saturation=rng.uniform(0.6, 1.25),
+    vignette=rng.uniform(0, 0.5),
+    noise=rng.uniform(1.0, 5.0),
+    blur=rng.uniform(0, 1),
+  )
 
 
 def sample_scene(rng, height, width):
@@ -79,23 +87,36 @@ def render_scene(scene, cam, rng) -> dict:
   d = camera_lib.camera_rays(cam)
   depth, ids = raycast.trace(scene, cam, d)
   lut = np.append(scene.label, [labels.TRAIN_ID['road'], labels.TRAIN_ID['sky']]).astype(
-      np.uint8)  # ids -2 (ground) and -1 (sky) index the last two entries
+    np.uint8
+  )  # ids -2 (ground) and -1 (sky) index the last two entries
   semseg = lut[ids]
   image = shading.shade(scene, cam, d, depth, ids, rng)
   depth = np.where((ids == raycast.SKY) | (depth > MAX_DEPTH), 0, depth).astype(np.float32)
   return dict(image=image, semseg=semseg, depth=depth)
 
 
-def scene_for(index: int, *, split: str = 'train', seed: int = _DEFAULTS.seed,
-              height: int = _DEFAULTS.height, width: int = _DEFAULTS.width):
+def scene_for(
+  index: int,
+  *,
+  split: str = 'train',
+  seed: int = _DEFAULTS.seed,
+  height: int = _DEFAULTS.height,
+  width: int = _DEFAULTS.width,
+):
   """(Scene, Camera, sensor-noise Generator) behind `render_sample` with the same arguments."""
   scene_seq, noise_seq = np.random.SeedSequence([seed, _split_code(split), index]).spawn(2)
   scene, cam = sample_scene(np.random.default_rng(scene_seq), height, width)
   return scene, cam, np.random.default_rng(noise_seq)
 
 
-def render_sample(index: int, *, split: str = 'train', seed: int = _DEFAULTS.seed,
-                  height: int = _DEFAULTS.height, width: int = _DEFAULTS.width) -> dict:
+def render_sample(
+  index: int,
+  *,
+  split: str = 'train',
+  seed: int = _DEFAULTS.seed,
+  height: int = _DEFAULTS.height,
+  width: int = _DEFAULTS.width,
+) -> dict:
   """Sample `index` of `split`: dict(image uint8 [H, W, 3], semseg uint8 [H, W], depth f32).
 
   semseg holds Cityscapes train ids (255 = void); depth is z-depth in metres, 0 for sky. The

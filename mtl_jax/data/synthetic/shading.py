@@ -6,9 +6,7 @@ not grow with the number of primitives.
 
 import numpy as np
 
-from mtl_jax.data.synthetic import builder
-from mtl_jax.data.synthetic import raycast
-from mtl_jax.data.synthetic import textures
+from mtl_jax.data.synthetic import builder, raycast, textures
 
 PLANE = 5  # kind of the implicit ground primitive appended after the scene's primitives
 _AXIS = np.arange(3)[:, None]
@@ -26,9 +24,10 @@ def normals(kind, q, half):
   curved = np.flatnonzero((kind != builder.BOX) & (kind != PLANE))
   if curved.size:
     k, qc, aqc = kind[curved], q[:, curved], aq[:, curved]
-    on_axis = _AXIS == np.select([k == builder.CYL_X, k == builder.CYL_Y, k == builder.CYL_Z],
-                                 [0, 1, 2], -1)
-    cap = (np.where(on_axis, aqc, 0).sum(0) > 0.995)
+    on_axis = _AXIS == np.select(
+      [k == builder.CYL_X, k == builder.CYL_Y, k == builder.CYL_Z], [0, 1, 2], -1
+    )
+    cap = np.where(on_axis, aqc, 0).sum(0) > 0.995
     radial = np.where(on_axis, 0, qc / half[:, curved])
     radial *= 1 / np.maximum(np.sqrt((radial * radial).sum(0)), 1e-6)
     n[:, curved] = np.where(cap, on_axis * sign[:, curved], radial)
@@ -75,8 +74,14 @@ def albedo(scene, ext, idx, p, n, tex):
     if code == builder.ROAD:
       out[:, sl] = textures.road(p[:, sl], scene.street)
       continue
-    args = (p[:, sl], n[:, sl], ext['params'][:, pi], ext['color'][:, pi], ext['color2'][:, pi],
-            ext['top'][pi])
+    args = (
+      p[:, sl],
+      n[:, sl],
+      ext['params'][:, pi],
+      ext['color'][:, pi],
+      ext['color2'][:, pi],
+      ext['top'][pi],
+    )
     if code == builder.LIGHT:
       out[:, sl], emissive[sl] = textures.light(*args)
     else:
@@ -113,7 +118,7 @@ def sensor_noise(rng, shape):
   if size > _NOISE.size // 2:
     return rng.standard_normal(shape, np.float32)
   start = int(rng.integers(_NOISE.size - size))
-  return _NOISE[start:start + size].reshape(shape)
+  return _NOISE[start : start + size].reshape(shape)
 
 
 def soften(img, amount):
@@ -143,11 +148,11 @@ def camera_response(rng, env, radiance):
   xx = (np.arange(w, dtype=np.float32) - w / 2) / w
   vignette = 1 - env['vignette'] * (yy[:, None] ** 2 + xx[None] ** 2)
   exposure = env['key'] / max(float(radiance.mean()), 1e-3)
-  gain = np.asarray(env['white_balance'], np.float32) * (exposure * 255.0 ** 2)
+  gain = np.asarray(env['white_balance'], np.float32) * (exposure * 255.0**2)
   img = soften(radiance, env['blur']) * (gain[:, None, None] * vignette)
   mean = img.mean(0)
   img = (img - mean) * env['saturation'] + mean
-  img = np.sqrt(np.clip(img, 0, 255.0 ** 2)).transpose(1, 2, 0)
+  img = np.sqrt(np.clip(img, 0, 255.0**2)).transpose(1, 2, 0)
   img = img + sensor_noise(rng, img.shape) * env['noise'] + 0.5
   return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -162,14 +167,15 @@ def _extended_tables(scene):
     return np.ascontiguousarray(np.vstack([rows, extra]).T, np.float32)
 
   return dict(
-      kind=np.append(scene.kind, PLANE),
-      center=column_table(0.5 * (scene.lo + scene.hi), [0, 0, 0]),
-      half=column_table(0.5 * (scene.hi - scene.lo), [1, 1, 1]),
-      texture=np.append(scene.texture, builder.ROAD).astype(np.int8),
-      params=column_table(scene.params, np.zeros(builder.NUM_PARAMS)),
-      color=column_table(scene.color, [0, 0, 0]),
-      color2=column_table(scene.color2, [0, 0, 0]),
-      top=np.append(scene.hi[:, 1], 0).astype(np.float32))
+    kind=np.append(scene.kind, PLANE),
+    center=column_table(0.5 * (scene.lo + scene.hi), [0, 0, 0]),
+    half=column_table(0.5 * (scene.hi - scene.lo), [1, 1, 1]),
+    texture=np.append(scene.texture, builder.ROAD).astype(np.int8),
+    params=column_table(scene.params, np.zeros(builder.NUM_PARAMS)),
+    color=column_table(scene.color, [0, 0, 0]),
+    color2=column_table(scene.color2, [0, 0, 0]),
+    top=np.append(scene.hi[:, 1], 0).astype(np.float32),
+  )
 
 
 def shade(scene, cam, d, depth, ids, rng):

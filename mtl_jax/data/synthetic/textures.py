@@ -36,8 +36,13 @@ def facade(p, n, prm, c, c2, top):
   u, y = _facade_u(p, n) + offset, p[1]
   fy = (y - ground_h) / floor_h
   fu = u / spacing
-  upper = ((y > ground_h) & (y < top - 0.5) & (fy % 1 > 0.3) & (fy % 1 < 0.3 + height_frac)
-           & (fu % 1 < width_frac))
+  upper = (
+    (y > ground_h)
+    & (y < top - 0.5)
+    & (fy % 1 > 0.3)
+    & (fy % 1 < 0.3 + height_frac)
+    & (fu % 1 < width_frac)
+  )
   shop = (y > 0.4) & (y < ground_h - 0.5) & ((0.5 * fu) % 1 < 0.8)
   window = (upper | shop) & (np.abs(n[1]) < 0.5)
   dirt = 0.82 + 0.3 * block_noise(p[0], p[1], p[2], 0.7)
@@ -114,8 +119,11 @@ def road(p, street):
   x, z = p[0], p[2]
   salt = street['salt']
   c = np.asarray(street['color'], np.float32)[:, None]
-  alb = c * (0.8 + 0.3 * block_noise(x, 0, z, 0.3, salt)) * (0.88 + 0.24 * block_noise(
-      x, 0, z, 7, salt + 1))
+  alb = (
+    c
+    * (0.8 + 0.3 * block_noise(x, 0, z, 0.3, salt))
+    * (0.88 + 0.24 * block_noise(x, 0, z, 7, salt + 1))
+  )
   on_road = (x > street['x_range'][0]) & (x < street['x_range'][1])
   crossing = np.zeros(x.shape, bool)
   for z0, z1 in street['cross_z']:
@@ -137,9 +145,16 @@ def road(p, street):
 
 LIGHT_TEXTURE = builder.LIGHT
 BY_CODE = {
-    builder.PLAIN: plain, builder.FACADE: facade, builder.PAVING: paving,
-    builder.GRASS: grass, builder.FOLIAGE: foliage, builder.CABIN: cabin, builder.BAND: band,
-    builder.SIGN: sign, builder.FENCE: fence, builder.BODY: body,
+  builder.PLAIN: plain,
+  builder.FACADE: facade,
+  builder.PAVING: paving,
+  builder.GRASS: grass,
+  builder.FOLIAGE: foliage,
+  builder.CABIN: cabin,
+  builder.BAND: band,
+  builder.SIGN: sign,
+  builder.FENCE: fence,
+  builder.BODY: body,
 }
 
 
