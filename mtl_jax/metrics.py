@@ -42,10 +42,9 @@ import numpy as np
 from flax import struct
 
 from mtl_jax.data.labels import CLASS_NAMES, NUM_CLASSES
-from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL
+from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL, TASKS
 
 DEPTH_KEYS = ('silog', 'abs_rel', 'sq_rel', 'rmse', 'log_rmse', 'mae', 'delta1', 'delta2', 'delta3')
-TASKS = ('semseg', 'depth')
 _NUMPY_CHUNK = 16  # images per jitted update in the numpy API; bounds memory and int32 counts
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 from mtl_jax import cli, experiment, parallel
 from mtl_jax.data import miniscapes, pipeline, registry
 from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
+from mtl_jax.data.sample import IGNORE_LABEL
 from mtl_jax.errors import UserError
 
 JPEG_QUALITY = 95
@@ -85,7 +86,7 @@ def export_predictions(run: experiment.Run, out: Path, splits: list[str]) -> dic
           out,
           split,
           int(batch['index'][row]),
-          semseg=preds.get('semseg', np.full(shape, 255))[row],
+          semseg=preds.get('semseg', np.full(shape, IGNORE_LABEL))[row],
           depth=preds.get('depth', np.zeros(shape))[row],
         )
         counts[split] += 1

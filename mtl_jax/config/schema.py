@@ -15,9 +15,9 @@ from typing import Any
 import ml_collections
 
 from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
+from mtl_jax.data.sample import TASKS
 from mtl_jax.errors import UserError
 
-TASKS = ('semseg', 'depth')
 EVAL_SPLITS = ('validation', 'test')
 
 

@@ -32,6 +32,8 @@ from PIL import Image
 
 Sample = dict[str, Any]
 
+# The tasks: each names the sample array that is its target (models, losses, metrics, configs).
+TASKS = ('semseg', 'depth')
 IGNORE_LABEL = 255
 # Metres. Metrics clamp predicted depth to it (the DLAD template); the miniscapes 8-bit inverse
 # depth encodes exactly this range.

@@ -12,7 +12,6 @@ from flax import nnx
 
 from mtl_jax.models import layers
 
-TASKS = ('semseg', 'depth')
 OTHER_TASK = {'semseg': 'depth', 'depth': 'semseg'}
 
 

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
+from mtl_jax.data.sample import TASKS
 from mtl_jax.errors import lookup
 from mtl_jax.models import context, distillation, heads, layers, resnet
 from mtl_jax.models import decoder as decoder_lib  # `decoder` names Branch's variant argument
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TASKS = heads.TASKS
 
 
 class Branch(nnx.Module):

@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from mtl_jax.data import labels
+from mtl_jax.data import labels, sample
 from mtl_jax.data.synthetic import builder, palettes, populate, raycast, shading
 from mtl_jax.data.synthetic import camera as camera_lib
 from mtl_jax.data.synthetic import layout as layout_lib
 from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as _DEFAULTS
 
 SPLITS = ('train', 'validation', 'test')
-MAX_DEPTH = 300.0  # metres; farther surfaces count as invalid depth
+MAX_DEPTH = sample.DEPTH_RANGE_M[1]  # farther surfaces count as invalid depth
 
 
 def _split_code(split: str) -> int:
