@@ -3,18 +3,9 @@
 import grain
 import numpy as np
 import pytest
+from sample_fixture import random_sample
 
 from mtl_jax.data import augment
-
-
-def _sample(h=8, w=12, seed=0):
-  rng = np.random.default_rng(seed)
-  semseg = rng.integers(0, 19, (h, w), dtype=np.uint8)
-  semseg[0] = 255
-  depth = rng.uniform(4, 80, (h, w)).astype(np.float32)
-  depth[0] = 0
-  image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-  return {'image': image, 'semseg': semseg, 'depth': depth, 'index': np.int64(7)}
 
 
 def _assert_samples_equal(a, b):
@@ -38,7 +29,7 @@ def test_hflip_mirrors_every_array():
 
 
 def test_random_crop_shapes_and_alignment():
-  s = _sample(8, 12)
+  s = random_sample(8, 12)
   # Encode each pixel's position in depth so the crop window can be checked.
   s['depth'] = np.arange(96, dtype=np.float32).reshape(8, 12)
   out = augment.random_crop(s, np.random.default_rng(1), (5, 6))
@@ -49,7 +40,7 @@ def test_random_crop_shapes_and_alignment():
 
 
 def test_random_crop_pads_small_samples():
-  s = _sample(4, 5)
+  s = random_sample(4, 5)
   out = augment.random_crop(s, np.random.default_rng(0), (6, 8))
   assert out['semseg'].shape == (6, 8)
   np.testing.assert_array_equal(out['semseg'][:4, :5], s['semseg'])
@@ -59,7 +50,7 @@ def test_random_crop_pads_small_samples():
 
 
 def test_jitter_touches_only_the_image():
-  s = _sample()
+  s = random_sample()
   out = augment.photometric_jitter(s, np.random.default_rng(0), augment.Jitter(0.4, 0.4, 0.4, 0.1))
   assert out['semseg'] is s['semseg'] and out['depth'] is s['depth']
   assert out['image'].dtype == np.uint8 and out['image'].shape == s['image'].shape
@@ -67,7 +58,7 @@ def test_jitter_touches_only_the_image():
 
 
 def test_zero_jitter_is_identity():
-  s = _sample()
+  s = random_sample()
   out = augment.jitter_image(s['image'], np.random.default_rng(0), augment.Jitter(0, 0, 0, 0))
   np.testing.assert_array_equal(out, s['image'])
 
@@ -83,28 +74,30 @@ def test_hue_rotation_keeps_grey_and_brightness_scales():
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_augment_is_deterministic_per_seed(seed):
   kw = dict(crop_size=(6, 10), scale_range=(0.5, 2.0), flip=True, jitter=augment.Jitter())
-  a = augment.augment(_sample(), np.random.default_rng(seed), **kw)
-  b = augment.augment(_sample(), np.random.default_rng(seed), **kw)
+  a = augment.augment(random_sample(), np.random.default_rng(seed), **kw)
+  b = augment.augment(random_sample(), np.random.default_rng(seed), **kw)
   _assert_samples_equal(a, b)
   assert a['image'].shape == (6, 10, 3) and a['index'] == 7
-  assert set(np.unique(a['depth'])) <= set(np.unique(_sample()['depth']))
-  assert set(np.unique(a['semseg'])) <= set(np.unique(_sample()['semseg'])) | {255}
+  assert set(np.unique(a['depth'])) <= set(np.unique(random_sample()['depth']))
+  assert set(np.unique(a['semseg'])) <= set(np.unique(random_sample()['semseg'])) | {255}
 
 
 def test_augment_without_crop_size_keeps_input_size():
-  out = augment.augment(_sample(), np.random.default_rng(0), scale_range=(0.5, 1.5))
+  out = augment.augment(random_sample(), np.random.default_rng(0), scale_range=(0.5, 1.5))
   assert out['semseg'].shape == (8, 12) and out['image'].shape == (8, 12, 3)
 
 
 def test_augment_differs_across_seeds():
   kw = dict(crop_size=(6, 10), scale_range=(0.5, 2.0), jitter=augment.Jitter())
-  outs = [augment.augment(_sample(), np.random.default_rng(s), **kw)['image'] for s in range(4)]
+  outs = [
+    augment.augment(random_sample(), np.random.default_rng(s), **kw)['image'] for s in range(4)
+  ]
   assert len({o.tobytes() for o in outs}) == 4
 
 
 def test_augment_transform_in_grain_is_deterministic():
   transform = augment.Augment(crop_size=(6, 10), scale_range=(0.8, 1.2), jitter=augment.Jitter())
-  ds = grain.MapDataset.source([_sample(seed=i) for i in range(4)])
+  ds = grain.MapDataset.source([random_sample(seed=i) for i in range(4)])
   first = list(ds.random_map(transform, seed=3))
   again = list(ds.random_map(transform, seed=3))
   for a, b in zip(first, again):

@@ -3,27 +3,17 @@
 import numpy as np
 import pytest
 from PIL import Image
+from sample_fixture import random_sample
 
 from mtl_jax import parallel
 from mtl_jax.data import augment, labels, miniscapes, sample
-
-
-def _sample(h=8, w=12, seed=0):
-  rng = np.random.default_rng(seed)
-  semseg = rng.integers(0, 19, (h, w), dtype=np.uint8)
-  semseg[0] = 255
-  depth = rng.uniform(4, 80, (h, w)).astype(np.float32)
-  depth[0] = 0
-  image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-  return {'image': image, 'semseg': semseg, 'depth': depth, 'index': np.int64(7)}
-
 
 # ----------------------------------------------------------------------------- resize
 
 
 @pytest.mark.parametrize('size', [(5, 7), (17, 30), (8, 12)])
 def test_resize_labels_and_depth_nearest(size):
-  s = _sample()
+  s = random_sample()
   out = sample.resize(s, size)
   assert out['image'].shape == size + (3,) and out['image'].dtype == np.uint8
   assert out['semseg'].shape == size and out['semseg'].dtype == np.uint8
@@ -33,7 +23,7 @@ def test_resize_labels_and_depth_nearest(size):
 
 
 def test_resize_to_double_repeats_pixels():
-  s = _sample(2, 2)
+  s = random_sample(2, 2)
   out = sample.resize(s, (4, 4))
   np.testing.assert_array_equal(out['depth'], np.repeat(np.repeat(s['depth'], 2, 0), 2, 1))
   np.testing.assert_array_equal(out['semseg'], np.repeat(np.repeat(s['semseg'], 2, 0), 2, 1))
@@ -41,7 +31,7 @@ def test_resize_to_double_repeats_pixels():
 
 def test_resize_samples_pixel_centres_when_shrinking():
   # 3 -> 2: output centres 0.75 and 2.25 fall in source rows/columns 0 and 2.
-  s = _sample(3, 3)
+  s = random_sample(3, 3)
   s['semseg'] = np.arange(9, dtype=np.uint8).reshape(3, 3)
   s['depth'] = np.arange(9, dtype=np.float32).reshape(3, 3) + 4
   out = sample.resize(s, (2, 2))
@@ -50,7 +40,7 @@ def test_resize_samples_pixel_centres_when_shrinking():
 
 
 def test_resize_image_is_pillow_bilinear():
-  s = _sample(8, 12)
+  s = random_sample(8, 12)
   out = sample.resize(s, (11, 5))
   want = Image.fromarray(s['image']).resize((5, 11), Image.Resampling.BILINEAR)
   np.testing.assert_array_equal(out['image'], np.asarray(want))
@@ -63,7 +53,7 @@ def test_resize_image_is_pillow_bilinear():
 
 
 def test_resize_passes_other_keys_through():
-  s = {**_sample(), 'extra': object()}
+  s = {**random_sample(), 'extra': object()}
   out = sample.resize(s, (4, 6))
   assert out['index'] is s['index'] and out['extra'] is s['extra']
 
@@ -72,7 +62,7 @@ def test_resize_passes_other_keys_through():
 
 
 def test_to_batch_dtypes_and_keys():
-  out = sample.to_batch({**_sample(), 'extra': 1})
+  out = sample.to_batch({**random_sample(), 'extra': 1})
   assert {k: v.dtype for k, v in out.items()} == {
     'image': np.uint8,
     'semseg': np.int32,
@@ -82,7 +72,7 @@ def test_to_batch_dtypes_and_keys():
 
 
 def test_padding_has_the_contract_fill_values():
-  s = _sample(3, 4)
+  s = random_sample(3, 4)
   pad = sample.padding_like(s)
   assert pad.keys() == {'image', 'semseg', 'depth', 'index'}
   for key in ('image', 'semseg', 'depth'):
@@ -93,7 +83,7 @@ def test_padding_has_the_contract_fill_values():
 
 
 def test_crop_padding_uses_the_same_fill_values():
-  s = _sample(2, 3)
+  s = random_sample(2, 3)
   out = augment.pad_to(s, (4, 5))
   pad = sample.padding_like(s)
   for key in ('image', 'semseg', 'depth'):

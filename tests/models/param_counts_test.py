@@ -16,6 +16,7 @@ import math
 import pytest
 from conftest import model_cases
 from flax import nnx
+from torch_resnets import DILATIONS, DilatedBasicBlock
 
 from mtl_jax import experiment
 from mtl_jax.config import files
@@ -27,36 +28,12 @@ tv_resnet = pytest.importorskip('torchvision.models.resnet')
 tv_deeplabv3 = pytest.importorskip('torchvision.models.segmentation.deeplabv3')
 nn = torch.nn
 
-# torchvision's replace_stride_with_dilation for layer2..layer4, written out as in
-# pretrained_test.py.
-DILATIONS = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
 BASIC_BLOCK_LAYERS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
-# Every config's full and cpu preset (distilled.py:cpu is its own, with 64-channel heads), plus
-# the ladder's first row, the only one with the plain context and the seed decoder.
 # Every distinct full-size and :cpu model of the shipped configs.
 CASES = model_cases() + model_cases('cpu')  # pytest.param(config path, preset)
 
 
 # --- torch equivalents (parameter containers: only the layers matter for counting) -------------
-
-
-class DilatedBasicBlock(tv_resnet.BasicBlock):
-  """torchvision's BasicBlock with its dilation on both 3×3 convs (stock BasicBlock refuses it)."""
-
-  def __init__(
-    self,
-    inplanes,
-    planes,
-    stride=1,
-    downsample=None,
-    groups=1,
-    base_width=64,
-    dilation=1,
-    norm_layer=None,
-  ):
-    super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
-    self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=dilation)
-    self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
 
 
 def torch_encoder(name: str, output_stride: int) -> nn.Module:

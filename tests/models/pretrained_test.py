@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from torch_resnets import DILATIONS, DilatedBasicBlock
 
 from mtl_jax.models import pretrained, resnet
 
@@ -17,34 +18,7 @@ tv_resnet = pytest.importorskip('torchvision.models.resnet')
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MAX_RELATIVE_ERROR = 1e-4
-# torchvision's replace_stride_with_dilation for layer2..layer4, written out (not taken from
-# resnet.stage_dilations) so the test also checks our mapping.
-DILATIONS = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
-
-
-class DilatedBasicBlock(tv_resnet.BasicBlock):
-  """torchvision's BasicBlock accepting dilation: both 3×3 convs take the block's dilation.
-
-  torchvision raises for dilation > 1 in BasicBlock, so ResNet-18/34 at output stride 16/8 have
-  no stock reference. These are our BasicBlock's semantics, the same rule torchvision's
-  Bottleneck applies to its one 3×3 conv (padding = dilation keeps the resolution).
-  """
-
-  def __init__(
-    self,
-    inplanes,
-    planes,
-    stride=1,
-    downsample=None,
-    groups=1,
-    base_width=64,
-    dilation=1,
-    norm_layer=None,
-  ):
-    super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
-    self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=dilation)
-    self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
 
 
 def torch_resnet(depth: int, output_stride: int, seed: int = 0):

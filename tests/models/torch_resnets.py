@@ -1,0 +1,37 @@
+"""torchvision ResNet pieces the parity and parameter-count tests share.
+
+Import it as `import torch_resnets` (tests/models is on sys.path when pytest runs); it skips the
+importing test module when torchvision is missing.
+"""
+
+import pytest
+
+tv_resnet = pytest.importorskip('torchvision.models.resnet')
+
+# torchvision's replace_stride_with_dilation for layer2..layer4, written out (not taken from
+# resnet.stage_dilations) so the tests also check our mapping.
+DILATIONS = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
+
+
+class DilatedBasicBlock(tv_resnet.BasicBlock):
+  """torchvision's BasicBlock accepting dilation: both 3×3 convs take the block's dilation.
+
+  torchvision raises for dilation > 1 in BasicBlock, so ResNet-18/34 at output stride 16/8 have
+  no stock reference. These are our BasicBlock's semantics, the same rule torchvision's
+  Bottleneck applies to its one 3×3 conv (padding = dilation keeps the resolution).
+  """
+
+  def __init__(
+    self,
+    inplanes,
+    planes,
+    stride=1,
+    downsample=None,
+    groups=1,
+    base_width=64,
+    dilation=1,
+    norm_layer=None,
+  ):
+    super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
+    self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=dilation)
+    self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
