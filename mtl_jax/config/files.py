@@ -11,7 +11,7 @@ from pathlib import Path
 
 import ml_collections
 
-from mtl_jax.config.schema import ConfigError, base_config
+from mtl_jax.config.schema import ConfigError, base_config, get
 
 CONFIG_FILE = 'config.json'
 
@@ -81,8 +81,5 @@ def _upgrade(flat: dict) -> dict:
 
 
 def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
-  *groups, name = key.split('.')
-  node = config
-  for group in groups:
-    node = node[group]
-  node[name] = value
+  group, _, name = key.rpartition('.')
+  (get(config, group) if group else config)[name] = value
