@@ -10,6 +10,7 @@ from pathlib import Path
 from absl import app, flags
 
 from mtl_jax import cli
+from mtl_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
@@ -21,11 +22,20 @@ flags.mark_flags_as_required(['workdir'])
 
 
 def evaluate_run(workdir: str, split: str = 'validation', step: int | None = None) -> dict:
-  """Metrics of checkpoint `step` (default: best) of the run in `workdir` on `split`."""
-  from mtl_jax import experiment  # pylint: disable=g-import-not-at-top  # keeps --help fast
+  """Metrics of checkpoint `step` (default: best) of the run in `workdir` on `split`; a split
+  without labels (miniscapes' test split) is a UserError rather than mIoU 0 and SI-log NaN."""
+  from mtl_jax import experiment, metrics  # pylint: disable=g-import-not-at-top  # fast --help
 
   run = experiment.open_run(workdir, step)
-  return {'step': run.step, 'split': split, **run.evaluate(split)}
+  scores = run.evaluate(split)
+  if not metrics.has_labels(scores):
+    raise UserError(
+      f'the {split} split of dataset {run.config.data.name} has no labels (no labelled semseg '
+      f'pixel, no valid depth pixel), so there is nothing to score; to write its predictions '
+      f'instead: python scripts/export_miniscapes.py --workdir {workdir} --splits {split} '
+      '--output DIR'
+    )
+  return {'step': run.step, 'split': split, **scores}
 
 
 def main(argv):

@@ -12,6 +12,7 @@ import optax
 
 from mtl_jax.data.sample import IGNORE_LABEL
 from mtl_jax.depth_codec import DECODE_FLOOR_M, DepthCodec
+from mtl_jax.metrics import safe_sqrt
 
 SILOG_LAMBDA = 0.85
 
@@ -40,7 +41,8 @@ def depth_silog(raw: jax.Array, depth: jax.Array, codec: DepthCodec) -> jax.Arra
   d = jnp.log(codec.decode(raw)) - jnp.log(jnp.maximum(depth, DECODE_FLOOR_M))
   mean_d2 = _masked_mean(d * d, valid)
   mean_d = _masked_mean(d, valid)
-  return jnp.sqrt(jnp.maximum(mean_d2 - SILOG_LAMBDA * mean_d * mean_d, 1e-12))
+  # safe_sqrt: exactly 0 without valid pixels (or for a perfect prediction), finite gradients.
+  return safe_sqrt(mean_d2 - SILOG_LAMBDA * mean_d * mean_d)
 
 
 DEPTH_LOSSES = {'l1': depth_l1, 'silog': depth_silog}

@@ -1,11 +1,11 @@
 """Semantic segmentation and depth metrics as small pytree states.
 
-Each task has a state with empty / update / merge / compute. `update` is pure jnp with static
-shapes, so it runs inside the jitted eval step; `merge` is a sum, so states reduce across devices
-and batches; `compute` runs once on the host and returns Python floats. `EvalState` groups the
-tasks a model has (a single-task model leaves the other one `None`).
+Each task has a state with empty / update / compute. `update` is pure jnp with static shapes, so
+it runs inside the jitted eval step; states are sums, so `merge` adds any two (across devices and
+batches); `compute` runs once on the host and returns Python floats. `EvalState` groups the tasks
+a model has (a single-task model leaves the other one `None`).
 
-Conventions (the SPEC's "Metrics (exact definitions)"):
+Conventions (the README's "Metrics" section summarises them):
 
 Semseg
   * One confusion matrix over the whole split, rows = ground truth, columns = prediction, counting
@@ -17,14 +17,28 @@ Semseg
   * Counts are int32 inside jit: a cell overflows after 2**31 pixels, i.e. ~65k 128x256 images,
     far beyond a split. The numpy API accumulates chunks in int64.
 
-Depth (metres)
+Depth (metres; g = ground truth, p = prediction)
   * Per image over valid pixels (gt > 0); the prediction is clamped to the data's depth range
-    `DEPTH_RANGE_M` (DLAD template). Each metric is then averaged over images -- not over
-    pixels -- skipping images with no valid pixel; if no image counts, every depth metric is NaN.
-  * d = log(p) - log(g); silog = 100 * sqrt(mean(d^2) - mean(d)^2), computed as the equal
-    mean((d - mean d)^2) to avoid float32 cancellation; abs_rel = mean(|p - g| / g);
-    sq_rel = mean((p - g)^2 / g); rmse = sqrt(mean((p - g)^2)); log_rmse = sqrt(mean(d^2));
-    mae = mean(|p - g|); delta_k = fraction in [0, 1] of pixels with max(p/g, g/p) < 1.25^k.
+    `DEPTH_RANGE_M`. Each metric is then averaged over images -- not over pixels -- skipping
+    images with no valid pixel; if no image counts, every depth metric is NaN.
+  * The DLAD course template's set (its `mtl/utils/metrics.py`, `depth_metrics_calc_one`), with
+    d = ln(p) - ln(g) (natural log; the template's ln(g) - ln(p) has the same values below):
+      silog        = 100 * sqrt(mean(d^2) - mean(d)^2)  (template: si_log_rmse), computed as the
+                     equal 100 * sqrt(mean((d - mean d)^2)) to avoid float32 cancellation
+      abs_rel      = mean(|p - g| / g)                  (template: rel)
+      rel_squared  = mean((|p - g| / g)^2)
+      mae          = mean(|p - g|)                      metres
+      rmse         = sqrt(mean((p - g)^2))              metres
+      log_mae      = mean(|d|)
+      log_rmse     = sqrt(mean(d^2))
+      inv_mae      = mean(|1/p - 1/g|)                  1/m (KITTI's iMAE is in 1/km)
+      inv_rmse     = sqrt(mean((1/p - 1/g)^2))          1/m
+      delta1..3    = fraction in [0, 1] of pixels with max(p/g, g/p) < 1.25^k (the template
+                     reports the same in percent)
+    and KITTI's squared relative error, which the template lacks:
+      kitti_sq_rel = mean((p - g)^2 / g)                metres
+    The template marks invalid pixels NaN (we: gt = 0) and floors both depths at 0.01 m instead
+    of clamping the prediction; for predictions within `DEPTH_RANGE_M` the two agree.
   * Divisions and square roots are guarded so an empty image yields finite zeros (values and
     gradients), which the image mask then drops.
 
@@ -34,6 +48,7 @@ Summary: `total` = miou - silog (checkpoint selection); `grader` = max(miou - 50
 max(50 - silog, 0) (the course leaderboard). Both need both tasks.
 """
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -44,7 +59,21 @@ from flax import struct
 from mtl_jax.data.labels import CLASS_NAMES, NUM_CLASSES
 from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL, TASKS
 
-DEPTH_KEYS = ('silog', 'abs_rel', 'sq_rel', 'rmse', 'log_rmse', 'mae', 'delta1', 'delta2', 'delta3')
+DEPTH_KEYS = (
+  'silog',
+  'abs_rel',
+  'rel_squared',
+  'kitti_sq_rel',
+  'mae',
+  'rmse',
+  'log_mae',
+  'log_rmse',
+  'inv_mae',
+  'inv_rmse',
+  'delta1',
+  'delta2',
+  'delta3',
+)
 _NUMPY_CHUNK = 16  # images per jitted update in the numpy API; bounds memory and int32 counts
 
 
@@ -93,10 +122,6 @@ def semseg_update(
   return SemsegState(state.confusion + counts.reshape(c, c).astype(jnp.int32))
 
 
-def semseg_merge(a: SemsegState, b: SemsegState) -> SemsegState:
-  return SemsegState(a.confusion + b.confusion)
-
-
 def default_class_names(num_classes: int) -> tuple[str, ...]:
   if num_classes == NUM_CLASSES:
     return CLASS_NAMES
@@ -130,8 +155,8 @@ def depth_empty() -> DepthState:
   return DepthState(jnp.zeros((len(DEPTH_KEYS),), jnp.float32), jnp.zeros((), jnp.float32))
 
 
-def _safe_sqrt(x):
-  """sqrt with a finite gradient at 0."""
+def safe_sqrt(x):
+  """sqrt, 0 for x <= 0, with finite gradients everywhere (a bare sqrt's is infinite at 0)."""
   positive = x > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
@@ -148,15 +173,20 @@ def per_image_depth_metrics(pred, gt, mask=None):
 
   d = jnp.log(p) - jnp.log(g)
   d_centered = d - mean(d)[:, None, None]
-  err = p - g
+  err = jnp.abs(p - g)
+  inv_err = jnp.abs(1 / p - 1 / g)
   ratio = jnp.maximum(p / g, g / p)
   metrics = {
-    'silog': 100 * _safe_sqrt(mean(d_centered**2)),
-    'abs_rel': mean(jnp.abs(err) / g),
-    'sq_rel': mean(err**2 / g),
-    'rmse': _safe_sqrt(mean(err**2)),
-    'log_rmse': _safe_sqrt(mean(d**2)),
-    'mae': mean(jnp.abs(err)),
+    'silog': 100 * safe_sqrt(mean(d_centered**2)),
+    'abs_rel': mean(err / g),
+    'rel_squared': mean((err / g) ** 2),
+    'kitti_sq_rel': mean(err**2 / g),
+    'mae': mean(err),
+    'rmse': safe_sqrt(mean(err**2)),
+    'log_mae': mean(jnp.abs(d)),
+    'log_rmse': safe_sqrt(mean(d**2)),
+    'inv_mae': mean(inv_err),
+    'inv_rmse': safe_sqrt(mean(inv_err**2)),
   }
   for k in (1, 2, 3):
     metrics[f'delta{k}'] = mean((ratio < 1.25**k).astype(jnp.float32))
@@ -168,10 +198,6 @@ def depth_update(state: DepthState, pred, gt, mask=None) -> DepthState:
   per_image, counted = per_image_depth_metrics(jnp.asarray(pred), jnp.asarray(gt), mask)
   sums = jnp.where(counted[:, None], per_image, 0.0).sum(0)
   return DepthState(state.sums + sums, state.count + counted.sum().astype(jnp.float32))
-
-
-def depth_merge(a: DepthState, b: DepthState) -> DepthState:
-  return DepthState(a.sums + b.sums, a.count + b.count)
 
 
 def depth_compute(state: DepthState) -> dict[str, float]:
@@ -221,11 +247,13 @@ def update(
 
 
 def merge(a: EvalState, b: EvalState) -> EvalState:
+  """The state of both states' images: every field is a sum."""
   return jax.tree.map(lambda x, y: x + y, a, b)
 
 
 def compute(state: EvalState, class_names: Sequence[str] | None = None) -> dict[str, float]:
-  """The SPEC metric keys for the tasks present (`total`/`grader` need both)."""
+  """The metrics of the tasks present, as the module docstring defines them (`total`/`grader`
+  need both tasks)."""
   out = {}
   if state.semseg is not None:
     out.update(semseg_compute(state.semseg, class_names))
@@ -234,6 +262,12 @@ def compute(state: EvalState, class_names: Sequence[str] | None = None) -> dict[
   if state.semseg is not None and state.depth is not None:
     out.update(summary(out['miou'], out['silog']))
   return out
+
+
+def has_labels(m: dict[str, float]) -> bool:
+  """Whether `compute`'s metrics `m` scored anything: a labelled semseg pixel (else `pixel_acc`
+  is NaN) or an image with valid depth (else `silog` is NaN). An unlabelled split has neither."""
+  return any(not math.isnan(m[key]) for key in ('pixel_acc', 'silog') if key in m)
 
 
 # --- numpy API: the same jitted updates, chunked and padded to one shape ---

@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedules, all from optax.
 
 Weight decay is L2 added to the gradients (torch's `weight_decay` for SGD and Adam, as the course
-study used) and applies to conv/dense kernels only, never to BatchNorm scales or biases.
+study used) and applies to conv/dense kernels only, never to BatchNorm scales or biases. Adam's
+betas are optax's defaults (0.9, 0.999), the same as torch's; the config does not expose them.
 """
 
 import jax
@@ -42,8 +43,6 @@ def make_optimizer(
   momentum: float = 0.9,
   weight_decay: float = 0.0,
   grad_clip_norm: float = 0.0,
-  b1: float = 0.9,
-  b2: float = 0.999,
 ) -> optax.GradientTransformation:
   if name not in OPTIMIZERS:
     raise ValueError(f'unknown optimizer {name!r}; valid names: {", ".join(OPTIMIZERS)}')
@@ -51,12 +50,12 @@ def make_optimizer(
   if grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(grad_clip_norm))
   if name == 'adamw':
-    parts.append(optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay, mask=_kernel_mask))
+    parts.append(optax.adamw(schedule, weight_decay=weight_decay, mask=_kernel_mask))
     return optax.chain(*parts)
   if weight_decay > 0:
     parts.append(optax.add_decayed_weights(weight_decay, mask=_kernel_mask))
   if name == 'sgd':
     parts.append(optax.sgd(schedule, momentum=momentum))
   else:
-    parts.append(optax.adam(schedule, b1=b1, b2=b2))
+    parts.append(optax.adam(schedule))
   return optax.chain(*parts)

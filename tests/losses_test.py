@@ -35,12 +35,22 @@ def test_depth_l1_is_on_normalised_depth_over_valid_pixels():
   assert float(losses.depth_l1(raw, depth, codec)) == pytest.approx(0.5)
 
 
-def test_depth_losses_are_zero_without_valid_pixels():
+@pytest.mark.parametrize('name', sorted(losses.DEPTH_LOSSES))
+def test_depth_losses_are_zero_without_valid_pixels(name):
   codec = DepthCodec()
   raw, depth = jnp.ones((1, 2, 2)), jnp.zeros((1, 2, 2))
-  for name in losses.DEPTH_LOSSES:
-    loss, grad = jax.value_and_grad(losses.depth_loss(name))(raw, depth, codec)
-    assert np.isfinite(float(loss)) and bool(jnp.all(jnp.isfinite(grad))), name
+  loss, grad = jax.value_and_grad(losses.depth_loss(name))(raw, depth, codec)
+  assert float(loss) == 0.0
+  assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+@pytest.mark.parametrize('name', sorted(losses.DEPTH_LOSSES))
+def test_depth_losses_are_zero_with_finite_gradients_for_a_perfect_prediction(name):
+  codec = DepthCodec('log', mean=0.0, std=1.0)
+  depth = jnp.array([[[5.0, 0.0], [20.0, 80.0]]])
+  loss, grad = jax.value_and_grad(losses.depth_loss(name))(codec.encode(depth), depth, codec)
+  assert float(loss) == pytest.approx(0.0, abs=1e-6)
+  assert bool(jnp.all(jnp.isfinite(grad)))
 
 
 def test_silog_loss_hand_value_and_near_scale_invariance():

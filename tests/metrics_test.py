@@ -31,10 +31,15 @@ LN2 = math.log(2)
 DEPTH_EXPECTED = {
   'silog': 100 * math.sqrt(2 / 3) * LN2,  # 100 * sqrt(2 ln^2 2 / 3 - 0^2) = 56.59
   'abs_rel': (10 / 10 + 0 / 20 + 20 / 40) / 3,  # 0.5
-  'sq_rel': (100 / 10 + 0 / 20 + 400 / 40) / 3,  # 20 / 3
-  'rmse': math.sqrt((100 + 0 + 400) / 3),  # 12.91
-  'log_rmse': math.sqrt(2 / 3) * LN2,  # 0.5659
+  'rel_squared': (1**2 + 0**2 + 0.5**2) / 3,  # 5 / 12
+  'kitti_sq_rel': (100 / 10 + 0 / 20 + 400 / 40) / 3,  # 20 / 3
   'mae': (10 + 0 + 20) / 3,  # 10
+  'rmse': math.sqrt((100 + 0 + 400) / 3),  # 12.91
+  'log_mae': 2 * LN2 / 3,  # 0.4621
+  'log_rmse': math.sqrt(2 / 3) * LN2,  # 0.5659
+  # |1/20 - 1/10| = 1/20, 0, |1/20 - 1/40| = 1/40 (per metre)
+  'inv_mae': (1 / 20 + 0 + 1 / 40) / 3,  # 0.025
+  'inv_rmse': math.sqrt((1 / 400 + 0 + 1 / 1600) / 3),  # 0.0323
   'delta1': 1 / 3,
   'delta2': 1 / 3,
   'delta3': 1 / 3,  # ratios 2, 1, 2: only the exact pixel
@@ -55,6 +60,40 @@ def _semseg(pred, label, num_classes, mask=None):
 
 def _depth(pred, gt, mask=None):
   return metrics.depth_compute(_depth_update(metrics.depth_empty(), pred, gt, mask))
+
+
+def template_depth_metrics(pred, gt):
+  """The course template's `depth_metrics_calc_one` / `MetricsDepth`, transcribed to numpy in
+  float64 (valid = gt > 0, prediction clamped to 4..300 m, deltas as fractions), averaged over
+  the images with a valid pixel."""
+  per_image = []
+  for p, g in zip(np.asarray(pred, np.float64), np.asarray(gt, np.float64)):
+    valid = g > 0
+    y, y_hat = g[valid], np.clip(p[valid], 4.0, 300.0)
+    n = y.size
+    if n == 0:
+      continue
+    d_diff_log = np.log(y) - np.log(y_hat)
+    normalized_squared_log = np.mean(d_diff_log**2)
+    d_err = np.abs(y - y_hat)
+    d_err_inv = np.abs(1 / y - 1 / y_hat)
+    ratio = y / y_hat
+    m = {
+      'silog': 100 * np.sqrt(normalized_squared_log - d_diff_log.sum() ** 2 / (n * n)),
+      'abs_rel': np.mean(d_err / y),
+      'rel_squared': np.mean(d_err**2 / (y * y)),
+      'kitti_sq_rel': np.mean(d_err**2 / y),  # not in the template: KITTI's
+      'mae': np.mean(d_err),
+      'rmse': np.sqrt(np.mean(d_err**2)),
+      'log_mae': np.mean(np.abs(d_diff_log)),
+      'log_rmse': np.sqrt(normalized_squared_log),
+      'inv_mae': np.mean(d_err_inv),
+      'inv_rmse': np.sqrt(np.mean(d_err_inv**2)),
+    }
+    for k in (1, 2, 3):
+      m[f'delta{k}'] = np.mean((ratio > 1 / 1.25**k) & (ratio < 1.25**k))
+    per_image.append(m)
+  return {key: np.mean([m[key] for m in per_image]) for key in per_image[0]}
 
 
 def _random_batch(seed, n, c=5, h=6, w=7):
@@ -123,6 +162,22 @@ class DepthTest(absltest.TestCase):
     self.assertEqual(list(out), list(metrics.DEPTH_KEYS))
     for key, want in DEPTH_EXPECTED.items():
       self.assertAlmostEqual(out[key], want, places=5, msg=key)
+
+  def test_every_metric_equals_the_template_transcription(self):
+    rng = np.random.default_rng(7)
+    n, h, w = 20, 9, 11  # 20 > one numpy-API chunk
+    gt = rng.uniform(4, 120, (n, h, w)).astype(np.float32)
+    gt[rng.random(gt.shape) < 0.3] = 0  # invalid pixels
+    gt[5] = 0  # an image with no valid pixel
+    # Around gt, with a tail beyond both ends of the 4..300 m clamp.
+    pred = (gt * rng.lognormal(0, 0.4, gt.shape)).astype(np.float32)
+    far = rng.random(pred.shape) < 0.1
+    pred[far] = rng.choice([0.5, 2.0, 350.0, 1000.0], far.sum())
+    want = template_depth_metrics(pred, gt)
+    got = metrics.depth_metrics(pred, gt)
+    self.assertEqual(set(got), set(want))
+    for key in metrics.DEPTH_KEYS:
+      np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)
 
   def test_deltas_both_directions(self):
     # max(p/g, g/p) = 10/10 = 1, 15/10 = 1.5, 19/10 = 1.9 (under-estimate), 25/10 = 2.5.

@@ -5,21 +5,13 @@ import shutil
 
 import numpy as np
 
-from mtl_jax import evaluate, trainer, writers
+from mtl_jax import evaluate, metrics, trainer, writers
 from mtl_jax.data.labels import CLASS_NAMES
 
-SPEC_KEYS = (
+RECORD_KEYS = (  # every record has these: the README's metrics, losses and bookkeeping
   'miou',
   'pixel_acc',
-  'silog',
-  'abs_rel',
-  'sq_rel',
-  'rmse',
-  'log_rmse',
-  'mae',
-  'delta1',
-  'delta2',
-  'delta3',
+  *metrics.DEPTH_KEYS,
   'total',
   'grader',
   'step',
@@ -38,7 +30,7 @@ def test_run_writes_config_metrics_events_and_checkpoints(tiny_run):
   assert [r['epoch'] for r in records] == [1, 2]
   assert [r['step'] for r in records] == [4, 8]  # 16 train images / batch 4 = 4 steps per epoch
   for r in records:
-    assert set(SPEC_KEYS) <= set(r)
+    assert set(RECORD_KEYS) <= set(r)
     assert {f'iou/{n}' for n in CLASS_NAMES} <= set(r)
     assert r['total'] == r['miou'] - r['silog']
     assert r['grader'] == max(r['miou'] - 50, 0) + max(50 - r['silog'], 0)

@@ -15,7 +15,8 @@ where <rel> may contain sub-folders. dataset.json, for example:
               "test": "test.txt"}}
 
   classes       required: class names in id order (ids 0, 1, …), 1 to 255 of them
-  colors        optional: one [r, g, b] (0..255) per class, for plots
+  colors        optional: one [r, g, b] (0..255) per class, stored with the prepared dataset to
+                colour its predictions (`registry.class_colors`; default: Cityscapes' colours)
   ignore_label  optional, default 255: the id of unlabeled pixels, not a class id (stored as 255)
   depth_scale   required: metres per unit of the depth PNG (0.001: millimetres, 1/256: KITTI)
   splits        train required, validation and test optional: each a list of image paths
@@ -297,6 +298,11 @@ def read_spec(root: str | os.PathLike) -> FolderSpec:
 
 def class_names(root: str | os.PathLike) -> tuple[str, ...]:
   return read_spec(root).classes
+
+
+def class_colors(root: str | os.PathLike) -> tuple[tuple[int, int, int], ...] | None:
+  """dataset.json's "colors" (one [r, g, b] per class), or None when it gives none."""
+  return read_spec(root).colors
 
 
 def image_rel(entry: str) -> PurePosixPath | None:

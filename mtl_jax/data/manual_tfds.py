@@ -176,6 +176,13 @@ class MtlFolder(_ManualBuilder):
   LAYOUT = folder
   MANUAL_DOWNLOAD_INSTRUCTIONS = folder.INSTRUCTIONS
 
+  def _split_generators(self, dl_manager):
+    # The only layout with its own taxonomy also brings its colours (registry.class_colors).
+    colors = folder.class_colors(Path(dl_manager.manual_dir))
+    if colors is not None:
+      self.info.metadata['class_colors'] = [list(c) for c in colors]
+    return super()._split_generators(dl_manager)
+
 
 LAYOUTS = {layout.NAME: layout for layout in (miniscapes, cityscapes, folder)}
 BUILDERS = {'miniscapes': MtlMiniscapes, 'cityscapes': MtlCityscapes, 'folder': MtlFolder}

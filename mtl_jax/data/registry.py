@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from mtl_jax.data.labels import CLASS_NAMES
+from mtl_jax.data.labels import CLASS_NAMES, TRAIN_CLASSES
 from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as SYNTHETIC_DEFAULTS  # re-export
 
 DEFAULT_DATA_DIR = '~/tensorflow_datasets'  # TFDS's own default
@@ -90,3 +90,15 @@ def class_names(builder) -> tuple[str, ...]:
   brings its own), else the 19 Cityscapes train classes."""
   metadata = builder.info.metadata
   return tuple(metadata['class_names']) if metadata and 'class_names' in metadata else CLASS_NAMES
+
+
+def class_colors(builder) -> tuple[tuple[int, int, int], ...]:
+  """One (r, g, b) per class in id order: as recorded when the dataset was prepared (a folder
+  dataset whose dataset.json gives "colors"), else the Cityscapes train classes' colours,
+  repeated when there are more than 19 classes."""
+  metadata = builder.info.metadata
+  if metadata and 'class_colors' in metadata:
+    return tuple(tuple(color) for color in metadata['class_colors'])
+  return tuple(
+    TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(len(class_names(builder)))
+  )

@@ -4,12 +4,13 @@ import importlib.util
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from conftest import REPO
 from PIL import Image
 
-from mtl_jax import experiment
+from mtl_jax import experiment, parallel
 from mtl_jax.data import miniscapes, pipeline, registry
 
 SCRIPT = REPO / 'scripts' / 'export_miniscapes.py'
@@ -80,9 +81,22 @@ def test_predictions_in_the_submission_encoding(tiny_run, tmp_path):
   assert counts == {'validation': config.data.num_validation}
   names = sorted(p.name for p in (tmp_path / 'val' / 'semseg').iterdir())
   assert names == [f'{i}.png' for i in sorted(range(counts['validation']), key=str)]
-  semseg = np.asarray(Image.open(tmp_path / 'val/semseg/0.png'))
-  depth = np.asarray(Image.open(tmp_path / 'val/depth/0.png'))
-  assert semseg.shape == depth.shape == (config.data.height, config.data.width)
-  assert semseg.dtype == depth.dtype == np.uint8 and semseg.max() < 19
-  assert depth.min() >= 1  # predictions are always valid depths
-  assert np.all(miniscapes.decode_depth(depth) >= 4)
+  # The model's own predictions for every record, in one batch apart from the script's batching.
+  source = run.experiment.sources(['validation'])['validation']
+  samples = [source[i] for i in range(len(source))]
+  batch = parallel.shard_batch(
+    {'image': np.stack([s['image'] for s in samples])}, run.experiment.mesh
+  )
+  predict = run.experiment.predict_step(run.graphdef)
+  want = jax.device_get(predict(run.state, batch['image']))
+  for row, sample in enumerate(samples):
+    i = int(sample['index'])
+    semseg = np.asarray(Image.open(tmp_path / f'val/semseg/{i}.png'))
+    depth = np.asarray(Image.open(tmp_path / f'val/depth/{i}.png'))
+    assert semseg.shape == depth.shape == (config.data.height, config.data.width)
+    assert semseg.dtype == depth.dtype == np.uint8
+    np.testing.assert_array_equal(semseg, want['semseg'][row], err_msg=f'semseg {i}')
+    np.testing.assert_array_equal(
+      depth, miniscapes.encode_depth(want['depth'][row]), err_msg=f'depth {i}'
+    )
+    assert depth.min() >= 1  # predictions are always valid depths

@@ -46,6 +46,7 @@ def test_read_spec_gives_classes_colors_and_scale(root):
   assert spec.classes == tuple(f'class_{i}' for i in range(19))
   assert spec.num_classes == len(folder.class_names(root)) == 19
   assert len(spec.colors) == 19 and all(len(c) == 3 for c in spec.colors)
+  assert folder.class_colors(root) == spec.colors
   assert spec.ignore_label == 255 and spec.depth_scale == 0.001
   assert spec.path == (root / 'dataset.json').absolute()
 
@@ -55,6 +56,7 @@ def test_read_spec_defaults_and_rereads_an_edited_file(root):
   _edit_spec(root, colors=None, ignore_label=None, classes=['a', 'b'])
   spec = folder.read_spec(root)
   assert spec.classes == ('a', 'b') and spec.colors is None and spec.ignore_label == 255
+  assert folder.class_colors(root) is None
 
 
 def test_missing_root_names_the_layout(tmp_path):

@@ -36,7 +36,8 @@ def read_depth_codes(root, split: str, index: int) -> np.ndarray:
 
 
 def expected_depth(codes: np.ndarray) -> np.ndarray:
-  """The SPEC formula, written out independently of miniscapes.decode_depth."""
+  """The course's 8-bit inverse-depth decoding (the README's miniscapes row), written out
+  independently of miniscapes.decode_depth."""
   v = codes.astype(np.float64)
   disparity = (1 / 4 - 1 / 300) * (v - 1) / 254 + 1 / 300
   return np.where(v == 0, 0.0, 1 / disparity)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from mtl_jax import cli, experiment, prepare_data, trainer
+from mtl_jax import cli, evaluate, experiment, prepare_data, trainer
 from mtl_jax.config import files
 from mtl_jax.data import cityscapes, file_checks, folder, miniscapes, pipeline, registry
 from mtl_jax.errors import UserError
@@ -104,6 +104,27 @@ def test_tiny_training_run(prepared, tmp_path):
   final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
   assert final['split'] == 'validation' and final['epoch'] == 1
   assert np.isfinite(final['miou']) and np.isfinite(final['silog'])
+
+
+def test_evaluating_an_unlabelled_split_is_one_line_exit_2(tmp_path, capsys):
+  root = miniscapes_fixture.write_miniscapes(tmp_path / 'm')  # its test split has no labels
+  registry.prepare('miniscapes', tmp_path / 'd', height=0, width=0, manual_dir=root)
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  config.data.name, config.data.data_dir = 'miniscapes', str(tmp_path / 'd')
+  config.train.num_epochs = 1
+  config.train.batch_size = config.train.eval_batch_size = 2
+  workdir = str(tmp_path / 'run')
+  trainer.train_and_evaluate(config, workdir)
+  assert np.isfinite(evaluate.evaluate_run(workdir, 'validation')['silog'])
+  capsys.readouterr()  # the build's and training's progress lines
+  with pytest.raises(SystemExit) as exited, cli.user_errors('evaluate'):
+    evaluate.evaluate_run(workdir, 'test')
+  assert exited.value.code == 2
+  assert capsys.readouterr().err.splitlines() == [
+    'evaluate: error: the test split of dataset miniscapes has no labels (no labelled semseg '
+    'pixel, no valid depth pixel), so there is nothing to score; to write its predictions '
+    f'instead: python scripts/export_miniscapes.py --workdir {workdir} --splits test --output DIR'
+  ]
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -313,6 +334,14 @@ def test_class_names_travel_with_the_dataset_and_name_the_metrics(tmp_path):
   final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
   assert {f'iou/{name}' for name in names} <= set(final)
   assert not any(k.startswith('iou/') and k[4:] not in names for k in final)
+
+
+def test_folder_colors_travel_with_the_dataset(tmp_path):
+  root = folder_fixture.write_folder(tmp_path / 'f', num_classes=3, splits={'train': 2})
+  colors = json.loads((root / 'dataset.json').read_text())['colors']
+  registry.prepare('folder', tmp_path / 'd', height=0, width=0, manual_dir=root)
+  reopened = registry.prepare('folder', tmp_path / 'd', height=32, width=64)
+  assert registry.class_colors(reopened) == tuple(map(tuple, colors))
 
 
 def test_cli_prepares_the_synthetic_dataset(tmp_path, capsys):

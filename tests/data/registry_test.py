@@ -4,10 +4,12 @@ import dataclasses
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
 from mtl_jax.data import registry
+from mtl_jax.data.labels import TRAIN_CLASSES
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
@@ -46,3 +48,18 @@ def test_importing_the_registry_loads_no_tfds():
     "sorted(m for m in sys.modules if m.startswith(('tensorflow', 'grain')))"
   )
   subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def _builder(metadata):
+  return types.SimpleNamespace(info=types.SimpleNamespace(metadata=metadata))
+
+
+def test_class_colors_recorded_or_the_cityscapes_palette():
+  cityscapes = tuple(c.color for c in TRAIN_CLASSES)
+  assert registry.class_colors(_builder(None)) == cityscapes
+  assert cityscapes[0] == (128, 64, 128) and cityscapes[18] == (119, 11, 32)  # road, bicycle
+  # A dataset without recorded colours: one per class, the palette repeated past 19.
+  names = {'class_names': [f'c{i}' for i in range(21)]}
+  assert registry.class_colors(_builder(names)) == cityscapes + cityscapes[:2]
+  recorded = {'class_names': ['a', 'b'], 'class_colors': [[1, 2, 3], [4, 5, 6]]}
+  assert registry.class_colors(_builder(recorded)) == ((1, 2, 3), (4, 5, 6))
