@@ -29,6 +29,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from mtl_jax import environment
 from mtl_jax.errors import UserError
 
 
@@ -42,6 +43,18 @@ class RunMeta:
   epoch_sums: dict  # the running epoch's partial step-metric sums (trainer.EpochSums)
   history: list[dict]  # every eval record so far (metrics.jsonl is rewritten from it)
   environment: dict[str, str]  # software versions (mtl_jax.environment.describe())
+
+  @classmethod
+  def start(cls) -> 'RunMeta':
+    """A run's step 0, before any training: nothing counted, nothing scored."""
+    return cls(
+      epoch=0,
+      steps_per_epoch=0,
+      wall_time_s=0.0,
+      epoch_sums={},
+      history=[],
+      environment=environment.describe(),
+    )
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -109,19 +122,16 @@ def save(
   step: int,
   *,
   state: Any,
-  data_iterator: Any,
+  data_iterator: Any | None,
   meta: RunMeta,
   metrics: dict[str, float] | None = None,
 ) -> None:
-  saved = manager.save(
-    step,
-    args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=grain.checkpoint.CheckpointSave(data_iterator),
-      meta=ocp.args.JsonSave(meta.to_json()),
-    ),
-    metrics=metrics,
-  )
+  """data_iterator None: a run's starting point (a converted model), which has no input
+  position yet; resuming from it starts the data at the beginning."""
+  items = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(meta.to_json())}
+  if data_iterator is not None:
+    items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
+  saved = manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
   if not saved:  # orbax declines quietly, e.g. for a step not after the latest one
     raise RuntimeError(
       f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
@@ -273,7 +283,7 @@ def restore(
     'state': ocp.args.StandardRestore(abstract_like(state_template)),
     'meta': ocp.args.JsonRestore(),
   }
-  if data_iterator is not None:
+  if data_iterator is not None and (Path(manager.directory) / str(step) / 'data').exists():
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
   return restored['state'], RunMeta.from_json(restored['meta'])

@@ -42,7 +42,7 @@ def _last_line(error: Exception) -> str:
   return lines[-1] if lines else type(error).__name__
 
 
-def _flag_value(argv: list[str], name: str) -> str:
+def flag_value(argv: list[str], name: str) -> str:
   """The raw value of --name=v or --name v in argv ('?' if absent)."""
   for i, arg in enumerate(argv):
     if arg.startswith(f'--{name}='):
@@ -52,11 +52,26 @@ def _flag_value(argv: list[str], name: str) -> str:
   return '?'
 
 
+def _config_resolved(argv: list[str]) -> list[str]:
+  """argv with the file of --config looked up among the shipped configs when it is not on disk
+  (`files.resolve_config_ref`): config_flags itself opens the path relative to the cwd only."""
+  from mtl_jax.config import files  # pylint: disable=g-import-not-at-top  # entry points only
+
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      argv[i] = '--config=' + files.resolve_config_ref(arg.split('=', 1)[1])
+    elif arg == '--config' and i + 1 < len(argv):
+      argv[i + 1] = files.resolve_config_ref(argv[i + 1])
+  return argv
+
+
 def _flags_parser(program: str):
   def parse(argv):
     try:
-      args = flags.FLAGS(argv)
-      if 'config' in flags.FLAGS:
+      has_config = 'config' in flags.FLAGS
+      args = flags.FLAGS(_config_resolved(argv) if has_config else argv)
+      if has_config:
         flags.FLAGS.config.keys()  # config_flags defers a file's load error to first access
       return args
     except (AttributeError, KeyError) as e:  # an override naming a key the config lacks
@@ -64,7 +79,7 @@ def _flags_parser(program: str):
       culprit = next((a for a in argv if a.startswith('--config.') and key in a), key)
       print(f'{program}: error: unknown config key in {culprit}', file=sys.stderr)
     except OSError:
-      path = _flag_value(argv, 'config')
+      path = flag_value(argv, 'config')
       print(
         f'{program}: error: cannot load config file {path!r} (no such file, or it does '
         'not define get_config)',

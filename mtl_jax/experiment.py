@@ -44,32 +44,39 @@ def task_spec(config: ml_collections.ConfigDict) -> steps.TaskSpec:
 def model_options(m: ml_collections.ConfigDict) -> dict:
   """Constructor arguments of the architecture `m.arch` names (each takes its own)."""
   options = dict(
-    encoder=m.encoder,
+    encoder=mtl.EncoderOptions(
+      name=m.encoder,
+      output_stride=m.output_stride,
+      block_dilation=m.block_dilation,
+      zero_init_residual=m.zero_init_residual,
+    ),
+    head=mtl.HeadOptions(
+      family=m.heads,
+      use_aspp=m.use_aspp,
+      aspp_rates=tuple(m.aspp_rates),
+      aspp_channels=m.aspp_channels,
+      decoder=m.decoder,
+      decoder_channels=m.decoder_channels,
+      skip_channels=m.skip_channels,
+      second_stage=m.second_stage,
+    ),
     num_classes=m.num_classes,
-    output_stride=m.output_stride,
-    zero_init_residual=m.zero_init_residual,
-    use_aspp=m.use_aspp,
-    aspp_rates=tuple(m.aspp_rates),
-    aspp_channels=m.aspp_channels,
-    decoder=m.decoder,
-    decoder_channels=m.decoder_channels,
-    skip_channels=m.skip_channels,
   )
   if m.arch == 'single_task':
     options['tasks'] = tuple(m.tasks)
-  if m.arch == 'distilled':
-    options['second_stage'] = m.second_stage
   return options
 
 
 def build_model(config: ml_collections.ConfigDict, *, load_pretrained: bool = False):
   """The config's model; with `load_pretrained`, its encoder takes config.model.pretrained."""
   model = mtl.build_model(config.model.arch, seed=config.seed, **model_options(config.model))
-  if load_pretrained and config.model.pretrained:
+  if load_pretrained:
     from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top  # orbax reads
 
-    report = pretrained.load_pretrained_encoder(model.encoder, config.model.pretrained)
-    print(f'ImageNet encoder: {report}', flush=True)
+    directory, _ = pretrained.resolve(config.model.pretrained, config.model.encoder)
+    if directory:
+      report = pretrained.load_pretrained_encoder(model.encoder, directory)
+      print(f'ImageNet encoder: {report}', flush=True)
   return model
 
 
@@ -106,7 +113,8 @@ def make_eval_step(graphdef: Any, spec: steps.TaskSpec) -> Callable:
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
-  """Scores a state on one whole split: SPEC metrics, per-class IoUs under `iou/<class>`."""
+  """Scores a state on one whole split: `metrics.compute`'s metrics, per-class IoUs under
+  `iou/<class>`."""
 
   eval_step: Callable  # make_eval_step's
   batches: Iterable[dict]  # padded, masked eval batches (pipeline.eval_batches)
@@ -130,8 +138,22 @@ class Experiment:
   mesh: Mesh
 
   @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> 'Experiment':
+  def from_config(
+    cls, config: ml_collections.ConfigDict, *, training: bool = False
+  ) -> 'Experiment':
+    """training: a run starts from `config`, so model.pretrained is resolved too ('auto' → the
+    cached ImageNet encoder or '', said in one line) and a named directory must exist; the
+    experiment's config records the choice. Otherwise (evaluation) it is never read."""
     schema.validate(config)
+    if training:
+      from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top  # orbax
+
+      config = config.copy_and_resolve_references()
+      config.model.pretrained, line = pretrained.resolve(
+        config.model.pretrained, config.model.encoder
+      )
+      if line:
+        print(line, flush=True)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.train.batch_size, mesh, 'config.train.batch_size')
     parallel.check_batch_size(config.train.eval_batch_size, mesh, 'config.train.eval_batch_size')
@@ -257,9 +279,36 @@ def open_run(workdir: str | Path, step: int | None = None) -> Run:
   available = manager.all_steps()
   if not available:
     raise ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')
-  step = manager.best_step() if step is None else step
+  if step is None:  # the best by eval score, else (a converted model, never scored) the newest
+    best = manager.best_step()
+    step = best if best is not None else manager.latest_step()
   if step not in available:
     raise ConfigError(f'no checkpoint for step {step}; available: {sorted(available)}')
   graphdef, state = experiment.init_state(experiment.optimizer(total_steps=1).tx)
   state, _ = checkpointing.restore(manager, step, state_template=state)
   return Run(experiment, graphdef, state, step)
+
+
+def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path) -> Path:
+  """Writes `model` (e.g. converted from another framework) as step 0 of a new run in
+  `workdir`: config.json and a checkpoint with a fresh optimizer state and no input position.
+  `evaluate` scores it, `train --workdir` fine-tunes from it. Refuses a workdir that has one."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.model.pretrained = ''  # the weights are the checkpoint's; no ImageNet load on resume
+  experiment = Experiment.from_config(config)
+  workdir = Path(workdir)
+  if (workdir / files.CONFIG_FILE).exists():
+    raise ConfigError(f'{workdir} already holds a run; choose a new --workdir')
+  workdir.mkdir(parents=True, exist_ok=True)
+  _, state = steps.create_train_state(model, experiment.optimizer(total_steps=1).tx)
+  manager = checkpointing.make_manager(workdir / 'checkpoints', tasks=experiment.tasks)
+  checkpointing.save(
+    manager,
+    0,
+    state=parallel.replicate(state, experiment.mesh),
+    data_iterator=None,
+    meta=checkpointing.RunMeta.start(),
+  )
+  manager.wait_until_finished()
+  files.save(config, workdir)
+  return workdir

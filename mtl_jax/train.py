@@ -1,9 +1,14 @@
-"""Trains a model: `python -m mtl_jax.train --config configs/joint.py:cpu --workdir DIR`.
+"""Trains a model: `python -m mtl_jax.train --config configs/joint.py:cpu [--workdir DIR]`.
 
-Resumes automatically from the newest complete checkpoint in DIR. SIGTERM or Ctrl-C saves a
-checkpoint after the current step and exits 0 (a second one exits at once). Override any config
-value with `--config.a.b=value`.
+Resumes automatically from the newest complete checkpoint in DIR (default
+runs/<config>-<presets>, e.g. runs/joint-cpu, in the working directory). A --config path that does
+not exist there names a config shipped with the package (`configs/joint.py`, `joint.py` or
+`joint`). SIGTERM or Ctrl-C saves a checkpoint after the current step and exits 0 (a second one
+exits at once). Override any config value with `--config.a.b=value`.
 """
+
+import sys
+from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -11,10 +16,17 @@ from ml_collections import config_flags
 from mtl_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-  'config', None, 'Config file, e.g. configs/joint.py:cpu', lock_config=True
+  'config',
+  None,
+  'Config file and presets, e.g. configs/joint.py:cpu (not found here: a shipped config)',
+  lock_config=True,
 )
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (created; resumed if it exists).')
-flags.mark_flags_as_required(['config', 'workdir'])
+_WORKDIR = flags.DEFINE_string(
+  'workdir',
+  None,
+  'Run directory (created; resumed if it exists). Default: runs/<config>-<presets>',
+)
+flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
@@ -22,9 +34,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
+  from mtl_jax.config import files
 
+  workdir = _WORKDIR.value
+  if workdir is None:
+    workdir = str(files.default_workdir(cli.flag_value(sys.argv, 'config')))
+    print(f'workdir: {Path(workdir).absolute()} (no --workdir given)', flush=True)
   with cli.user_errors('train'):
-    final = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    final = trainer.train_and_evaluate(_CONFIG.value, workdir)
   if 'stopped_by' in final:
     print(
       f'stopped by {final["stopped_by"]} after step {final["step"]}; checkpoint saved. Run '

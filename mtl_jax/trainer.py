@@ -59,10 +59,11 @@ class EpochSums:
   @classmethod
   def from_json(cls, saved: dict, mesh) -> 'EpochSums':
     # float32 → JSON float64 → float32 is exact, so the resumed sums continue bit-identically.
-    sums = saved['sums'] and parallel.replicate(
+    # {} (a run's step 0, `RunMeta.start`) has summed nothing.
+    sums = saved.get('sums') and parallel.replicate(
       {k: jnp.float32(v) for k, v in saved['sums'].items()}, mesh
     )
-    return cls(sums, saved['steps'])
+    return cls(sums, saved.get('steps', 0))
 
 
 def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) -> None:
@@ -80,8 +81,9 @@ def _check_layout(
   meta: checkpointing.RunMeta, step: int, steps_per_epoch: int, total_steps: int
 ) -> None:
   """A resumed run must count epochs as it did (same batch size and train split size) and
-  still have its step ahead of it or at its end."""
-  if meta.steps_per_epoch != steps_per_epoch:
+  still have its step ahead of it or at its end. A step-0 checkpoint (a converted model) has
+  counted nothing yet."""
+  if step and meta.steps_per_epoch != steps_per_epoch:
     raise ConfigError(
       f'the run was trained with {meta.steps_per_epoch} steps per epoch, this config gives '
       f'{steps_per_epoch} (train.batch_size or the train split changed); resume with the '
@@ -125,7 +127,10 @@ def train_and_evaluate(
   wall_time_s) and `best_step`; after a stop request, {'stopped_by': signal name, 'step',
   'best_step'}. batch_hook(step, host_batch) sees every training batch (tests, debugging).
   """
-  experiment = Experiment.from_config(config)
+  experiment = Experiment.from_config(
+    files.with_recorded_pretrained(config, workdir), training=True
+  )
+  config = experiment.config  # model.pretrained resolved: what config.json records
   mesh = experiment.mesh
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)

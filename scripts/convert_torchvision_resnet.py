@@ -1,6 +1,10 @@
 """Converts torchvision ResNet weights into a directory that `--config.model.pretrained` loads.
 
-  python scripts/convert_torchvision_resnet.py --input resnet34.pth --output DIR [--depth 34]
+  python scripts/convert_torchvision_resnet.py --input resnet34-b627a593.pth \
+      --output ~/.cache/mtl_jax/pretrained/resnet34 [--depth 34]
+
+Written to ~/.cache/mtl_jax/pretrained/<encoder> ($MTL_JAX_PRETRAINED_DIR/<encoder> if set), it
+is what every config's default `model.pretrained='auto'` loads when a run starts.
 
 The input is a torchvision state dict: a `.pth` file (read with torch.load(weights_only=True),
 so torch must be installed) or a `.safetensors` file (needs only the safetensors package). The
@@ -18,7 +22,12 @@ PROGRAM = 'convert_torchvision_resnet'
 def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.strip().splitlines()[0])
   parser.add_argument('--input', required=True, help='torchvision ResNet .pth or .safetensors')
-  parser.add_argument('--output', required=True, help='new directory for the converted encoder')
+  parser.add_argument(
+    '--output',
+    required=True,
+    help='new directory for the converted encoder; ~/.cache/mtl_jax/pretrained/<encoder> (e.g. '
+    "resnet34; $MTL_JAX_PRETRAINED_DIR/<encoder> if set) is where model.pretrained='auto' looks",
+  )
   parser.add_argument(
     '--depth', type=int, default=None, help='18, 34, 50 or 101 (default: inferred from the keys)'
   )

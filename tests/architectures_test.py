@@ -11,11 +11,15 @@ from mtl_jax.config import files, schema
 
 # Every distinct tiny model of the shipped configs; `dilated` only moves the output stride.
 CASES = model_cases('tiny', skip=('tiny', 'cpu', 'dilated'))
+# The study's networks (the full presets' heads and encoder) at tiny size, per architecture.
+STUDY_CASES = model_cases(
+  'tiny,study', skip=('study', 'tiny', 'cpu', 'plain', 'pretrained', 'dilated', 'aspp')
+)
 # Training end to end is slower: one run per architecture and task set.
 TRAINED = ('branched:tiny', 'distilled:deep,tiny', 'single_task:tiny', 'single_task:depth,tiny')
 
 
-@pytest.mark.parametrize('path, preset', CASES)
+@pytest.mark.parametrize('path, preset', CASES + STUDY_CASES)
 def test_overfits_one_batch(path, preset, scene_batch):
   config = files.load_config_file(path, preset)
   config.optim.learning_rate = 1e-2

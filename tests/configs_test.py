@@ -1,18 +1,21 @@
-"""Every shipped config and preset loads, validates and builds its model; registries resolve."""
+"""Every shipped config and preset loads, validates and builds its model; registries resolve;
+config paths resolve from anywhere; the presets hold the study's setting and the demos' own."""
 
 import json
 import pathlib
 
 import jax.numpy as jnp
+import ml_collections
 import pytest
-from conftest import config_presets
+from conftest import CONFIG_DIR, config_presets
 from flax import nnx
 
 from mtl_jax import experiment
 from mtl_jax.config import files, presets, schema
+from mtl_jax.errors import UserError
+from mtl_jax.models import pretrained
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / 'configs').glob('*.py'))
+CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
 
 
 def _cases():
@@ -24,14 +27,11 @@ def _cases():
 
 
 @pytest.mark.parametrize('path, preset', list(_cases()))
-def test_config_validates_and_builds(path, preset, tmp_path, monkeypatch):
+def test_config_validates_and_builds(path, preset):
   config = files.load_config_file(path, preset)
   docstring_first_line = path.read_text().split('\n')[0]
   assert docstring_first_line.startswith(f'"""python -m mtl_jax.train --config configs/{path.name}')
-  if config.model.pretrained:  # ladder rows name a converted-weights directory; fake one
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / config.model.pretrained).mkdir(parents=True)
-  schema.validate(config)
+  schema.validate(config)  # model.pretrained is only read (and checked) when training starts
   # Abstract build + forward: checks every shape without allocating full-size weights.
   out = nnx.eval_shape(
     lambda: experiment.build_model(config)(jnp.zeros((1, 64, 128, 3), jnp.uint8))
@@ -40,39 +40,185 @@ def test_config_validates_and_builds(path, preset, tmp_path, monkeypatch):
   assert experiment.task_spec(config).tasks == tuple(config.model.tasks)
 
 
-def test_ladder_rows_add_one_change_each():
+def test_ladder_rows_add_one_change_each_with_their_table_4_epochs():
   rows = [
     presets.apply(schema.base_config(), p) for p in ('plain', 'pretrained', 'dilated', 'aspp')
   ]
   assert [
-    (r.model.output_stride, r.model.use_aspp, r.model.decoder, bool(r.model.pretrained))
+    (
+      r.model.output_stride,
+      r.model.use_aspp,
+      r.model.decoder,
+      r.model.pretrained,
+      r.train.num_epochs,
+    )
     for r in rows
   ] == [
-    (32, False, 'seed', False),
-    (32, False, 'seed', True),
-    (16, False, 'seed', True),
-    (16, True, 'deeplabv3plus', True),
+    (32, False, 'seed', '', 16),
+    (32, False, 'seed', 'pretrained/resnet34', 32),
+    (16, False, 'seed', 'pretrained/resnet34', 32),
+    (16, True, 'deeplabv3plus', 'pretrained/resnet34', 64),
   ]
 
 
-def test_missing_pretrained_directory_is_a_clear_error(tmp_path, monkeypatch):
+# The study's final setting (its Table 4 and 5): every config with no preset trains with it.
+STUDY_SETTING = {
+  'optim.name': 'adam',
+  'optim.learning_rate': 1e-4,
+  'train.batch_size': 4,
+  'train.eval_batch_size': 4,
+  'train.num_epochs': 64,
+  'model.encoder': 'resnet34',
+  'model.output_stride': 16,
+  'model.pretrained': 'auto',
+  'model.zero_init_residual': True,
+  'depth.mode': 'linear',
+  'depth.mean': 27.0727,  # the course template's linear-depth normalisation
+  'depth.std': 29.1264,
+}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
+def test_full_presets_are_the_studys_final_setting(path):
+  config = files.load_config_file(path)
+  assert {key: schema.get(config, key) for key in STUDY_SETTING} == STUDY_SETTING
+  weights = (config.loss.semseg_weight, config.loss.depth_weight)
+  assert weights == ((1.0, 0.0) if path.stem == 'single_task' else (0.5, 0.5))
+
+
+# What the demo presets keep whatever the full setting's defaults are (the README's demo figures
+# and the tests' tiny runs rely on them). Output stride 16 comes from the defaults on purpose: a
+# ladder row before the preset (`plain,cpu`) sets its own.
+DEMO_SETTINGS = {
+  'cpu': {
+    'optim.name': 'adam',
+    'optim.learning_rate': 1e-3,
+    'train.batch_size': 8,
+    'train.eval_batch_size': 8,
+    'train.num_epochs': 7,
+    'model.encoder': 'resnet18',
+    'model.output_stride': 16,
+    'model.zero_init_residual': False,
+    'model.pretrained': '',
+    'model.heads': 'deeplabv3plus',
+    'model.block_dilation': 'both',
+    'depth.mode': 'log',
+    'depth.mean': 3.0,
+    'depth.std': 1.0,
+  },
+  'tiny': {
+    'optim.name': 'adam',
+    'optim.learning_rate': 1e-3,
+    'train.batch_size': 4,
+    'train.eval_batch_size': 4,
+    'train.num_epochs': 2,
+    'model.encoder': 'resnet_tiny',
+    'model.output_stride': 16,
+    'model.zero_init_residual': False,
+    'model.pretrained': '',
+    'model.heads': 'deeplabv3plus',
+    'model.block_dilation': 'both',
+    'depth.mode': 'linear',
+    'depth.mean': 20.0,
+    'depth.std': 20.0,
+  },
+}
+
+
+def _moved_defaults() -> ml_collections.ConfigDict:
+  """The base config with every default a demo relies on moved elsewhere."""
+  c = schema.base_config()
+  c.optim.name, c.optim.learning_rate = 'sgd', 0.5
+  c.train.batch_size = c.train.eval_batch_size = 2
+  c.train.num_epochs = 99
+  c.model.zero_init_residual = True
+  c.model.pretrained = 'auto'
+  c.model.heads, c.model.block_dilation = 'seed', 'template'
+  c.depth.mean = c.depth.std = 1.0
+  return c
+
+
+@pytest.mark.parametrize('preset', DEMO_SETTINGS)
+def test_demo_presets_pin_their_settings_whatever_the_defaults(preset):
+  expected = DEMO_SETTINGS[preset]
+  for base in (schema.base_config(), _moved_defaults()):
+    config = presets.apply(base, preset)
+    assert {key: schema.get(config, key) for key in expected} == expected
+  for path in CONFIGS:
+    config = files.load_config_file(path, preset)
+    assert {key: schema.get(config, key) for key in expected} == expected, path.name
+
+
+def test_config_paths_not_on_disk_name_the_shipped_configs(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
-  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'pretrained')
+  shipped = files.SHIPPED_CONFIGS / 'joint.py'
+  assert shipped.resolve() == (CONFIG_DIR / 'joint.py').resolve()
+  for given in ('configs/joint.py', 'joint.py', 'joint'):
+    assert files.resolve_config_path(given) == shipped
+  assert files.resolve_config_ref('configs/joint.py:deep,tiny') == f'{shipped}:deep,tiny'
+  assert files.load_config_file('distilled', 'tiny').model.arch == 'distilled'
+  (tmp_path / 'configs').mkdir()
+  (tmp_path / 'configs' / 'joint.py').write_text('mine')
+  assert files.resolve_config_path('configs/joint.py') == pathlib.Path('configs/joint.py')
+  for missing in ('configs/nope.py', 'elsewhere/branched.py', 'branched.txt'):
+    assert files.resolve_config_path(missing) == pathlib.Path(missing)
+
+
+@pytest.mark.parametrize(
+  'ref, workdir',
+  [
+    ('configs/distilled.py:tiny', 'runs/distilled-tiny'),
+    ('configs/distilled.py:deep,cpu', 'runs/distilled-deep_cpu'),
+    ('/somewhere/joint.py', 'runs/joint-full'),
+    ('branched:full', 'runs/branched-full'),
+  ],
+)
+def test_default_workdir_names_the_config_and_its_presets(ref, workdir):
+  assert files.default_workdir(ref) == pathlib.Path(workdir)
+
+
+def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, monkeypatch):
+  monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
+  assert pretrained.cache_dir('resnet34') == '~/.cache/mtl_jax/pretrained/resnet34'
+  monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
+  directory, line = pretrained.resolve('auto', 'resnet34')
+  assert directory == ''
+  assert 'random init' in line
+  assert line.endswith(
+    'python scripts/convert_torchvision_resnet.py --input resnet34-b627a593.pth '
+    f'--output {tmp_path}/resnet34'
+  )
+  (tmp_path / 'resnet34').mkdir()
+  directory, line = pretrained.resolve('auto', 'resnet34')
+  assert directory == str(tmp_path / 'resnet34') and directory in line
+  assert pretrained.resolve('', 'resnet34') == ('', '')
+
+
+def test_a_missing_pretrained_directory_stops_only_a_training_start(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  config = files.load_config_file(CONFIG_DIR / 'joint.py', 'tiny,pretrained')
+  assert experiment.Experiment.from_config(config).config.model.pretrained == (
+    'pretrained/resnet_tiny'  # evaluation never reads it
+  )
   with pytest.raises(
-    schema.ConfigError, match="config.model.pretrained='pretrained/resnet34' is not a directory"
+    UserError,
+    match=r"config.model.pretrained='pretrained/resnet_tiny' is not a directory; .*"
+    r'--output pretrained/resnet_tiny',
   ):
-    schema.validate(config)
+    experiment.Experiment.from_config(config, training=True)
+  (tmp_path / 'pretrained' / 'resnet_tiny').mkdir(parents=True)
+  experiment.Experiment.from_config(config, training=True)
 
 
 def test_single_task_arch_needs_exactly_one_task():
-  config = files.load_config_file(REPO / 'configs' / 'single_task.py', 'tiny')
+  config = files.load_config_file(CONFIG_DIR / 'single_task.py', 'tiny')
   config.model.tasks = ('semseg', 'depth')
   with pytest.raises(schema.ConfigError, match='needs one task'):
     schema.validate(config)
 
 
 def test_config_json_of_an_older_run_takes_defaults_for_newer_keys(tmp_path):
-  config = files.load_config_file(REPO / 'configs' / 'branched.py', 'tiny')
+  config = files.load_config_file(CONFIG_DIR / 'branched.py', 'tiny')
   saved = json.loads(config.to_json())
   del saved['train']['max_nonfinite_steps'], saved['train']['checkpoint_every_steps']
   (tmp_path / 'config.json').write_text(json.dumps(saved))
@@ -83,7 +229,7 @@ def test_config_json_of_an_older_run_takes_defaults_for_newer_keys(tmp_path):
 
 
 def test_config_json_of_a_run_before_the_knob_renames_loads_under_the_new_names(tmp_path):
-  config = files.load_config_file(REPO / 'configs' / 'distilled.py', 'tiny')
+  config = files.load_config_file(CONFIG_DIR / 'distilled.py', 'tiny')
   saved = json.loads(config.to_json())
   data = saved['data']
   del data['seed'], data['num_train'], data['num_validation'], data['num_test'], data['jitter']

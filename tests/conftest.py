@@ -17,7 +17,7 @@ jax.config.update('jax_compilation_cache_dir', CACHE_DIR)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / 'configs'
+CONFIG_DIR = REPO / 'mtl_jax' / 'configs'  # shipped in the package; REPO/configs links here
 
 
 def config_presets(path: pathlib.Path) -> tuple[str, ...]:
@@ -47,9 +47,22 @@ def model_cases(then: str = '', skip: tuple[str, ...] = ('tiny', 'cpu')) -> list
   return cases
 
 
+def tiny_joint_model(num_classes: int = 19, seed: int = 0):
+  """A few-thousand-parameter joint DeepLabV3+ (ResNet-tiny, 8-channel heads) for step tests."""
+  from mtl_jax.models import mtl  # pylint: disable=g-import-not-at-top
+
+  return mtl.build_model(
+    'joint',
+    seed=seed,
+    num_classes=num_classes,
+    encoder=mtl.EncoderOptions('resnet_tiny'),
+    head=mtl.HeadOptions(aspp_channels=8, decoder_channels=8, skip_channels=4),
+  )
+
+
 def _tiny_config(data_dir):
   """configs/joint.py:tiny with its dataset in `data_dir`."""
-  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  config = files.load_config_file(CONFIG_DIR / 'joint.py', 'tiny')
   config.data.data_dir = str(data_dir)
   return config
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import tiny_joint_model
 from flax import nnx
 
 from mtl_jax.models import mtl, resnet
@@ -53,15 +54,7 @@ def test_zero_init_residual_zeroes_last_bn_scale_of_each_block():
 
 
 def test_joint_model_splits_classes_and_depth_at_input_resolution():
-  model = mtl.build_model(
-    'joint',
-    seed=0,
-    encoder='resnet_tiny',
-    num_classes=5,
-    aspp_channels=8,
-    decoder_channels=8,
-    skip_channels=4,
-  )
+  model = tiny_joint_model(num_classes=5)
   out = model(jnp.zeros((2, 48, 96, 3), jnp.uint8))
   assert out['semseg'].shape == (2, 48, 96, 5)
   assert out['depth'].shape == (2, 48, 96)
@@ -70,9 +63,7 @@ def test_joint_model_splits_classes_and_depth_at_input_resolution():
 
 
 def test_eval_mode_is_deterministic_and_independent_of_batch_mates():
-  model = mtl.build_model(
-    'joint', seed=0, encoder='resnet_tiny', aspp_channels=8, decoder_channels=8, skip_channels=4
-  )
+  model = tiny_joint_model()
   model.eval()
   images = jax.random.randint(jax.random.key(0), (2, 32, 64, 3), 0, 255).astype(jnp.uint8)
   alone = model(images[:1])['depth']

@@ -21,8 +21,9 @@ SCRIPT = textwrap.dedent("""
     assert jax.device_count() == 8, jax.devices()
 
     def run(mesh):
-      model = mtl.build_model('joint', seed=0, encoder='resnet_tiny', aspp_channels=8,
-                              decoder_channels=8, skip_channels=4)
+      model = mtl.build_model('joint', seed=0, encoder=mtl.EncoderOptions('resnet_tiny'),
+                              head=mtl.HeadOptions(aspp_channels=8, decoder_channels=8,
+                                                   skip_channels=4))
       tx = optax.sgd(0.1, momentum=0.9)
       graphdef, state = steps.create_train_state(model, tx)
       state = parallel.replicate(state, mesh)

@@ -12,11 +12,10 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_joint_model
 
 from mtl_jax import checkpointing, environment, experiment, steps, trainer, writers
 from mtl_jax.config import files, schema
-from mtl_jax.models import mtl
 
 DRIVER = REPO / 'tests' / 'resume_driver.py'
 # 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6, 8, 9, 12.
@@ -170,9 +169,7 @@ def test_sigterm_to_the_train_command_exits_0_with_a_checkpoint(data_dir, tmp_pa
 
 
 def _tiny_state(tx):
-  model = mtl.build_model(
-    'joint', seed=0, encoder='resnet_tiny', aspp_channels=8, decoder_channels=8, skip_channels=4
-  )
+  model = tiny_joint_model()
   return steps.create_train_state(model, tx)
 
 

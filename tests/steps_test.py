@@ -5,15 +5,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from conftest import tiny_joint_model
 
 from mtl_jax import steps
-from mtl_jax.models import mtl
+from mtl_jax.depth_codec import DepthCodec
 
 
 def _tiny_state(tx):
-  model = mtl.build_model(
-    'joint', seed=0, encoder='resnet_tiny', aspp_channels=8, decoder_channels=8, skip_channels=4
-  )
+  model = tiny_joint_model()
   return steps.create_train_state(model, tx)
 
 
@@ -62,10 +61,10 @@ def test_train_step_updates_running_stats_and_eval_uses_them():
 
 def test_task_weights_scale_the_total_loss():
   outputs = {'semseg': jnp.zeros((1, 2, 2, 19)), 'depth': jnp.zeros((1, 2, 2))}
-  batch = {'semseg': jnp.zeros((1, 2, 2), jnp.int32), 'depth': jnp.full((1, 2, 2), 20.0)}
-  spec = steps.TaskSpec(weights=(0.25, 0.75))
+  batch = {'semseg': jnp.zeros((1, 2, 2), jnp.int32), 'depth': jnp.full((1, 2, 2), 30.0)}
+  codec = DepthCodec('linear', mean=20.0, std=20.0)  # gt 30 m encodes to 0.5
+  spec = steps.TaskSpec(weights=(0.25, 0.75), codec=codec)
   out = steps.task_losses(outputs, batch, spec)
   np.testing.assert_allclose(out['loss/semseg'], np.log(19), rtol=1e-6)  # uniform logits
-  np.testing.assert_allclose(
-    out['loss/total'], 0.25 * out['loss/semseg'] + 0.75 * out['loss/depth'], rtol=1e-6
-  )
+  np.testing.assert_allclose(out['loss/depth'], 0.5, rtol=1e-6)  # L1 |0 - 0.5|
+  np.testing.assert_allclose(out['loss/total'], 0.25 * np.log(19) + 0.75 * 0.5, rtol=1e-6)

@@ -1,12 +1,15 @@
 """Config files in and out: `configs/<arch>.py[:preset]`, and a run's resolved `config.json`.
 
-A run directory's config.json is plain JSON (never executed). Runs written by older versions
-still load: renamed knobs are mapped to their new keys (`RENAMED`, `_upgrade`) and knobs added
-since take their defaults.
+The configs ship inside the package (`mtl_jax/configs/`; the repository's `configs` links there),
+so `--config configs/joint.py` works from any directory (`resolve_config_path`). A run directory's
+config.json is plain JSON (never executed). Runs written by older versions still load: renamed
+knobs are mapped to their new keys (`RENAMED`, `_upgrade`) and knobs added since take their
+defaults.
 """
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import ml_collections
@@ -14,6 +17,7 @@ import ml_collections
 from mtl_jax.config.schema import ConfigError, base_config, get
 
 CONFIG_FILE = 'config.json'
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 
 # Old dotted key → new one.
 RENAMED = {
@@ -25,8 +29,37 @@ RENAMED = {
 }
 
 
+def resolve_config_path(path: str | Path) -> Path:
+  """`path` if it is a file; else the shipped config it names: `configs/x.py`, `x.py` or `x` →
+  mtl_jax/configs/x.py. Any other path, or a name nothing ships, comes back unchanged (for the
+  error to name it)."""
+  given = Path(path)
+  if (
+    given.is_file()
+    or given.parent not in (Path(), Path('configs'))
+    or given.suffix not in ('', '.py')
+  ):
+    return given
+  shipped = SHIPPED_CONFIGS / f'{given.stem}.py'
+  return shipped if shipped.is_file() else given
+
+
+def resolve_config_ref(ref: str) -> str:
+  """`path[:presets]`, the value of --config, with its path resolved by `resolve_config_path`."""
+  path, colon, preset = ref.partition(':')
+  return f'{resolve_config_path(path)}{colon}{preset}'
+
+
+def default_workdir(ref: str) -> Path:
+  """runs/<config file stem>-<presets or 'full'>, commas and other odd characters as '_': e.g.
+  `configs/distilled.py:deep,cpu` → runs/distilled-deep_cpu (relative to the working directory)."""
+  path, _, preset = ref.partition(':')
+  return Path('runs') / re.sub(r'[^\w.-]', '_', f'{Path(path).stem}-{preset or "full"}')
+
+
 def load_config_file(path: str | Path, preset: str | None = None) -> ml_collections.ConfigDict:
   """`get_config(preset)` of a config file, as `--config path:preset` does (for scripts/tests)."""
+  path = resolve_config_path(path)
   spec = importlib.util.spec_from_file_location(Path(path).stem + '_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -51,6 +84,20 @@ def load(workdir: str | Path) -> ml_collections.ConfigDict:
   config = base_config()
   for key, value in _upgrade(_flatten(saved)).items():
     _set(config, key, value)
+  return config
+
+
+def with_recorded_pretrained(
+  config: ml_collections.ConfigDict, workdir: str | Path
+) -> ml_collections.ConfigDict:
+  """`config` with the model.pretrained the run in `workdir` recorded, if there is one: the
+  encoder is initialised only when a run starts (a resumed run's weights come from its
+  checkpoint), so its record stays — a run begun from random init never claims ImageNet weights
+  converted since."""
+  if not (Path(workdir) / CONFIG_FILE).is_file():
+    return config
+  config = config.copy_and_resolve_references()
+  config.model.pretrained = load(workdir).model.pretrained
   return config
 
 

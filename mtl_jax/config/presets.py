@@ -1,12 +1,18 @@
 """Presets shared by every `configs/<arch>.py`: functions that change a config in place.
 
 `--config configs/<arch>.py:a,b` applies a then b (left to right); no preset (or 'full') is the
-full model for GPUs. A config file may add its own presets (e.g. distilled's `deep`).
+full model for GPUs with the study's final training setting (the schema's defaults, its Table 4).
+A config file may add its own presets (e.g. distilled's `deep`).
+
+`tiny` and `cpu` pin every training and model knob they rely on rather than inherit it, so the
+demo and the tests stay the same when the full setting changes (tests/configs_test.py checks).
 """
 
 from collections.abc import Callable
 
 import ml_collections
+
+from mtl_jax.config.schema import PRETRAINED_AUTO
 
 Preset = Callable[[ml_collections.ConfigDict], ml_collections.ConfigDict]
 
@@ -22,7 +28,9 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.batch_size = c.train.eval_batch_size = 4
   c.train.num_epochs = 2
   c.train.log_every_steps = 2
-  return c
+  if c.depth.mode == 'linear':  # the normalisation tiny runs were tuned with
+    c.depth.mean, c.depth.std = 20.0, 20.0
+  return _pin_demo(c)
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -34,42 +42,70 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.crop_height, c.data.crop_width = 96, 192
   c.data.scale_min, c.data.scale_max = 0.75, 1.25
   c.depth.mode, c.depth.mean, c.depth.std = 'log', 3.0, 1.0
+  c.train.batch_size = c.train.eval_batch_size = 8
   c.train.num_epochs = 7
+  return _pin_demo(c)
+
+
+def _pin_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """What tiny and cpu share: Adam at 1e-3, random init unless a ladder row asked for ImageNet
+  weights, the DeepLabV3+ paper's heads and torchvision's dilation rule."""
+  c.optim.name, c.optim.learning_rate = 'adam', 1e-3
+  c.model.zero_init_residual = False
+  if c.model.pretrained == PRETRAINED_AUTO:
+    c.model.pretrained = ''
+  c.model.heads, c.model.block_dilation = 'deeplabv3plus', 'both'
   return c
 
 
-# The study's ladder (its Table 4), each row adding one thing to the previous one.
+# The study's ladder (its Table 4, the Adam rows), each row adding one thing to the previous
+# one and training for that row's epochs.
 def plain(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Row 1: no ImageNet weights, no dilation (output stride 32), no ASPP, the seed's decoder."""
+  """Row 1: no ImageNet weights, no dilation (output stride 32), no ASPP, the seed's decoder;
+  16 epochs."""
+  c.model.pretrained = ''
   c.model.output_stride = 32
   c.model.use_aspp = False
   c.model.decoder = 'seed'
+  c.train.num_epochs = 16
   return c
 
 
 def pretrained(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Row 2: + ImageNet encoder (convert torchvision weights into this directory first)."""
+  """Row 2: + ImageNet encoder (convert torchvision weights into this directory first); 32
+  epochs."""
   c = plain(c)
   c.model.pretrained = f'pretrained/{c.model.encoder}'
+  c.train.num_epochs = 32
   return c
 
 
 def dilated(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Row 3: + dilated last stage (output stride 16)."""
+  """Row 3: + dilated last stage (output stride 16); 32 epochs."""
   c = pretrained(c)
   c.model.output_stride = 16
   return c
 
 
 def aspp(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Row 4: + ASPP and the DeepLabV3+ decoder."""
+  """Row 4: + ASPP and the DeepLabV3+ decoder; 64 epochs."""
   c = dilated(c)
   c.model.use_aspp = True
   c.model.decoder = 'deeplabv3plus'
+  c.train.num_epochs = 64
+  return c
+
+
+def study(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The study's own networks at any size: its listings' heads on the course template's encoder
+  (what the full presets build), e.g. `cpu,study` or `tiny,study` after a size preset."""
+  c.model.heads, c.model.block_dilation = 'seed', 'template'
+  c.model.zero_init_residual = True
   return c
 
 
 SHARED: dict[str, Preset] = {
+  'study': study,
   'tiny': tiny,
   'cpu': cpu,
   'plain': plain,

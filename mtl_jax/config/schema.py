@@ -4,12 +4,16 @@
 checks a loaded config against the same table before anything is built or written, and reports
 the first wrong value as one `ConfigError` line naming its key. A wrong key is already caught by
 ml_collections (configs are locked). Valid names come from the registries themselves, imported
-only when validating so loading a config file stays light.
+only when validating so loading a config file stays light. model.pretrained is checked only where
+it is read, when a run starts (`Experiment.from_config(config, training=True)`).
+
+The defaults are the full presets: the study's final setting (its Table 4) — Adam at 1e-4, batch
+4, tasks weighted 50/50, output stride 16, an ImageNet encoder when converted weights are present,
+64 epochs.
 """
 
 import dataclasses
 import importlib
-from pathlib import Path
 from typing import Any
 
 import ml_collections
@@ -19,6 +23,7 @@ from mtl_jax.data.sample import TASKS
 from mtl_jax.errors import UserError
 
 EVAL_SPLITS = ('validation', 'test')
+PRETRAINED_AUTO = 'auto'  # model.pretrained: converted weights from the cache if present
 
 
 class ConfigError(UserError):
@@ -102,6 +107,21 @@ KNOBS: dict[str, Knob] = {
   'model.tasks': Knob(TASKS, 'tasks predicted; single_task: one of them'),
   'model.encoder': Knob('resnet34', 'ResNet trunk', OneOf('mtl_jax.models.resnet:ENCODERS')),
   'model.output_stride': Knob(16, '32 (no dilation), 16 or 8', OneOf((8, 16, 32))),
+  'model.block_dilation': Knob(
+    'template',
+    "where a dilated BasicBlock dilates: 'template' = conv2 only, the first block of a dilated "
+    "stage at dilation 2 (the course template's encoder); 'both' = both 3×3 convs, the first "
+    "block at the previous stage's dilation (torchvision's rule for Bottleneck)",
+    OneOf('mtl_jax.models.resnet:BLOCK_DILATIONS'),
+  ),
+  'model.heads': Knob(
+    'seed',
+    "head family: 'seed' = the study's listings (ASPP pooling without ReLU; one 3×3 conv with "
+    'bias from [context, raw 1/4 skip] straight to the outputs; self-attention over that '
+    "concat); 'deeplabv3plus' = the DeepLabV3+ paper's (model.decoder, decoder_channels, "
+    'skip_channels, 1×1 task heads)',
+    OneOf('mtl_jax.models.mtl:HEAD_FAMILIES'),
+  ),
   'model.use_aspp': Knob(
     True, 'ASPP context module; False = a plain 1×1 conv over the deepest features'
   ),
@@ -119,17 +139,25 @@ KNOBS: dict[str, Knob] = {
     'distilled only: second-stage decoder',
     OneOf('mtl_jax.models.distillation:SECOND_STAGE_DECODERS'),
   ),
-  'model.zero_init_residual': Knob(False, "zero-init each residual block's last BN scale"),
+  'model.zero_init_residual': Knob(
+    True, "zero-init each residual block's last BN scale (the study's encoder, its Listing 3)"
+  ),
   'model.pretrained': Knob(
-    '',
-    'a directory from scripts/convert_torchvision_resnet.py '
-    "holding ImageNet encoder weights; '' = random init",
+    PRETRAINED_AUTO,
+    'ImageNet encoder weights, read when a run starts: a directory from '
+    "scripts/convert_torchvision_resnet.py; 'auto' = the converted cache "
+    "(mtl_jax.models.pretrained.cache_dir) if present, else random init; '' = random init. "
+    'The run records the directory used',
   ),
   'model.num_classes': Knob(19, "semantic classes (must equal the dataset's)", POSITIVE),
   # depth: raw network output ↔ metres, see mtl_jax.depth_codec
   'depth.mode': Knob('linear', 'depth parametrisation', OneOf('mtl_jax.depth_codec:MODES')),
-  'depth.mean': Knob(20.0, 'normalisation mean (of depth, or of log-depth in log mode)'),
-  'depth.std': Knob(20.0, 'normalisation std', POSITIVE),
+  'depth.mean': Knob(
+    27.0727,
+    'normalisation mean (of depth, or of log-depth in log mode); the default is the course '
+    "template's linear-depth mean, in metres",
+  ),
+  'depth.std': Knob(29.1264, "normalisation std (the course template's)", POSITIVE),
   # loss
   'loss.semseg_weight': Knob(0.5, 'weight of the semseg loss in the total', NON_NEGATIVE),
   'loss.depth_weight': Knob(0.5, 'weight of the depth loss in the total', NON_NEGATIVE),
@@ -140,16 +168,16 @@ KNOBS: dict[str, Knob] = {
   ),
   # optim: see mtl_jax.optim
   'optim.name': Knob('adam', 'optimizer', OneOf('mtl_jax.optim:OPTIMIZERS')),
-  'optim.learning_rate': Knob(1e-3, 'peak learning rate', POSITIVE),
+  'optim.learning_rate': Knob(1e-4, 'peak learning rate', POSITIVE),
   'optim.schedule': Knob('poly', 'learning-rate schedule', OneOf('mtl_jax.optim:SCHEDULES')),
   'optim.warmup_steps': Knob(0, 'linear warm-up steps from 0', NON_NEGATIVE),
   'optim.weight_decay': Knob(1e-4, 'L2 on conv/dense kernels', NON_NEGATIVE),
   'optim.momentum': Knob(0.9, 'sgd only'),
   'optim.grad_clip_norm': Knob(0.0, 'global gradient-norm clip; 0 = none', NON_NEGATIVE),
   # train: the loop
-  'train.batch_size': Knob(8, 'global train batch (split over devices and processes)', POSITIVE),
-  'train.num_epochs': Knob(16, 'epochs (full batches over the train split)', POSITIVE),
-  'train.eval_batch_size': Knob(8, 'global eval batch', POSITIVE),
+  'train.batch_size': Knob(4, 'global train batch (split over devices and processes)', POSITIVE),
+  'train.num_epochs': Knob(64, 'epochs (full batches over the train split)', POSITIVE),
+  'train.eval_batch_size': Knob(4, 'global eval batch', POSITIVE),
   'train.log_every_steps': Knob(25, 'train-loss log interval', POSITIVE),
   'train.keep_checkpoints': Knob(
     2, 'newest checkpoints kept, besides the best by `total`', POSITIVE
@@ -191,12 +219,6 @@ def _cross_checks(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
       f'config.data.scale_min={data.scale_min} and scale_max='
       f'{data.scale_max} must satisfy 0 < scale_min <= scale_max'
-    )
-  if model.pretrained and not Path(model.pretrained).is_dir():
-    raise ConfigError(
-      f'config.model.pretrained={model.pretrained!r} is not a directory; '
-      'create it with scripts/convert_torchvision_resnet.py from torchvision '
-      'ImageNet weights'
     )
   tasks = tuple(model.tasks)
   if not tasks or set(tasks) - set(TASKS) or len(set(tasks)) != len(tasks):

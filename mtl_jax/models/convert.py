@@ -137,13 +137,15 @@ def load_state_dict(
   source: str,
   target: str = 'model',
   ignorable: Callable[[str], bool] = is_bn_counter,
+  key: Callable[[VarPath], str] = torch_key,
 ) -> LoadReport:
   """Loads a torch state dict (numpy arrays, torch layout) into `module` (the `target`
-  named in errors) in place (strict)."""
+  named in errors) in place (strict). `key` names each variable's state-dict entry (default:
+  the same module names)."""
   module_variables = variables(module)
-  expected = {torch_key(p): _to_torch_shape(p, v.shape) for p, v in module_variables.items()}
+  expected = {key(p): _to_torch_shape(p, v.shape) for p, v in module_variables.items()}
   ignored = check_keys(expected, state_dict, source, target=target, ignorable=ignorable)
-  assign(module, {p: _from_torch_layout(p, state_dict[torch_key(p)]) for p in module_variables})
+  assign(module, {p: _from_torch_layout(p, state_dict[key(p)]) for p in module_variables})
   return LoadReport(source, loaded=tuple(expected), unexpected=ignored)
 
 
@@ -160,6 +162,8 @@ def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
   except Exception as e:  # pylint: disable=broad-except  # any unreadable file is the user's
     reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise UserError(f'{path}: cannot read with torch.load(weights_only=True): {reason}') from e
+  if isinstance(state, Mapping) and isinstance(state.get('state_dict'), Mapping):
+    state = state['state_dict']  # a PyTorch Lightning checkpoint
   if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
     raise UserError(
       f'{path}: expected a state dict mapping names to tensors, got {type(state).__name__}'

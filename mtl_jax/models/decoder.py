@@ -46,6 +46,23 @@ class DeepLabV3PlusDecoder(nnx.Module):
     return x
 
 
+class SeedDecoder(nnx.Module):
+  """The study's decoder (Listings 2 and 7): upsample context to the skip's resolution, concat
+  with the raw skip, one 3×3 conv with bias straight to the outputs.
+
+  Returns (outputs at stride 4, the concatenated features), which the distilled model's
+  self-attention and second stage read.
+  """
+
+  def __init__(self, context_ch: int, skip_ch: int, out_ch: int, *, rngs: nnx.Rngs):
+    self.conv3x3 = layers.conv(context_ch + skip_ch, out_ch, 3, use_bias=True, rngs=rngs)
+    self.features_ch = context_ch + skip_ch
+
+  def __call__(self, context: jax.Array, skip: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x = jnp.concatenate([layers.resize_bilinear(context, skip.shape[1:3]), skip], axis=-1)
+    return self.conv3x3(x), x
+
+
 # name → the decoder's options on top of the config's (the seed's decoder never reduces the skip).
 DECODERS = {
   'deeplabv3plus': dict(num_convs=2),

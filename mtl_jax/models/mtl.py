@@ -9,8 +9,13 @@ loss supervises too. `depth` is the raw depth channel; `mtl_jax.depth_codec` giv
 - distilled: branched first stage, then per task SA(x) = conv3×3(x)·sigmoid(conv3×3(x)); each
   task's second decoder reads its own first-stage features + the other task's SA features.
 - single_task: the branched model with one task (the baselines for Δm).
+
+Two head families (`HeadOptions.family`): 'seed', the study's own listings (its decoder's one
+3×3 conv goes straight to the outputs; self-attention reads the decoder's concatenated input),
+and 'deeplabv3plus', the DeepLabV3+ paper's (decoder features, then 1×1 task heads).
 """
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -19,107 +24,171 @@ from flax import nnx
 from mtl_jax.data.sample import TASKS
 from mtl_jax.errors import lookup
 from mtl_jax.models import context, distillation, heads, layers, resnet
-from mtl_jax.models import decoder as decoder_lib  # `decoder` names Branch's variant argument
+from mtl_jax.models import decoder as decoder_lib  # `decoder` names a HeadOptions field
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+HEAD_FAMILIES = ('seed', 'deeplabv3plus')
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderOptions:
+  """The ResNet trunk: see `resnet.ResNet` (and `resnet.BLOCK_DILATIONS`)."""
+
+  name: str = 'resnet34'
+  output_stride: int = 16
+  block_dilation: str = 'both'
+  zero_init_residual: bool = False
+
+  def build(self, rngs: nnx.Rngs) -> resnet.ResNet:
+    return lookup(resnet.ENCODERS, self.name, 'encoder')(
+      output_stride=self.output_stride,
+      block_dilation=self.block_dilation,
+      zero_init_residual=self.zero_init_residual,
+      rngs=rngs,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadOptions:
+  """Everything after the encoder. decoder, decoder_channels and skip_channels are the
+  'deeplabv3plus' family's; the seed decoder has none (its conv goes straight to the outputs)."""
+
+  family: str = 'deeplabv3plus'
+  use_aspp: bool = True
+  aspp_rates: tuple[int, ...] = (3, 6, 9)
+  aspp_channels: int = 256
+  decoder: str = 'deeplabv3plus'
+  decoder_channels: int = 256
+  skip_channels: int = 48
+  second_stage: str = 'simple'  # distilled only
+
+  def __post_init__(self):
+    lookup(dict.fromkeys(HEAD_FAMILIES), self.family, 'head family')
+
+  @property
+  def seed(self) -> bool:
+    return self.family == 'seed'
+
+  def context(self, in_ch: int, rngs: nnx.Rngs) -> nnx.Module:
+    """ASPP (the seed's image pooling has no ReLU) or the plain 1×1 context module."""
+    if not self.use_aspp:
+      return context.PlainContext(in_ch, self.aspp_channels, rngs=rngs)
+    return context.ASPP(
+      in_ch, self.aspp_channels, self.aspp_rates, pooling_relu=not self.seed, rngs=rngs
+    )
 
 
 class Branch(nnx.Module):
-  """Context module (ASPP or plain) + decoder: deepest and stride-4 features → stride-4 features."""
+  """'deeplabv3plus': context module + decoder: deepest and stride-4 features → stride-4
+  features (task heads turn them into outputs)."""
 
-  def __init__(
-    self,
-    encoder_channels: dict[str, int],
-    *,
-    use_aspp: bool = True,
-    aspp_rates: Sequence[int] = (3, 6, 9),
-    aspp_channels: int = 256,
-    decoder: str = 'deeplabv3plus',
-    decoder_channels: int = 256,
-    skip_channels: int = 48,
-    rngs: nnx.Rngs,
-  ):
-    deepest = encoder_channels['stride32']
-    self.context = (
-      context.ASPP(deepest, aspp_channels, aspp_rates, rngs=rngs)
-      if use_aspp
-      else context.PlainContext(deepest, aspp_channels, rngs=rngs)
-    )
-    options = {'skip_channels': skip_channels, **lookup(decoder_lib.DECODERS, decoder, 'decoder')}
+  def __init__(self, encoder_channels: dict[str, int], options: HeadOptions, *, rngs: nnx.Rngs):
+    self.context = options.context(encoder_channels['stride32'], rngs)
+    variant = lookup(decoder_lib.DECODERS, options.decoder, 'decoder')
     self.decoder = decoder_lib.DeepLabV3PlusDecoder(
-      aspp_channels, encoder_channels['stride4'], out_ch=decoder_channels, rngs=rngs, **options
+      options.aspp_channels,
+      encoder_channels['stride4'],
+      out_ch=options.decoder_channels,
+      rngs=rngs,
+      **{'skip_channels': options.skip_channels, **variant},
     )
-    self.out_ch = decoder_channels
+    self.out_ch = options.decoder_channels
 
   def __call__(self, features: dict[str, jax.Array]) -> jax.Array:
+    return self.decoder(self.context(features['stride32']), features['stride4'])
+
+
+class SeedBranch(nnx.Module):
+  """'seed': context module + the seed decoder → (outputs at stride 4, decoder features)."""
+
+  def __init__(
+    self, encoder_channels: dict[str, int], options: HeadOptions, out_ch: int, *, rngs: nnx.Rngs
+  ):
+    self.context = options.context(encoder_channels['stride32'], rngs)
+    self.decoder = decoder_lib.SeedDecoder(
+      options.aspp_channels, encoder_channels['stride4'], out_ch, rngs=rngs
+    )
+    self.features_ch = self.decoder.features_ch
+
+  def __call__(self, features: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     return self.decoder(self.context(features['stride32']), features['stride4'])
 
 
 class _Base(nnx.Module):
   """Encoder construction and input normalisation shared by every architecture."""
 
-  def __init__(self, encoder: str, output_stride: int, zero_init_residual: bool, rngs: nnx.Rngs):
-    self.encoder = lookup(resnet.ENCODERS, encoder, 'encoder')(
-      output_stride=output_stride, zero_init_residual=zero_init_residual, rngs=rngs
-    )
+  def __init__(self, encoder: EncoderOptions, rngs: nnx.Rngs):
+    self.encoder = encoder.build(rngs)
 
   def features(self, image: jax.Array) -> dict[str, jax.Array]:
     return self.encoder(layers.normalize_image(image, IMAGENET_MEAN, IMAGENET_STD))
 
 
 class JointDeepLab(_Base):
-  """Both tasks share every layer but the last channel split of one 1×1 head."""
+  """Both tasks share every layer; the last one's C + 1 outputs are split."""
 
   def __init__(
     self,
     *,
-    encoder: str = 'resnet34',
+    encoder: EncoderOptions = EncoderOptions(),
+    head: HeadOptions = HeadOptions(),
     num_classes: int = 19,
-    output_stride: int = 16,
-    zero_init_residual: bool = False,
     rngs: nnx.Rngs,
-    **branch_options,
   ):
-    super().__init__(encoder, output_stride, zero_init_residual, rngs)
-    self.branch = Branch(self.encoder.channels, rngs=rngs, **branch_options)
-    self.head = heads.joint_head(self.branch.out_ch, num_classes, rngs=rngs)
+    super().__init__(encoder, rngs)
     self.num_classes = num_classes
+    channels = self.encoder.channels
+    if head.seed:
+      self.branch = SeedBranch(channels, head, num_classes + 1, rngs=rngs)
+      self.head = None
+    else:
+      self.branch = Branch(channels, head, rngs=rngs)
+      self.head = heads.joint_head(self.branch.out_ch, num_classes, rngs=rngs)
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
-    features = self.head(self.branch(self.features(image)))
-    return heads.split_joint(features, self.num_classes, image.shape[1:3])
+    decoded = self.branch(self.features(image))
+    outputs = decoded[0] if self.head is None else self.head(decoded)
+    return heads.split_joint(outputs, self.num_classes, image.shape[1:3])
 
 
 class BranchedDeepLab(_Base):
-  """A shared encoder and, per task, its own context module, decoder and 1×1 head."""
+  """A shared encoder and, per task, its own context module, decoder (and 1×1 head)."""
 
   def __init__(
     self,
     *,
-    encoder: str = 'resnet34',
+    encoder: EncoderOptions = EncoderOptions(),
+    head: HeadOptions = HeadOptions(),
     num_classes: int = 19,
-    output_stride: int = 16,
-    zero_init_residual: bool = False,
     tasks: Sequence[str] = TASKS,
     rngs: nnx.Rngs,
-    **branch_options,
   ):
-    super().__init__(encoder, output_stride, zero_init_residual, rngs)
+    super().__init__(encoder, rngs)
     self.tasks = tuple(tasks)
-    self.branches = nnx.Dict(
-      {t: Branch(self.encoder.channels, rngs=rngs, **branch_options) for t in tasks}
-    )
-    self.heads = nnx.Dict(
-      {t: heads.task_head(self.branches[t].out_ch, t, num_classes, rngs=rngs) for t in tasks}
-    )
+    channels = self.encoder.channels
+    if head.seed:
+      self.branches = nnx.Dict(
+        {
+          t: SeedBranch(channels, head, heads.task_channels(t, num_classes), rngs=rngs)
+          for t in tasks
+        }
+      )
+      self.heads = None
+    else:
+      self.branches = nnx.Dict({t: Branch(channels, head, rngs=rngs) for t in tasks})
+      self.heads = nnx.Dict(
+        {t: heads.task_head(self.branches[t].out_ch, t, num_classes, rngs=rngs) for t in tasks}
+      )
+
+  def _outputs(self, task: str, features: dict[str, jax.Array]) -> jax.Array:
+    decoded = self.branches[task](features)
+    return decoded[0] if self.heads is None else self.heads[task](decoded)
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     features = self.features(image)
-    return {
-      t: heads.to_prediction(t, self.heads[t](self.branches[t](features)), image.shape[1:3])
-      for t in self.tasks
-    }
+    size = image.shape[1:3]
+    return {t: heads.to_prediction(t, self._outputs(t, features), size) for t in self.tasks}
 
 
 class DistilledDeepLab(_Base):
@@ -128,38 +197,50 @@ class DistilledDeepLab(_Base):
   def __init__(
     self,
     *,
-    encoder: str = 'resnet34',
+    encoder: EncoderOptions = EncoderOptions(),
+    head: HeadOptions = HeadOptions(),
     num_classes: int = 19,
-    output_stride: int = 16,
-    zero_init_residual: bool = False,
-    second_stage: str = 'simple',
     rngs: nnx.Rngs,
-    **branch_options,
   ):
-    super().__init__(encoder, output_stride, zero_init_residual, rngs)
-    second_decoder = lookup(distillation.SECOND_STAGE_DECODERS, second_stage, 'second_stage')
-    self.branches = nnx.Dict(
-      {t: Branch(self.encoder.channels, rngs=rngs, **branch_options) for t in TASKS}
+    super().__init__(encoder, rngs)
+    self.seed = head.seed
+    stages = (
+      distillation.SEED_SECOND_STAGE_DECODERS if self.seed else distillation.SECOND_STAGE_DECODERS
     )
-    ch = self.branches['semseg'].out_ch
-    self.first_heads = nnx.Dict({t: heads.task_head(ch, t, num_classes, rngs=rngs) for t in TASKS})
-    self.attention = nnx.Dict({t: distillation.SelfAttention(ch, rngs=rngs) for t in TASKS})
-    self.second_decoders = nnx.Dict(
-      {t: second_decoder(ch, heads.task_channels(t, num_classes), rngs=rngs) for t in TASKS}
+    second_decoder = lookup(stages, head.second_stage, 'second_stage')
+    channels = self.encoder.channels
+    out = {t: heads.task_channels(t, num_classes) for t in TASKS}
+    if self.seed:
+      self.branches = nnx.Dict({t: SeedBranch(channels, head, out[t], rngs=rngs) for t in TASKS})
+      ch = self.branches['semseg'].features_ch
+      self.first_heads = None
+    else:
+      self.branches = nnx.Dict({t: Branch(channels, head, rngs=rngs) for t in TASKS})
+      ch = self.branches['semseg'].out_ch
+      self.first_heads = nnx.Dict(
+        {t: heads.task_head(ch, t, num_classes, rngs=rngs) for t in TASKS}
+      )
+    self.attention = nnx.Dict(
+      {t: distillation.SelfAttention(ch, zero_init_gate=self.seed, rngs=rngs) for t in TASKS}
     )
+    self.second_decoders = nnx.Dict({t: second_decoder(ch, out[t], rngs=rngs) for t in TASKS})
+
+  def _first_stage(self, features: dict[str, jax.Array]) -> dict[str, tuple]:
+    """task → (first-stage outputs, the features distillation reads)."""
+    if self.seed:
+      return {t: self.branches[t](features) for t in TASKS}
+    decoded = {t: self.branches[t](features) for t in TASKS}
+    return {t: (self.first_heads[t](decoded[t]), decoded[t]) for t in TASKS}
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
-    features = self.features(image)
     size = image.shape[1:3]
-    first = {t: self.branches[t](features) for t in TASKS}
-    attended = {t: self.attention[t](first[t]) for t in TASKS}
+    first = self._first_stage(self.features(image))
+    attended = {t: self.attention[t](first[t][1]) for t in TASKS}
+    mixed = {t: first[t][1] + attended[heads.OTHER_TASK[t]] for t in TASKS}
     outputs = {
-      t: heads.to_prediction(
-        t, self.second_decoders[t](first[t] + attended[heads.OTHER_TASK[t]]), size
-      )
-      for t in TASKS
+      t: heads.to_prediction(t, self.second_decoders[t](mixed[t], size), size) for t in TASKS
     }
-    outputs['aux'] = {t: heads.to_prediction(t, self.first_heads[t](first[t]), size) for t in TASKS}
+    outputs['aux'] = {t: heads.to_prediction(t, first[t][0], size) for t in TASKS}
     return outputs
 
 
@@ -173,5 +254,5 @@ ARCHITECTURES = {
 
 def build_model(arch: str, *, seed: int, **options) -> nnx.Module:
   """Architecture `arch` (see ARCHITECTURES) with parameters drawn from `seed`; `options` are
-  its constructor's keyword arguments."""
+  its constructor's keyword arguments (encoder=EncoderOptions(...), head=HeadOptions(...), ...)."""
   return lookup(ARCHITECTURES, arch, 'architecture')(rngs=nnx.Rngs(seed), **options)

@@ -4,21 +4,71 @@ A converted encoder is a directory: `encoder.json` (format, depth, width, source
 so its presence marks a complete directory) and `state/` (an orbax checkpoint of the encoder's
 params and BatchNorm statistics, keyed like `nnx.state`). `convert_file` makes one from a
 torchvision `.pth` / `.safetensors` file; `--config.model.pretrained=DIR` loads it.
+
+`model.pretrained='auto'` (the default) takes `cache_dir(encoder)` —
+$MTL_JAX_PRETRAINED_DIR/<encoder>, by default ~/.cache/mtl_jax/pretrained/<encoder> — when it
+exists, else random init (`resolve`).
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import orbax.checkpoint as ocp
 from flax.nnx import traversals
 
+from mtl_jax.config.schema import PRETRAINED_AUTO as AUTO
 from mtl_jax.errors import UserError
 from mtl_jax.models import convert, resnet
 
 METADATA_FILE = 'encoder.json'
 STATE_DIR = 'state'
 _FORMAT = 'mtl_jax.resnet_encoder/1'
+
+CACHE_ENV = 'MTL_JAX_PRETRAINED_DIR'
+DEFAULT_CACHE = '~/.cache/mtl_jax/pretrained'
+# torchvision's ImageNet weight files (IMAGENET1K_V1), named in the conversion hint.
+TORCHVISION_FILES = {
+  'resnet18': 'resnet18-f37072fd.pth',
+  'resnet34': 'resnet34-b627a593.pth',
+  'resnet50': 'resnet50-0676ba61.pth',
+  'resnet101': 'resnet101-63fe2227.pth',
+}
+
+
+def cache_dir(encoder: str) -> str:
+  """Where 'auto' looks for `encoder`'s converted weights (~ kept, as the user would type it)."""
+  return f'{os.environ.get(CACHE_ENV, DEFAULT_CACHE).rstrip("/")}/{encoder}'
+
+
+def convert_command(encoder: str, output: str | None = None) -> str:
+  """The command that converts torchvision's `encoder` weights into `output` (default: the
+  cache 'auto' reads)."""
+  source = TORCHVISION_FILES.get(encoder, f'<torchvision {encoder} weights>.pth')
+  output = output or cache_dir(encoder)
+  return f'python scripts/convert_torchvision_resnet.py --input {source} --output {output}'
+
+
+def resolve(pretrained: str, encoder: str) -> tuple[str, str]:
+  """(directory to load, or '' for random init; a line saying which, for 'auto') for the value
+  of model.pretrained at the start of training. A named directory must exist."""
+  if pretrained == AUTO:
+    cached = Path(cache_dir(encoder)).expanduser()
+    if cached.is_dir():
+      return str(cached), f'ImageNet encoder: {cached} (model.pretrained={AUTO!r})'
+    return '', (
+      f'ImageNet encoder: none in {cache_dir(encoder)}, random init (model.pretrained='
+      f'{AUTO!r}); to start from ImageNet weights: {convert_command(encoder)}'
+    )
+  if not pretrained:
+    return '', ''
+  if not Path(pretrained).expanduser().is_dir():
+    raise UserError(
+      f'config.model.pretrained={pretrained!r} is not a directory; convert torchvision '
+      f'ImageNet weights into it: {convert_command(encoder, pretrained)}'
+    )
+  return str(Path(pretrained).expanduser()), ''
 
 
 def save_pretrained_encoder(

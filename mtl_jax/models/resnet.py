@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from mtl_jax.errors import UserError
+from mtl_jax.errors import UserError, lookup
 from mtl_jax.models import convert, layers
 
 FEATURE_NAMES = ('stride4', 'stride8', 'stride16', 'stride32')
@@ -30,14 +30,15 @@ class BasicBlock(nnx.Module):
     planes: int,
     *,
     stride: int,
-    dilation: int,
+    dilations: tuple[int, int],
     zero_init_residual: bool,
     rngs: nnx.Rngs,
   ):
+    """dilations: of conv1 and conv2, the two 3×3 convs (see BLOCK_DILATIONS)."""
     out_ch = planes * self.expansion
-    self.conv1 = layers.conv(in_ch, planes, 3, stride=stride, dilation=dilation, rngs=rngs)
+    self.conv1 = layers.conv(in_ch, planes, 3, stride=stride, dilation=dilations[0], rngs=rngs)
     self.bn1 = layers.batch_norm(planes, rngs=rngs)
-    self.conv2 = layers.conv(planes, out_ch, 3, dilation=dilation, rngs=rngs)
+    self.conv2 = layers.conv(planes, out_ch, 3, dilation=dilations[1], rngs=rngs)
     self.bn2 = layers.batch_norm(out_ch, zero_init=zero_init_residual, rngs=rngs)
     self.downsample = _downsample(in_ch, out_ch, stride, rngs)
 
@@ -56,14 +57,15 @@ class Bottleneck(nnx.Module):
     planes: int,
     *,
     stride: int,
-    dilation: int,
+    dilations: tuple[int, int],
     zero_init_residual: bool,
     rngs: nnx.Rngs,
   ):
+    """dilations: as BasicBlock's; conv2 is the one 3×3 conv and takes the second (conv1 is 1×1)."""
     out_ch = planes * self.expansion
     self.conv1 = layers.conv(in_ch, planes, 1, rngs=rngs)
     self.bn1 = layers.batch_norm(planes, rngs=rngs)
-    self.conv2 = layers.conv(planes, planes, 3, stride=stride, dilation=dilation, rngs=rngs)
+    self.conv2 = layers.conv(planes, planes, 3, stride=stride, dilation=dilations[1], rngs=rngs)
     self.bn2 = layers.batch_norm(planes, rngs=rngs)
     self.conv3 = layers.conv(planes, out_ch, 1, rngs=rngs)
     self.bn3 = layers.batch_norm(out_ch, zero_init=zero_init_residual, rngs=rngs)
@@ -92,6 +94,24 @@ def _shortcut(downsample: nnx.List | None, x: jax.Array) -> jax.Array:
   return bn(conv(x))
 
 
+def _torchvision_dilations(first: bool, previous: int, current: int, dilated: bool):
+  """torchvision's rule (its Bottleneck's, here for both 3×3 convs): the first block of a stage
+  keeps the previous stage's dilation, the others take the stage's."""
+  d = previous if first else current
+  return d, d
+
+
+def _template_dilations(first: bool, previous: int, current: int, dilated: bool):
+  """The course template's BasicBlockWithDilation and Encoder: conv1 is never dilated; conv2
+  takes the stage's dilation, and 2 in the first block of a dilated stage."""
+  return 1, (2 if first and dilated else previous if first else current)
+
+
+# model.block_dilation → (first block?, previous stage's dilation, this stage's, stage dilated?)
+#   → (dilation of conv1, dilation of conv2).
+BLOCK_DILATIONS = {'template': _template_dilations, 'both': _torchvision_dilations}
+
+
 def stage_dilations(output_stride: int) -> tuple[bool, bool, bool]:
   """torchvision's replace_stride_with_dilation flags for layer2..layer4."""
   flags = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
@@ -114,9 +134,11 @@ class ResNet(nnx.Module):
     *,
     width: int = 64,
     output_stride: int = 32,
+    block_dilation: str = 'both',
     zero_init_residual: bool = False,
     rngs: nnx.Rngs,
   ):
+    block_dilations = lookup(BLOCK_DILATIONS, block_dilation, 'block_dilation')
     self.conv1 = layers.conv(3, width, 7, stride=2, rngs=rngs)
     self.bn1 = layers.batch_norm(width, rngs=rngs)
     dilate = (False, *stage_dilations(output_stride))
@@ -134,7 +156,7 @@ class ResNet(nnx.Module):
             in_ch,
             planes,
             stride=stride if b == 0 else 1,
-            dilation=previous_dilation if b == 0 else dilation,
+            dilations=block_dilations(b == 0, previous_dilation, dilation, use_dilation),
             zero_init_residual=zero_init_residual,
             rngs=rngs,
           )

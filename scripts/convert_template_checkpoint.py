@@ -1,0 +1,50 @@
+"""Converts a course-template PyTorch checkpoint into an mtl_jax run (step 0).
+
+  python scripts/convert_template_checkpoint.py --input epoch=63.ckpt \
+      --config configs/distilled.py [--config.model.second_stage=deep] --workdir runs/ported
+
+The input is the study's model as the course template saves it: a Lightning `.ckpt` (its
+`state_dict`) or a plain state dict, read with torch.load(weights_only=True). The config names
+the architecture the checkpoint holds (no preset: the study's own networks; override the encoder
+or second stage to match). Every key must map, strictly: a missing or unexpected one is one line
+naming it. Then `python -m mtl_jax.evaluate --workdir runs/ported` scores it and
+`python -m mtl_jax.train --config ... --workdir runs/ported` fine-tunes from it.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from mtl_jax import cli
+
+_INPUT = flags.DEFINE_string('input', None, 'Course-template .ckpt or state-dict .pth file.')
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'The architecture the checkpoint holds, e.g. configs/distilled.py'
+)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'New run directory to write.')
+flags.mark_flags_as_required(['input', 'config', 'workdir'])
+
+
+def main(argv):
+  cli.setup()
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  from mtl_jax import experiment  # after flag parsing: keeps --help fast
+  from mtl_jax.models import convert, template_checkpoint
+
+  with cli.user_errors('convert_template_checkpoint'):
+    config = _CONFIG.value
+    model = experiment.build_model(config)
+    state_dict = convert.read_state_dict(_INPUT.value)
+    report = template_checkpoint.load_template_state(
+      model, config.model.arch, state_dict, source=_INPUT.value
+    )
+    workdir = experiment.save_run_start(config, model, _WORKDIR.value)
+  print(report)
+  print(
+    f'wrote step 0 of a run to {workdir}; score it with python -m mtl_jax.evaluate '
+    f'--workdir {workdir}'
+  )
+
+
+if __name__ == '__main__':
+  cli.run(main, 'convert_template_checkpoint')

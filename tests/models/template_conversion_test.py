@@ -1,0 +1,94 @@
+"""scripts/convert_template_checkpoint.py: a course-template Lightning checkpoint becomes step 0
+of an mtl_jax run that evaluate scores (same outputs as the PyTorch model) and training
+fine-tunes."""
+
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import seed_parity_test
+import seed_torch
+from conftest import REPO
+
+from mtl_jax import experiment, trainer
+from mtl_jax.config import files
+
+torch = pytest.importorskip('torch')
+
+SMALL_DATA = [  # a seconds-long synthetic dataset for the fine-tuning step
+  '--config.data.height=32',
+  '--config.data.width=64',
+  '--config.data.crop_height=32',
+  '--config.data.crop_width=64',
+  '--config.data.num_train=8',
+  '--config.data.num_validation=4',
+  '--config.data.num_test=4',
+  '--config.train.num_epochs=1',
+]
+
+
+def _convert(checkpoint, workdir, data_dir, *extra):
+  return subprocess.run(
+    [
+      sys.executable,
+      str(REPO / 'scripts' / 'convert_template_checkpoint.py'),
+      f'--input={checkpoint}',
+      '--config=configs/joint.py',
+      '--config.model.encoder=resnet18',
+      f'--config.data.data_dir={data_dir}',
+      f'--workdir={workdir}',
+      *SMALL_DATA,
+      *extra,
+    ],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    check=False,
+  )
+
+
+def test_converted_run_predicts_as_the_template_and_fine_tunes(tmp_path, data_dir, capsys):
+  theirs = seed_torch.randomize(seed_torch.model('joint', 18, 16), seed=1)
+  checkpoint = tmp_path / 'epoch=63.ckpt'
+  torch.save(
+    {'state_dict': {f'net.{k}': v for k, v in theirs.state_dict().items()}, 'epoch': 63}, checkpoint
+  )
+  done = _convert(checkpoint, tmp_path / 'run', data_dir)
+  assert done.returncode == 0, done.stderr
+  assert 'wrote step 0 of a run' in done.stdout
+
+  run = experiment.open_run(tmp_path / 'run')
+  assert run.step == 0
+  uint8, normalised = seed_parity_test._images()
+  with torch.no_grad():
+    expected = theirs(normalised)
+  got = run.experiment.predict_step(run.graphdef)(run.state, jnp.asarray(uint8))
+  codec = run.experiment.spec.codec  # raw depth → metres, as the run decodes it
+  reference = np.asarray(codec.decode(expected['depth'][:, 0].numpy()))
+  assert seed_parity_test.relative_l2(np.asarray(got['depth']), reference) <= 1e-4
+
+  agree = np.mean(np.asarray(got['semseg']) == expected['semseg'].argmax(1).numpy())
+  assert agree > 0.999  # argmax: only float near-ties may differ
+
+  again = _convert(checkpoint, tmp_path / 'run', data_dir)
+  assert again.returncode == 2
+  assert 'already holds a run' in again.stderr
+
+  final = trainer.train_and_evaluate(files.load(tmp_path / 'run'), tmp_path / 'run')
+  assert 'resumed from step 0' in capsys.readouterr().out
+  assert final['step'] == 2 and np.isfinite(final['loss/total'])
+
+
+def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, data_dir):
+  theirs = seed_torch.model('branched', 18, 16)
+  checkpoint = tmp_path / 'branched.pth'
+  torch.save(theirs.state_dict(), checkpoint)
+  done = _convert(checkpoint, tmp_path / 'run', data_dir)
+  assert done.returncode == 2
+  assert done.stderr.strip().splitlines() == [
+    f"convert_template_checkpoint: error: {checkpoint}: missing key 'aspp.conv1.1.bias' "
+    '(model expects shape (256,)); 31 more keys missing'
+  ]
+  assert not (tmp_path / 'run').exists()
