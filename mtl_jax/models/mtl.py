@@ -225,22 +225,27 @@ class DistilledDeepLab(_Base):
     )
     self.second_decoders = nnx.Dict({t: second_decoder(ch, out[t], rngs=rngs) for t in TASKS})
 
-  def _first_stage(self, features: dict[str, jax.Array]) -> dict[str, tuple]:
-    """task → (first-stage outputs, the features distillation reads)."""
-    if self.seed:
-      return {t: self.branches[t](features) for t in TASKS}
-    decoded = {t: self.branches[t](features) for t in TASKS}
-    return {t: (self.first_heads[t](decoded[t]), decoded[t]) for t in TASKS}
-
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     size = image.shape[1:3]
-    first = self._first_stage(self.features(image))
-    attended = {t: self.attention[t](first[t][1]) for t in TASKS}
-    mixed = {t: first[t][1] + attended[heads.OTHER_TASK[t]] for t in TASKS}
+    features = self.features(image)
+    decoded = {t: self.branches[t](features) for t in TASKS}
+    # The features distillation reads: the seed decoder's concat, else the decoder's output.
+    first = {t: decoded[t][1] for t in TASKS} if self.seed else decoded
+    attended = {t: self.attention[t](first[t]) for t in TASKS}
     outputs = {
-      t: heads.to_prediction(t, self.second_decoders[t](mixed[t], size), size) for t in TASKS
+      t: heads.to_prediction(
+        t, self.second_decoders[t](first[t] + attended[heads.OTHER_TASK[t]], size), size
+      )
+      for t in TASKS
     }
-    outputs['aux'] = {t: heads.to_prediction(t, first[t][0], size) for t in TASKS}
+    # First-stage outputs after the second stage, as before the seed family existed: the same
+    # graph order keeps XLA's float rounding, so the :cpu demo trains bit for bit as it did.
+    first_outputs = (
+      {t: decoded[t][0] for t in TASKS}
+      if self.seed
+      else {t: self.first_heads[t](first[t]) for t in TASKS}
+    )
+    outputs['aux'] = {t: heads.to_prediction(t, first_outputs[t], size) for t in TASKS}
     return outputs
 
 
