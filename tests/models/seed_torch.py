@@ -7,6 +7,7 @@ is on sys.path when pytest runs); it skips the importing test module without tor
 """
 
 import pytest
+from torch_resnets import BasicBlockWithDilation
 
 torch = pytest.importorskip('torch')
 tv_resnet = pytest.importorskip('torchvision.models.resnet')
@@ -15,25 +16,6 @@ nn = torch.nn
 
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 DILATE = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
-
-
-class BasicBlockWithDilation(tv_resnet.BasicBlock):
-  """The template's block: conv1 never dilated, conv2 takes the block's dilation."""
-
-  def __init__(
-    self,
-    inplanes,
-    planes,
-    stride=1,
-    downsample=None,
-    groups=1,
-    base_width=64,
-    dilation=1,
-    norm_layer=None,
-  ):
-    super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
-    self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride=stride)
-    self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
 
 
 class Encoder(nn.Module):

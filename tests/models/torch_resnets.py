@@ -13,13 +13,14 @@ tv_resnet = pytest.importorskip('torchvision.models.resnet')
 DILATIONS = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
 
 
-class DilatedBasicBlock(tv_resnet.BasicBlock):
-  """torchvision's BasicBlock accepting dilation: both 3×3 convs take the block's dilation.
+class BasicBlockWithDilation(tv_resnet.BasicBlock):
+  """The course template's block: conv1 never dilated, conv2 takes the block's dilation.
 
   torchvision raises for dilation > 1 in BasicBlock, so ResNet-18/34 at output stride 16/8 have
-  no stock reference. These are our BasicBlock's semantics, the same rule torchvision's
-  Bottleneck applies to its one 3×3 conv (padding = dilation keeps the resolution).
+  no stock reference; these blocks accept it (padding = dilation keeps the resolution).
   """
+
+  conv1_dilated = False
 
   def __init__(
     self,
@@ -33,5 +34,13 @@ class DilatedBasicBlock(tv_resnet.BasicBlock):
     norm_layer=None,
   ):
     super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
-    self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=dilation)
+    conv1_dilation = dilation if self.conv1_dilated else 1
+    self.conv1 = tv_resnet.conv3x3(inplanes, planes, stride, dilation=conv1_dilation)
     self.conv2 = tv_resnet.conv3x3(planes, planes, dilation=dilation)
+
+
+class DilatedBasicBlock(BasicBlockWithDilation):
+  """Both 3×3 convs take the block's dilation: our 'both' rule, the one torchvision's
+  Bottleneck applies to its single 3×3 conv."""
+
+  conv1_dilated = True
