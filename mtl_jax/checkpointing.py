@@ -19,6 +19,7 @@ with a warning once an older one restores; if none does, nothing is moved and th
 
 import dataclasses
 import itertools
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -89,7 +90,14 @@ def make_manager(
   """Keeps the newest `keep_latest` steps plus the best by `best_metric_for(tasks)`."""
   best_metric = best_metric_for(tasks)
   mode = BEST_METRIC_MODES[best_metric]
-  best_fn = lambda metrics: metrics[best_metric]
+  worst = -math.inf if mode == 'max' else math.inf
+
+  def best_fn(metrics: dict) -> float:
+    # A NaN or missing score (an unlabelled split, a diverged model) ranks last, never first:
+    # comparisons with NaN are all False, which would leave its rank to sort order.
+    value = metrics.get(best_metric)
+    return worst if value is None or math.isnan(value) else value
+
   options = ocp.CheckpointManagerOptions(
     create=not read_only,
     read_only=read_only,
@@ -287,3 +295,48 @@ def restore(
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
   return restored['state'], RunMeta.from_json(restored['meta'])
+
+
+def _step_to_read(manager: ocp.CheckpointManager, step: int | None) -> int:
+  available = manager.all_steps()
+  if not available:
+    raise CheckpointUnreadable(
+      f'no checkpoint in {manager.directory} yet (a run saves its first at the end of its first '
+      'epoch, or after config.train.checkpoint_every_steps steps)'
+    )
+  if step is None:  # the best by eval score, else (a converted model, never scored) the newest
+    best = manager.best_step()
+    return best if best is not None else manager.latest_step()
+  if step not in available:
+    raise CheckpointUnreadable(f'no checkpoint for step {step}; available: {sorted(available)}')
+  return step
+
+
+def restore_for_reading(
+  manager: ocp.CheckpointManager, step: int | None, *, state_template: Any, attempts: int = 5
+) -> tuple[int, Any]:
+  """(step, state) of checkpoint `step` (None: the best, else the newest) for a reader (evaluate,
+  reports, predict), while a training run may be writing the same directory.
+
+  Only complete checkpoints are listed (orbax commits a step by renaming its temporary folder).
+  The run's retention may delete the chosen one while it is read: the listing is then reloaded
+  and the choice made again, so a reader never fails on a checkpoint that was just replaced.
+  """
+  for _ in range(attempts):
+    manager.reload()
+    chosen = _step_to_read(manager, step)
+    try:
+      state, _ = restore(manager, chosen, state_template=state_template)
+      return chosen, state
+    except CheckpointMismatch:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  # deleted under us, or damaged
+      manager.reload()
+      if chosen in manager.all_steps():  # still there: damaged, not replaced
+        raise CheckpointUnreadable(
+          f'checkpoint {chosen} in {manager.directory} cannot be restored ({_reason(e)})'
+        ) from e
+  raise CheckpointUnreadable(
+    f'the checkpoints in {manager.directory} were replaced {attempts} times while reading; '
+    'try again, or pass --step of one that is kept'
+  )

@@ -201,7 +201,15 @@ class Experiment:
     )
 
   def steps_per_epoch(self, train_source: pipeline.SampleSource) -> int:
-    return pipeline.steps_per_epoch(len(train_source), self.config.train.batch_size)
+    """Full batches per epoch; a ConfigError if not even one fits in the train split (the
+    trainer asks before it writes anything to the workdir)."""
+    batch_size, num_samples = self.config.train.batch_size, len(train_source)
+    if batch_size > num_samples:
+      raise ConfigError(
+        f'config.train.batch_size={batch_size} is larger than the {num_samples} samples of the '
+        f'train split of dataset {self.config.data.name}; lower it, or use a larger train split'
+      )
+    return pipeline.steps_per_epoch(num_samples, batch_size)
 
   # --------------------------------------------------------------------------- model
 
@@ -271,21 +279,14 @@ class Run:
 
 
 def open_run(workdir: str | Path, step: int | None = None) -> Run:
-  """The run in `workdir` with checkpoint `step` restored (default: the best one)."""
+  """The run in `workdir` with checkpoint `step` restored (default: the best one); safe while
+  the run trains (`checkpointing.restore_for_reading`)."""
   experiment = Experiment.from_config(files.load(workdir))
   manager = checkpointing.make_manager(
     Path(workdir) / 'checkpoints', tasks=experiment.tasks, read_only=True
   )
-  available = manager.all_steps()
-  if not available:
-    raise ConfigError(f'no checkpoint in {Path(workdir) / "checkpoints"}')
-  if step is None:  # the best by eval score, else (a converted model, never scored) the newest
-    best = manager.best_step()
-    step = best if best is not None else manager.latest_step()
-  if step not in available:
-    raise ConfigError(f'no checkpoint for step {step}; available: {sorted(available)}')
-  graphdef, state = experiment.init_state(experiment.optimizer(total_steps=1).tx)
-  state, _ = checkpointing.restore(manager, step, state_template=state)
+  graphdef, template = experiment.init_state(experiment.optimizer(total_steps=1).tx)
+  step, state = checkpointing.restore_for_reading(manager, step, state_template=template)
   return Run(experiment, graphdef, state, step)
 
 

@@ -86,4 +86,3 @@ def exclusive(path: str | os.PathLike, *, what: str, wait: bool = False) -> Iter
     yield
   finally:
     os.close(fd)  # closing releases the flock
-

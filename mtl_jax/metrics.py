@@ -41,6 +41,13 @@ Depth (metres; g = ground truth, p = prediction)
     of clamping the prediction; for predictions within `DEPTH_RANGE_M` the two agree.
   * Divisions and square roots are guarded so an empty image yields finite zeros (values and
     gradients), which the image mask then drops.
+  * A NaN or Inf prediction on a valid pixel makes every metric of its image NaN, and so the
+    split's: a diverged model never scores (clamping would turn Inf into 300 m, and a guarded
+    square root NaN into 0).
+
+Non-finite outputs: the jitted eval also counts `nonfinite_images`, real images whose model
+outputs (logits or depth) hold a NaN or Inf -- an argmax would turn NaN logits into a class id.
+When any image has, every score of the split is NaN; `nonfinite_images` is always reported.
 
 Padding: `mask` ([N] bool) marks real images in a padded eval batch; masked-out images add nothing.
 
@@ -92,6 +99,7 @@ class DepthState:
 class EvalState:
   semseg: SemsegState | None = None
   depth: DepthState | None = None
+  nonfinite: jax.Array | None = None  # [] int32, images whose model outputs were not finite
 
 
 def _real_images(shape, mask):
@@ -167,6 +175,7 @@ def per_image_depth_metrics(pred, gt, mask=None):
   n = valid.sum((1, 2)).astype(jnp.float32)
   g = jnp.where(valid, gt, 1.0).astype(jnp.float32)  # 1.0 keeps logs/divisions finite off-mask
   p = jnp.where(valid, jnp.clip(pred, *DEPTH_RANGE_M), 1.0).astype(jnp.float32)
+  nonfinite = (valid & ~jnp.isfinite(pred)).any((1, 2))
 
   def mean(x):
     return jnp.where(valid, x, 0.0).sum((1, 2)) / jnp.maximum(n, 1.0)
@@ -190,7 +199,8 @@ def per_image_depth_metrics(pred, gt, mask=None):
   }
   for k in (1, 2, 3):
     metrics[f'delta{k}'] = mean((ratio < 1.25**k).astype(jnp.float32))
-  return jnp.stack([metrics[key] for key in DEPTH_KEYS], -1), n > 0
+  per_image = jnp.stack([metrics[key] for key in DEPTH_KEYS], -1)
+  return jnp.where(nonfinite[:, None], jnp.nan, per_image), n > 0
 
 
 def depth_update(state: DepthState, pred, gt, mask=None) -> DepthState:
@@ -211,6 +221,8 @@ def depth_compute(state: DepthState) -> dict[str, float]:
 
 
 def summary(miou: float, silog: float) -> dict[str, float]:
+  if math.isnan(miou) or math.isnan(silog):  # Python's max(nan, 0.0) depends on argument order
+    return {'total': math.nan, 'grader': math.nan}
   return {'total': miou - silog, 'grader': max(miou - 50, 0.0) + max(50 - silog, 0.0)}
 
 
@@ -221,6 +233,7 @@ def empty(num_classes: int = NUM_CLASSES, tasks: Sequence[str] = TASKS) -> EvalS
   return EvalState(
     semseg=semseg_empty(num_classes) if 'semseg' in tasks else None,
     depth=depth_empty() if 'depth' in tasks else None,
+    nonfinite=jnp.zeros((), jnp.int32),
   )
 
 
@@ -232,8 +245,10 @@ def update(
   depth_pred=None,
   depth_gt=None,
   mask=None,
+  nonfinite=None,
 ) -> EvalState:
-  """Updates each task the state holds; that task's arrays are then required."""
+  """Updates each task the state holds; that task's arrays are then required. nonfinite: [N]
+  bool, images whose model outputs were not finite (counted where `mask` marks real images)."""
   semseg, depth = state.semseg, state.depth
   if semseg is not None:
     if semseg_pred is None or semseg_label is None:
@@ -243,7 +258,11 @@ def update(
     if depth_pred is None or depth_gt is None:
       raise ValueError('state tracks depth: pass depth_pred and depth_gt')
     depth = depth_update(depth, depth_pred, depth_gt, mask)
-  return EvalState(semseg, depth)
+  count = state.nonfinite
+  if count is not None and nonfinite is not None:
+    real = nonfinite if mask is None else nonfinite & jnp.asarray(mask, bool)
+    count = count + real.sum().astype(jnp.int32)
+  return EvalState(semseg, depth, count)
 
 
 def merge(a: EvalState, b: EvalState) -> EvalState:
@@ -261,6 +280,11 @@ def compute(state: EvalState, class_names: Sequence[str] | None = None) -> dict[
     out.update(depth_compute(state.depth))
   if state.semseg is not None and state.depth is not None:
     out.update(summary(out['miou'], out['silog']))
+  if state.nonfinite is not None:
+    count = int(state.nonfinite)
+    if count:
+      out = dict.fromkeys(out, math.nan)
+    out['nonfinite_images'] = count
   return out
 
 

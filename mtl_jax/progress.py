@@ -30,6 +30,8 @@ class Progress:
     losses = ' '.join(
       f'{k.split("/")[-1]} {v:.4f}' for k, v in scalars.items() if k.startswith('loss/')
     )
+    if scalars.get('nonfinite'):  # its losses are reported as 0: say why
+      losses = f'skipped: non-finite ({int(scalars["nonfinite_streak"])} in a row)'
     return f'step {step}/{self.total_steps} | {losses} | {rate_text}{eta}'
 
 

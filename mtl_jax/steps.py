@@ -91,6 +91,14 @@ def task_losses(
   return {**{f'loss/{t}': v for t, v in per_task.items()}, 'loss/total': total}
 
 
+def all_finite(tree) -> jax.Array:
+  """Whether every float in `tree` is finite (a norm would overflow on large finite values)."""
+  leaves = [
+    jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)
+  ]
+  return jnp.stack(leaves).all() if leaves else jnp.bool_(True)
+
+
 def train_step(
   state: TrainState,
   batch: dict[str, jax.Array],
@@ -101,11 +109,12 @@ def train_step(
 ):
   """One optimizer step; returns (new state, scalar metrics).
 
-  A step whose loss or gradients are not all finite changes nothing but `step` and
-  `nonfinite_streak`: parameters, optimizer state and BatchNorm statistics stay as they were
-  (optax.apply_if_finite would guard the update but not the statistics, and it applies the bad
-  update anyway after its error budget). Its losses are reported as 0 with `nonfinite` = 1, so
-  epoch means can leave it out.
+  A step is non-finite when its loss or gradients are, or when its update would make any
+  parameter, optimizer slot or BatchNorm statistic non-finite (a huge learning rate turns finite
+  gradients into Inf parameters). It changes nothing but `step` and `nonfinite_streak`: the state
+  stays as it was (optax.apply_if_finite would guard the update but not the statistics, and it
+  applies the bad update anyway after its error budget). Its losses are reported as 0 with
+  `nonfinite` = 1, so epoch means can leave it out.
   """
 
   def loss_fn(params, batch_stats):
@@ -118,7 +127,11 @@ def train_step(
   params = optax.apply_updates(state.params, updates)
   grad_norm = optax.tree.norm(grads)
   # A non-finite gradient anywhere makes the norm non-finite: one reduction checks them all.
-  finite = jnp.isfinite(task['loss/total']) & jnp.isfinite(grad_norm)
+  finite = (
+    jnp.isfinite(task['loss/total'])
+    & jnp.isfinite(grad_norm)
+    & all_finite((params, opt_state, new_stats))
+  )
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   new_state = state.replace(
     step=state.step + 1,
@@ -135,17 +148,28 @@ def train_step(
   }
 
 
-def predict_step(
-  state: TrainState, image: jax.Array, *, graphdef: Any, spec: TaskSpec
-) -> dict[str, jax.Array]:
-  """Eval-mode forward pass: semseg labels [N,H,W] int32 and depth in metres [N,H,W]."""
-  outputs, _ = _forward(graphdef, state.params, state.batch_stats, image, train=False)
+def _predictions(outputs: dict[str, jax.Array], spec: TaskSpec) -> dict[str, jax.Array]:
   preds = {}  # second-stage (final) predictions only; 'aux' is a training signal
   if 'semseg' in outputs:
     preds['semseg'] = jnp.argmax(outputs['semseg'], axis=-1).astype(jnp.int32)
   if 'depth' in outputs:
     preds['depth'] = spec.codec.decode(outputs['depth'])
   return preds
+
+
+def predict_step(
+  state: TrainState, image: jax.Array, *, graphdef: Any, spec: TaskSpec
+) -> dict[str, jax.Array]:
+  """Eval-mode forward pass: semseg labels [N,H,W] int32 and depth in metres [N,H,W]."""
+  outputs, _ = _forward(graphdef, state.params, state.batch_stats, image, train=False)
+  return _predictions(outputs, spec)
+
+
+def nonfinite_images(outputs: dict[str, jax.Array]) -> jax.Array:
+  """[N] bool: images for which any final output (logits, depth) is NaN or Inf. An argmax turns
+  NaN logits into a valid class id, so this must be read before predictions are made."""
+  final = [v for k, v in outputs.items() if k != 'aux']
+  return jnp.stack([~jnp.isfinite(v).all(axis=tuple(range(1, v.ndim))) for v in final]).any(0)
 
 
 def eval_step(
@@ -157,7 +181,8 @@ def eval_step(
   spec: TaskSpec,
 ) -> metrics.EvalState:
   """Adds one (possibly padded; see batch['mask']) batch to the running split metrics."""
-  preds = predict_step(state, batch['image'], graphdef=graphdef, spec=spec)
+  outputs, _ = _forward(graphdef, state.params, state.batch_stats, batch['image'], train=False)
+  preds = _predictions(outputs, spec)
   return metrics.update(
     eval_metrics,
     semseg_pred=preds.get('semseg'),
@@ -165,4 +190,5 @@ def eval_step(
     depth_pred=preds.get('depth'),
     depth_gt=batch.get('depth'),
     mask=batch.get('mask'),
+    nonfinite=nonfinite_images(outputs),
   )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mtl_jax import checkpointing, environment, parallel, preemption, progress, writers
+from mtl_jax import checkpointing, environment, locks, parallel, preemption, progress, writers
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.errors import UserError
@@ -24,7 +24,7 @@ from mtl_jax.experiment import Experiment
 
 
 class TrainingDiverged(UserError):
-  """Too many consecutive steps with a non-finite loss or gradient."""
+  """Too many consecutive non-finite steps, or NaN/Inf model outputs at an eval."""
 
 
 @dataclasses.dataclass
@@ -66,14 +66,25 @@ class EpochSums:
     return cls(sums, saved.get('steps', 0))
 
 
+def _diverged(what: str, last_good_step: int | None) -> TrainingDiverged:
+  last_good = (
+    'no checkpoint was saved yet'
+    if last_good_step is None
+    else f'the last good checkpoint is step {last_good_step}'
+  )
+  return TrainingDiverged(
+    f'{what}; stopped without saving, {last_good}. Lower config.optim.learning_rate, set '
+    'config.optim.grad_clip_norm, or check the data'
+  )
+
+
 def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) -> None:
   streak = int(jax.device_get(step_metrics['nonfinite_streak']))
   if streak >= limit:
-    raise TrainingDiverged(
-      f'the loss or gradients were NaN/Inf for {streak} consecutive steps (limit '
-      f'config.train.max_nonfinite_steps={limit}); stopped without saving. The last good '
-      f'checkpoint is step {last_good_step}. Lower config.optim.learning_rate, set '
-      'config.optim.grad_clip_norm, or check the data'
+    raise _diverged(
+      f'the loss, gradients or updated weights were NaN/Inf for {streak} consecutive steps '
+      f'(limit config.train.max_nonfinite_steps={limit})',
+      last_good_step,
     )
 
 
@@ -126,24 +137,41 @@ def train_and_evaluate(
   SIGINT asks it to stop. Returns the last eval record (metrics plus step, epoch, split,
   wall_time_s) and `best_step`; after a stop request, {'stopped_by': signal name, 'step',
   'best_step'}. batch_hook(step, host_batch) sees every training batch (tests, debugging).
+
+  Only one process trains in a workdir at a time (`lock_file`); a second one is refused with a
+  line naming the holder. Everything that can be checked without writing (the config, the data,
+  the batch against the split) is checked before the workdir is touched.
   """
   experiment = Experiment.from_config(
     files.with_recorded_pretrained(config, workdir), training=True
   )
-  config = experiment.config  # model.pretrained resolved: what config.json records
-  mesh = experiment.mesh
+  sources = experiment.sources(('train', experiment.config.train.eval_split))
+  steps_per_epoch = experiment.steps_per_epoch(sources['train'])
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  with locks.exclusive(workdir / lock_file(), what=f'the run in {workdir}'):
+    return _train(experiment, sources, steps_per_epoch, workdir, batch_hook)
 
+
+def lock_file() -> str:
+  """The workdir lock this process holds while it trains: one per process, so the processes of
+  one multi-host run share a workdir while a second launch of any of them is refused."""
+  index = jax.process_index()
+  return 'train.lock' if jax.process_count() == 1 else f'train.{index}.lock'
+
+
+def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
+  """train_and_evaluate under the workdir lock."""
+  config = experiment.config  # model.pretrained resolved: what config.json records
+  mesh = experiment.mesh
   eval_split = config.train.eval_split
-  sources = experiment.sources(('train', eval_split))
-  steps_per_epoch = experiment.steps_per_epoch(sources['train'])
   total_steps = steps_per_epoch * config.train.num_epochs
   optimizer = experiment.optimizer(total_steps)
   graphdef, state = experiment.init_state(optimizer.tx, load_pretrained=True)
   train_iter = experiment.train_iterator(sources['train'])
 
   ckpt_dir = workdir / 'checkpoints'
+  # Safe under the lock: no live process is writing these.
   for leftover in checkpointing.remove_unfinished(ckpt_dir):
     print(f'removed unfinished checkpoint {leftover}', flush=True)
   manager = checkpointing.make_manager(
@@ -152,6 +180,9 @@ def train_and_evaluate(
   start_step, state, wall_time_s, sums, history = _resume(
     manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps
   )
+  if start_step == total_steps:  # nothing to do, so write nothing (the disk may be read-only)
+    print(f'the run in {workdir} is already finished (step {start_step})', flush=True)
+    return {**history[-1], 'best_step': manager.best_step()}
   files.save(config, workdir)  # only now: a mismatched resume leaves it untouched
   log = writers.MetricsLog(workdir)
   log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
@@ -216,6 +247,13 @@ def train_and_evaluate(
             'wall_time_s': wall_time_s,
             'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0),
           }
+          if scores['nonfinite_images']:
+            log.record(record)  # shown with its null scores, but neither saved nor in history
+            raise _diverged(
+              f'the model outputs were NaN/Inf on {scores["nonfinite_images"]} {eval_split} '
+              f'images after step {done}, so it has no score',
+              last_saved,
+            )
           history.append(log.record(record))
           log.scalars(done, scores, prefix=f'{eval_split}/')
           sums = EpochSums()

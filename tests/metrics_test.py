@@ -255,9 +255,10 @@ class EvalStateTest(absltest.TestCase):
       ['miou', 'pixel_acc']
       + [f'iou/class_{i}' for i in range(3)]
       + list(metrics.DEPTH_KEYS)
-      + ['total', 'grader']
+      + ['total', 'grader', 'nonfinite_images']
     )
     self.assertEqual(list(out), want_keys)
+    self.assertEqual(out['nonfinite_images'], 0)
     miou = 100 * (1 / 2 + 1 / 3 + 1 / 2) / 3  # 44.44; silog = 0 (p = 2 g, scale-invariant)
     self.assertAlmostEqual(out['total'], miou, places=3)
     self.assertAlmostEqual(out['grader'], 0 + 50, places=3)  # mIoU < 50 adds nothing
@@ -265,6 +266,26 @@ class EvalStateTest(absltest.TestCase):
   def test_summary(self):
     self.assertEqual(metrics.summary(60.0, 20.0), {'total': 40.0, 'grader': 10.0 + 30.0})
     self.assertEqual(metrics.summary(40.0, 70.0), {'total': -30.0, 'grader': 0.0})
+
+  def test_summary_of_nan_is_nan_in_either_argument(self):
+    # max(nan - 50, 0.0) is nan but max(0.0, nan) is 0.0: no argument order may make it finite.
+    for miou, silog in ((math.nan, 20.0), (60.0, math.nan)):
+      self.assertTrue(all(math.isnan(v) for v in metrics.summary(miou, silog).values()))
+
+  def test_nonfinite_outputs_void_every_score_and_are_counted(self):
+    # Image 1 had NaN logits (its argmax, class 0, would score); image 2 is padding, not counted.
+    state = _update(
+      metrics.empty(3),
+      semseg_pred=np.zeros((3, 1, 2), np.int32),
+      semseg_label=np.zeros((3, 1, 2), np.int32),
+      depth_pred=np.full((3, 1, 2), 10.0),
+      depth_gt=np.full((3, 1, 2), 10.0),
+      mask=np.array([True, True, False]),
+      nonfinite=np.array([False, True, True]),
+    )
+    out = metrics.compute(state)
+    self.assertEqual(out.pop('nonfinite_images'), 1)
+    self.assertTrue(all(math.isnan(v) for v in out.values()), out)
 
   def test_merge_equals_concatenated_update(self):
     a, b = _random_batch(0, 3), _random_batch(1, 2)
@@ -287,7 +308,7 @@ class EvalStateTest(absltest.TestCase):
 
   def test_single_task_states(self):
     depth_only = _update(metrics.empty(tasks=('depth',)), depth_pred=DEPTH_PRED, depth_gt=DEPTH_GT)
-    self.assertEqual(list(metrics.compute(depth_only)), list(metrics.DEPTH_KEYS))
+    self.assertEqual(list(metrics.compute(depth_only)), [*metrics.DEPTH_KEYS, 'nonfinite_images'])
     semseg_only = _update(metrics.empty(3, tasks=('semseg',)), semseg_pred=PRED, semseg_label=LABEL)
     self.assertAlmostEqual(metrics.compute(semseg_only)['pixel_acc'], 60.0)
     with self.assertRaisesRegex(ValueError, 'semseg_pred'):
@@ -301,7 +322,7 @@ class NumpyApiTest(absltest.TestCase):
     semseg = metrics.semseg_metrics(batch['semseg_pred'], batch['semseg_label'])
     depth = metrics.depth_metrics(batch['depth_pred'], batch['depth_gt'])
     want = metrics.compute(state)
-    self.assertEqual(list(semseg) + list(depth), list(want)[:-2])
+    self.assertEqual(list(semseg) + list(depth), list(want)[:-3])  # total, grader, nonfinite_images
     for key, value in {**semseg, **depth}.items():
       self.assertIsInstance(value, float)
       np.testing.assert_allclose(value, want[key], rtol=1e-6, err_msg=key)
@@ -311,6 +332,20 @@ class NumpyApiTest(absltest.TestCase):
     self.assertAlmostEqual(out['miou'], 100 * (1 / 2 + 1 / 3 + 1 / 2) / 3)
     self.assertAlmostEqual(
       metrics.depth_metrics(DEPTH_PRED, DEPTH_GT)['rmse'], DEPTH_EXPECTED['rmse'], places=4
+    )
+
+  def test_a_nonfinite_prediction_voids_its_image_instead_of_scoring_perfectly(self):
+    # Was SI-log 0.00 (the guarded sqrt mapped NaN to 0) and Inf was clamped to 300 m.
+    for bad in (math.nan, math.inf):
+      pred = np.concatenate([DEPTH_PRED, DEPTH_PRED])
+      pred[1, 0, 0] = bad  # a valid pixel of image 1
+      out = metrics.depth_metrics(pred, np.concatenate([DEPTH_GT, DEPTH_GT]))
+      self.assertTrue(all(math.isnan(v) for v in out.values()), (bad, out))
+    # On an invalid pixel (gt 0) a NaN is never looked at.
+    pred = DEPTH_PRED.copy()
+    pred[0, 0, 3] = math.nan
+    self.assertAlmostEqual(
+      metrics.depth_metrics(pred, DEPTH_GT)['silog'], DEPTH_EXPECTED['silog'], places=3
     )
 
   def test_errors(self):

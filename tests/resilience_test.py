@@ -215,7 +215,7 @@ def test_consecutive_nonfinite_steps_stop_with_the_last_good_checkpoint(data_dir
   with pytest.raises(
     trainer.TrainingDiverged,
     match=r'NaN/Inf for 3 consecutive steps \(limit '
-    r'config.train.max_nonfinite_steps=3\); stopped without saving. The last '
+    r'config.train.max_nonfinite_steps=3\); stopped without saving, the last '
     r'good checkpoint is step 4',
   ):
     trainer.train_and_evaluate(config, str(tmp_path / 'run'), batch_hook=_poison(range(5, 12)))

@@ -1,12 +1,13 @@
 """Runs a tiny training in its own process, for the kill/resume tests (not a test module).
 
   python tests/resume_driver.py WORKDIR STEPS_LOG '{"train.num_epochs": 3, ...}'
-      [--kill_at_step S] [--kill_in_save S]
+      [--kill_at_step S] [--kill_in_save S] [--pause_at_step S --until FILE]
 
 Appends `[step, [sample indices]]` to STEPS_LOG for every training batch (flushed, so it
 survives SIGKILL). --kill_at_step S: SIGKILL itself just before running step S.
 --kill_in_save S: SIGKILL itself in the middle of writing checkpoint S (after its data item is
-written, before the checkpoint is finalised).
+written, before the checkpoint is finalised). --pause_at_step S --until FILE: before step S,
+write FILE.paused and wait until FILE exists (another process can act while this one trains).
 """
 
 import argparse
@@ -15,6 +16,7 @@ import os
 import pathlib
 import signal
 import sys
+import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -54,6 +56,8 @@ def main():
   parser.add_argument('overrides')
   parser.add_argument('--kill_at_step', type=int, default=-1)
   parser.add_argument('--kill_in_save', type=int, default=-1)
+  parser.add_argument('--pause_at_step', type=int, default=-1)
+  parser.add_argument('--until', default='')
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
@@ -68,6 +72,10 @@ def main():
   def hook(step, batch):
     if step == args.kill_at_step:
       _die()
+    if step == args.pause_at_step:
+      pathlib.Path(args.until + '.paused').touch()
+      while not os.path.exists(args.until):
+        time.sleep(0.05)
     log.write(json.dumps([step, batch['index'].tolist()]) + '\n')
     log.flush()
 
