@@ -1,17 +1,23 @@
 """Dataset names → TFDS builders, where datasets live, and the synthetic dataset's defaults.
 
 `prepare(name, data_dir, **fields)` builds dataset `name` once (array_record) and returns its
-builder, which `pipeline.data_source` reads. Importing this module loads no TensorFlow/TFDS (the
-builders are imported when a dataset is prepared), so configs and flags can read
-`DATASETS`, `DEFAULT_DATA_DIR` and `SYNTHETIC_DEFAULTS` cheaply.
+builder, which `pipeline.data_source` reads. A build holds the dataset's lock in data_dir
+(`build_lock`), so that runs started together on a fresh machine (a sweep) build it once: the
+others wait for it, saying for whom, and then read it. Importing this module loads no
+TensorFlow/TFDS (the builders are imported when a dataset is prepared), so configs and flags can
+read `DATASETS`, `DEFAULT_DATA_DIR` and `SYNTHETIC_DEFAULTS` cheaply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from mtl_jax import locks
 from mtl_jax.data.labels import CLASS_NAMES, TRAIN_CLASSES
 from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as SYNTHETIC_DEFAULTS  # re-export
 
@@ -23,6 +29,26 @@ def resolve_data_dir(data_dir: str | os.PathLike) -> str:
   return os.path.expanduser(os.fspath(data_dir) or DEFAULT_DATA_DIR)
 
 
+def build_lock(data_dir: str | os.PathLike, name: str) -> Path:
+  """The lock file a process holds while it builds dataset `name` in data_dir."""
+  return Path(data_dir) / f'{name}.lock'
+
+
+@contextlib.contextmanager
+def _building(name: str, data_dir: str | os.PathLike) -> Iterator[None]:
+  """Holds dataset `name`'s build lock (creating data_dir first); when another process holds it,
+  says so on stderr and waits for it."""
+  os.makedirs(data_dir, exist_ok=True)
+  path, what = build_lock(data_dir, name), f'dataset {name}'
+  with contextlib.ExitStack() as held:
+    try:
+      held.enter_context(locks.exclusive(path, what=what))
+    except locks.Locked as e:
+      print(f'waiting: {e}', file=sys.stderr, flush=True)
+      held.enter_context(locks.exclusive(path, what=what, wait=True))
+    yield
+
+
 def _synthetic(data_dir: str | os.PathLike, *, num_workers: int | None = None, **fields):
   """The procedural dataset (`synthetic_tfds.MtlSynthetic`), built if absent.
 
@@ -30,14 +56,21 @@ def _synthetic(data_dir: str | os.PathLike, *, num_workers: int | None = None, *
   """
   from mtl_jax.data import synthetic_tfds  # pylint: disable=g-import-not-at-top  # lazy: TFDS
 
-  builder = synthetic_tfds.MtlSynthetic(
-    data_dir=os.fspath(data_dir),
-    config=synthetic_tfds.make_config(**fields),
-    file_format='array_record',
-    num_workers=num_workers,
-  )
-  builder.download_and_prepare()  # a no-op when the data is already there
-  return builder
+  def builder():
+    return synthetic_tfds.MtlSynthetic(
+      data_dir=os.fspath(data_dir),
+      config=synthetic_tfds.make_config(**fields),
+      file_format='array_record',
+      num_workers=num_workers,
+    )
+
+  prepared = builder()
+  if prepared.is_prepared():  # reading takes no lock: a sweep's runs do not queue to open it
+    return prepared
+  with _building('synthetic', data_dir):
+    built = builder()  # anew: it reads what another process built while this one waited
+    built.download_and_prepare()  # a no-op when that process built it
+  return built
 
 
 def _manual(name: str) -> Callable[..., Any]:
@@ -56,9 +89,10 @@ def _manual(name: str) -> Callable[..., Any]:
 
     if manual_dir is None:
       return manual_tfds.open_prepared(name, data_dir, height, width)
-    return manual_tfds.prepare(
-      name, data_dir, manual_dir, height=height, width=width, **build_options
-    )
+    with _building(name, data_dir):
+      return manual_tfds.prepare(
+        name, data_dir, manual_dir, height=height, width=width, **build_options
+      )
 
   return prepare_or_open
 

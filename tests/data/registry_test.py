@@ -1,13 +1,18 @@
 """Tests for mtl_jax.data.registry: names, data_dir resolution and the synthetic defaults."""
 
+import concurrent.futures
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 import types
 
 import pytest
 
+from mtl_jax import locks
 from mtl_jax.data import registry
 from mtl_jax.data.labels import TRAIN_CLASSES
 
@@ -63,3 +68,45 @@ def test_class_colors_recorded_or_the_cityscapes_palette():
   assert registry.class_colors(_builder(names)) == cityscapes + cityscapes[:2]
   recorded = {'class_names': ['a', 'b'], 'class_colors': [[1, 2, 3], [4, 5, 6]]}
   assert registry.class_colors(_builder(recorded)) == ((1, 2, 3), (4, 5, 6))
+
+
+def _build_synthetic(data_dir):
+  return registry.prepare(
+    'synthetic', data_dir, height=16, width=32, seed=0, num_train=4, num_validation=2, num_test=2
+  )
+
+
+def test_concurrent_builds_of_a_dataset_build_it_once(tmp_path):
+  data_dir = tmp_path / 'fresh' / 'tfds'  # not there yet
+  start = threading.Barrier(2)
+
+  def build(_):
+    start.wait()
+    return _build_synthetic(data_dir).info.splits['train'].num_examples
+
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    assert list(pool.map(build, range(2))) == [4, 4]
+  # One version folder: no second build, and no `incomplete.*` folder left by a lost race.
+  assert [p.name for p in data_dir.glob('mtl_synthetic/*/*')] == ['1.0.0']
+
+
+def test_a_build_waits_for_the_holder_and_says_whom_it_waits_for(tmp_path, capsys):
+  data_dir = tmp_path / 'tfds'
+  data_dir.mkdir()
+  built, err = [], ''
+  with locks.exclusive(registry.build_lock(data_dir, 'synthetic'), what='dataset synthetic'):
+    waiter = threading.Thread(target=lambda: built.append(_build_synthetic(data_dir)))
+    waiter.start()
+    deadline = time.monotonic() + 60
+    while 'waiting' not in err and time.monotonic() < deadline:
+      time.sleep(0.05)
+      err += capsys.readouterr().err
+    assert waiter.is_alive() and not built  # blocked on the lock
+  waiter.join()
+  assert built[0].info.splits['train'].num_examples == 4
+  waiting = [line for line in err.splitlines() if line.startswith('waiting')]
+  assert len(waiting) == 1, err
+  assert waiting[0].startswith(
+    f'waiting: dataset synthetic is in use by pid {os.getpid()} on {socket.gethostname()} since '
+  )
+  assert f'(lock {data_dir / "synthetic.lock"})' in waiting[0]
