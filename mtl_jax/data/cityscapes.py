@@ -176,10 +176,13 @@ DISPARITY = layouts.FileKind('disparity', DISPARITY_MODES, '16-bit greyscale dis
 
 
 def load_sample(
-  files: layouts.SampleFiles, *, max_pixels: int = file_checks.DEFAULT_MAX_PIXELS
+  files: layouts.SampleFiles,
+  *,
+  max_pixels: int = file_checks.DEFAULT_MAX_PIXELS,
+  size: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
   raw = layouts.read_sample(
-    files, image=IMAGE, semseg=LABEL_IDS, depth=DISPARITY, max_pixels=max_pixels
+    files, image=IMAGE, semseg=LABEL_IDS, depth=DISPARITY, max_pixels=max_pixels, size=size
   )
   if raw.semseg is None:
     return layouts.unlabeled(raw.image)

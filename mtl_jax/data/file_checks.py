@@ -3,18 +3,21 @@
 Real datasets arrive with empty, truncated or mislabelled files, symlinks pointing elsewhere and
 the odd decompression bomb. The loaders read every file through these functions so each of
 those becomes one line — `<path>: <what is wrong>` — instead of a PIL traceback, a silent
-garbage sample or a machine out of memory.
+garbage sample or a machine out of memory. Images are read as viewers show them, their EXIF
+orientation applied (`read_image`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mtl_jax.errors import UserError
 
@@ -46,14 +49,22 @@ def require(path: Path | None, what: str, counterpart_of: Path) -> Path:
   return path
 
 
-def read_image(
-  path: Path, *, modes: Collection[str], what: str, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-  """Decodes `path` fully into a numpy array, checking it is a `modes` image of sane size.
+# EXIF orientations: 1 shows the pixels as stored, 2..8 mirror and/or turn them, and 5..8 turn
+# them a quarter (the displayed width is the stored height).
+_TRANSPOSING = frozenset(range(2, 9))
+_QUARTER_TURNS = frozenset(range(5, 9))
 
-  what: how the message names the expected content, e.g. '8-bit greyscale depth PNG'.
-  """
-  path = Path(path)
+
+def _orientation(image: Image.Image) -> int:
+  """The EXIF orientation tag among what Pillow read with the header. A PNG's eXIf chunk after
+  the pixels is only seen once they are decoded (PNG's own getexif would decode them to look):
+  such an image counts as unturned here, and is blamed by name if its decoded size then differs."""
+  return Image.Image.getexif(image).get(ExifTags.Base.Orientation, 1)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str) -> Iterator[Image.Image]:
+  """The image at `path` opened (header read); each way it can fail is a BadFile."""
   if not path.is_file():
     raise BadFile(path, 'no such file')
   if path.stat().st_size == 0:
@@ -63,19 +74,7 @@ def read_image(
       # PIL only warns between MAX_IMAGE_PIXELS and twice that; our own limit decides.
       warnings.simplefilter('ignore', Image.DecompressionBombWarning)
       with Image.open(path) as image:
-        width, height = image.size
-        if width * height > max_pixels:
-          raise BadFile(
-            path,
-            f'{width}x{height} = {width * height} pixels is over the limit '
-            f'of {max_pixels} (a decompression bomb?); raise --max_pixels if real',
-          )
-        if image.mode not in modes:
-          raise BadFile(
-            path, f'expected {what} (mode {" or ".join(sorted(modes))}), got mode {image.mode}'
-          )
-        image.load()
-        return np.asarray(image)
+        yield image
   except Image.DecompressionBombError as e:
     raise BadFile(path, f'{e} (a decompression bomb?)') from None
   except UnidentifiedImageError:
@@ -86,11 +85,75 @@ def read_image(
     raise BadFile(path, f'truncated or corrupt image ({e})') from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Header:
+  """What an image file's header says: its size as viewers show it, and its EXIF orientation."""
+
+  size: tuple[int, int]  # (height, width), displayed
+  orientation: int
+
+  @property
+  def transposed(self) -> bool:
+    """Whether viewers show the pixels mirrored or turned, not as stored."""
+    return self.orientation in _TRANSPOSING
+
+
+def read_header(path: Path, *, what: str) -> Header:
+  """The header of the image at `path` (its pixels are not decoded)."""
+  with _opened(Path(path), what) as image:
+    width, height = image.size
+    orientation = _orientation(image)
+  size = (width, height) if orientation in _QUARTER_TURNS else (height, width)
+  return Header(size, orientation)
+
+
+def read_image(
+  path: Path, *, modes: Collection[str], what: str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+  """Decodes `path` fully into a numpy array as viewers show it (EXIF orientation applied: what
+  labelling tools show, so labels drawn there match), checking it is a `modes` image of sane
+  size.
+
+  what: how the message names the expected content, e.g. '8-bit greyscale depth PNG'.
+  """
+  path = Path(path)
+  with _opened(path, what) as image:
+    width, height = image.size
+    if width * height > max_pixels:
+      raise BadFile(
+        path,
+        f'{width}x{height} = {width * height} pixels is over the limit '
+        f'of {max_pixels} (a decompression bomb?); raise --max_pixels if real',
+      )
+    if image.mode not in modes:
+      raise BadFile(
+        path, f'expected {what} (mode {" or ".join(sorted(modes))}), got mode {image.mode}'
+      )
+    image.load()
+    ImageOps.exif_transpose(image, in_place=True)
+    return np.asarray(image)
+
+
+def size_text(path: Path, size: tuple[int, int]) -> str:
+  """'WxH' of an image of `size` (height, width) read from `path`, saying when its EXIF
+  orientation turned it: the usual cause of labels that fit the stored pixels but not it."""
+  h, w = size
+  try:
+    orientation = read_header(path, what='image').orientation
+  except BadFile:  # read fine a moment ago; the size is what matters
+    orientation = 1
+  if orientation not in _QUARTER_TURNS:
+    return f'{w}x{h}'
+  return f'{w}x{h} as displayed: its EXIF orientation {orientation} turns the stored {h}x{w} pixels'
+
+
 def check_size(path: Path, array: np.ndarray, size: tuple[int, int], reference: Path) -> None:
   """Counterpart files (labels, depth) must match their image's height × width."""
   if array.shape[:2] != tuple(size):
     h, w = array.shape[:2]
-    raise BadFile(path, f'size {w}x{h} does not match its image {reference} ({size[1]}x{size[0]})')
+    raise BadFile(
+      path, f'size {w}x{h} does not match its image {reference} ({size_text(reference, size)})'
+    )
 
 
 def check_label_ids(path: Path, labels: np.ndarray, num_classes: int, ignore_label: int) -> None:

@@ -67,7 +67,8 @@ DEPTH_MODES = frozenset({'I;16', 'I'})
 
 @dataclasses.dataclass(frozen=True)
 class FolderSpec:
-  """A validated dataset.json. splits: split → image paths relative to the root, as listed."""
+  """A validated dataset.json. splits: split → image paths relative to the root, as listed but
+  normalised (`posixpath.normpath`: no `./`, `//` or `<dir>/..`)."""
 
   path: Path
   classes: tuple[str, ...]
@@ -214,12 +215,15 @@ def _split_entries(path: Path, split: str, value: object) -> tuple[str, ...]:
     )
   if not entries:
     raise _error(path, key, 'lists no images')
-  seen = set()
+  listed = {}  # normalised path → as first listed
   for entry in entries:
-    if entry in seen:  # a copy-paste slip, and it would weight the sample twice
-      raise _error(path, key, f'lists {json.dumps(entry)} more than once')
-    seen.add(entry)
-  return tuple(entries)
+    normal = posixpath.normpath(entry)  # ./images/a//b.png is images/a/b.png
+    if normal in listed:  # a copy-paste slip, and it would weight the sample twice
+      spellings = [e for e in dict.fromkeys((listed[normal], entry)) if e != normal]
+      shown = f' (as {", ".join(map(json.dumps, spellings))})' if spellings else ''
+      raise _error(path, key, f'lists {json.dumps(normal)} more than once{shown}')
+    listed[normal] = entry
+  return tuple(listed)
 
 
 def _splits(path: Path, value: object) -> Mapping[str, tuple[str, ...]]:
@@ -366,7 +370,10 @@ DEPTH = layouts.FileKind('depth', DEPTH_MODES, '16-bit greyscale depth PNG')
 
 
 def load_sample(
-  files: layouts.SampleFiles, *, max_pixels: int = file_checks.DEFAULT_MAX_PIXELS
+  files: layouts.SampleFiles,
+  *,
+  max_pixels: int = file_checks.DEFAULT_MAX_PIXELS,
+  size: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
   layouts.files_inside_root(files)
   if image_rel(os.path.relpath(files.image, files.root)) is None:
@@ -376,7 +383,9 @@ def load_sample(
       'images/<rel>.jpg|.jpeg|.png, relative to the dataset root)',
     )
   spec = read_spec(files.extra.get('spec', files.root / SPEC_FILE).parent)
-  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH, max_pixels=max_pixels)
+  raw = layouts.read_sample(
+    files, image=IMAGE, semseg=SEMSEG, depth=DEPTH, max_pixels=max_pixels, size=size
+  )
   if raw.semseg is None:
     return layouts.unlabeled(raw.image)
   file_checks.check_label_ids(raw.semseg_path, raw.semseg, spec.num_classes, spec.ignore_label)

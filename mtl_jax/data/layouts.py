@@ -5,8 +5,9 @@ A layout module (`miniscapes`, `cityscapes`, `folder`) knows one directory struc
 samples as `SampleFiles` without reading them (a missing root or split is a UserError that says
 which layout was expected and where the data comes from); `load_sample(files, max_pixels=...)`
 decodes and checks one sample (image, semseg, depth of the `sample` contract), raising
-`file_checks.BadFile` for anything wrong with it. A split without labels (a test split) gets
-semseg all ignored and depth all invalid.
+`file_checks.BadFile` for anything wrong with it (size=(h, w): every image must have that size,
+else the image is the bad file). Images are read as viewers show them (EXIF orientation applied).
+A split without labels (a test split) gets semseg all ignored and depth all invalid.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ class SampleFiles:
 class Layout(Protocol):
   NAME: str
   INSTRUCTIONS: str  # the expected layout and where the data comes from
+  IMAGE: FileKind
 
   def class_names(self, root: Path) -> tuple[str, ...]: ...
 
   def find_samples(self, root: Path) -> dict[str, list[SampleFiles]]: ...
 
-  def load_sample(self, files: SampleFiles, *, max_pixels: int) -> dict[str, np.ndarray]: ...
+  def load_sample(
+    self, files: SampleFiles, *, max_pixels: int, size: tuple[int, int] | None = None
+  ) -> dict[str, np.ndarray]: ...
 
 
 def files_inside_root(files: SampleFiles) -> None:
@@ -80,14 +84,29 @@ class RawSample:
 
 
 def read_sample(
-  files: SampleFiles, *, image: FileKind, semseg: FileKind, depth: FileKind, max_pixels: int
+  files: SampleFiles,
+  *,
+  image: FileKind,
+  semseg: FileKind,
+  depth: FileKind,
+  max_pixels: int,
+  size: tuple[int, int] | None = None,
 ) -> RawSample:
   """The checks every layout shares: paths inside the root, each file a sane image of its
-  kind, counterparts present (in a labeled split) and of the image's size."""
+  kind, the image of `size` (h, w; None: any), counterparts present (in a labeled split) and of
+  the image's size. The image is checked before its counterparts, so that an image of another
+  size is blamed, not its labels."""
   files_inside_root(files)
   pixels = file_checks.read_image(
     files.image, modes=image.modes, what=image.what, max_pixels=max_pixels
   )
+  if size is not None and pixels.shape[:2] != tuple(size):
+    raise file_checks.BadFile(
+      files.image,
+      f'size {file_checks.size_text(files.image, pixels.shape[:2])} differs from the '
+      f"dataset's {size[1]}x{size[0]} (its most common image size); pass --height and --width "
+      'to resize all',
+    )
   if files.semseg is None:
     return RawSample(pixels)
   paths = [

@@ -4,7 +4,8 @@ Each reads a manual directory through its layout module (`miniscapes`, `cityscap
 see `layouts`) and writes array_record files with the features of `tfds_records`, under
 `<data_dir>/mtl_<layout>/<H>x<W>/<version>/`. The config name is the stored size: with
 --height/--width every sample is resized (`sample.resize`, as augmentation scales), without
-them the size of the first good sample is kept and any other size is a bad sample.
+them the most common image size (read from every image's header before building) is kept and
+an image of any other size is a bad sample, blamed by its own name wherever it sorts.
 
 Samples are decoded, checked and PNG-encoded in a process pool (one process per core, for
 datasets of at least MIN_SAMPLES_FOR_POOL samples). A bad sample (`file_checks.BadFile`) stops
@@ -15,13 +16,13 @@ and renames it when complete, so a failed build leaves every dataset already pre
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, tfds_records
@@ -48,32 +49,18 @@ def make_config(height: int, width: int) -> SizeConfig:
   )
 
 
-def sized(
-  sample: dict[str, np.ndarray],
-  files: layouts.SampleFiles,
-  size: tuple[int, int],
-  resize_samples: bool,
-) -> dict[str, np.ndarray]:
-  """The sample resized to `size`, or checked to have it."""
-  if resize_samples:
-    return sample_lib.resize(sample, size)
-  if sample['image'].shape[:2] != tuple(size):
-    h, w = sample['image'].shape[:2]
-    raise file_checks.BadFile(
-      files.image,
-      f"size {w}x{h} differs from the dataset's "
-      f'{size[1]}x{size[0]}; pass --height and --width to resize all',
-    )
-  return sample
-
-
 def load_and_encode(job: tuple) -> tuple[dict | None, tuple[str, str] | None]:
   """(feature dict, None) of one sample, or (None, (path, reason)) if it is bad (runs in worker
-  processes; a BadFile would not survive pickling back)."""
+  processes; a BadFile would not survive pickling back). The sample is resized to `size`, or
+  must have it."""
   layout_name, files, size, resize_samples, max_pixels = job
   try:
-    sample = LAYOUTS[layout_name].load_sample(files, max_pixels=max_pixels)
-    return tfds_records.encode(sized(sample, files, size, resize_samples), index=-1), None
+    layout = LAYOUTS[layout_name]
+    if resize_samples:
+      sample = sample_lib.resize(layout.load_sample(files, max_pixels=max_pixels), size)
+    else:
+      sample = layout.load_sample(files, max_pixels=max_pixels, size=size)
+    return tfds_records.encode(sample, index=-1), None
   except file_checks.BadFile as bad:
     return None, (bad.path, bad.reason)
 
@@ -188,19 +175,47 @@ LAYOUTS = {layout.NAME: layout for layout in (miniscapes, cityscapes, folder)}
 BUILDERS = {'miniscapes': MtlMiniscapes, 'cityscapes': MtlCityscapes, 'folder': MtlFolder}
 
 
-def _first_good_size(
-  layout: layouts.Layout,
-  samples: dict[str, list[layouts.SampleFiles]],
-  max_pixels: int,
-  skip_bad: bool,
-) -> tuple[int, int]:
+@dataclasses.dataclass(frozen=True)
+class Survey:
+  """The images' headers, read before building: how many images have each (displayed) size,
+  which carry an EXIF orientation, and the files whose header is already bad."""
+
+  sizes: collections.Counter
+  turned: list[Path]
+  bad: list[file_checks.BadFile]
+
+
+def _survey(layout: layouts.Layout, samples: dict[str, list[layouts.SampleFiles]]) -> Survey:
+  sizes, turned, bad = collections.Counter(), [], []
   for files in (f for split_files in samples.values() for f in split_files):
     try:
-      return layout.load_sample(files, max_pixels=max_pixels)['image'].shape[:2]
-    except file_checks.BadFile:
-      if not skip_bad:
-        raise
+      layouts.files_inside_root(files)
+      header = file_checks.read_header(files.image, what=layout.IMAGE.what)
+    except file_checks.BadFile as e:  # the build blames it again, by the same name
+      bad.append(e)
+      continue
+    sizes[header.size] += 1
+    if header.transposed:
+      turned.append(files.image)
+  return Survey(sizes, turned, bad)
+
+
+def _native_size(layout: layouts.Layout, images: Survey, skip_bad: bool) -> tuple[int, int]:
+  """The most common image size (the first listed of equally common ones): not the first
+  image's, so that an image of an odd size is the bad sample wherever it sorts."""
+  if images.sizes:
+    return images.sizes.most_common(1)[0][0]
+  if images.bad and not skip_bad:
+    raise images.bad[0]
   raise UserError(f'{layout.NAME}: no usable sample found')
+
+
+def _orientation_note(turned: list[Path]) -> str:
+  """The line saying that images were stored as displayed, not as their pixels are stored."""
+  return (
+    f'note: {len(turned)} image(s) carry an EXIF orientation (e.g. {turned[0]}) and are stored '
+    'as viewers show them, turned or mirrored; their labels and depth must fit that view'
+  )
 
 
 def prepared_sizes(name: str, data_dir: str | os.PathLike) -> list[str]:
@@ -252,8 +267,9 @@ def prepare(
   resize_samples = bool(height and width)
   if bool(height) != bool(width):
     raise UserError('give both --height and --width, or neither (keep the native size)')
+  images = _survey(builder_cls.LAYOUT, samples)
   if not resize_samples:
-    height, width = _first_good_size(builder_cls.LAYOUT, samples, max_pixels, skip_bad)
+    height, width = _native_size(builder_cls.LAYOUT, images, skip_bad)
   builder = builder_cls(
     data_dir=os.fspath(data_dir),
     config=make_config(height, width),
@@ -264,6 +280,8 @@ def prepare(
     num_workers=num_workers,
     file_format='array_record',
   )
+  if images.turned and not builder.is_prepared():
+    print(_orientation_note(images.turned), file=sys.stderr, flush=True)
   builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
   )

@@ -79,9 +79,14 @@ DEPTH = layouts.FileKind('depth', frozenset({'L'}), '8-bit greyscale inverse-dep
 
 
 def load_sample(
-  files: layouts.SampleFiles, *, max_pixels: int = file_checks.DEFAULT_MAX_PIXELS
+  files: layouts.SampleFiles,
+  *,
+  max_pixels: int = file_checks.DEFAULT_MAX_PIXELS,
+  size: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
-  raw = layouts.read_sample(files, image=IMAGE, semseg=SEMSEG, depth=DEPTH, max_pixels=max_pixels)
+  raw = layouts.read_sample(
+    files, image=IMAGE, semseg=SEMSEG, depth=DEPTH, max_pixels=max_pixels, size=size
+  )
   if raw.semseg is None:
     return layouts.unlabeled(raw.image)
   file_checks.check_label_ids(raw.semseg_path, raw.semseg, NUM_CLASSES, IGNORE_LABEL)
