@@ -18,8 +18,10 @@ with a warning once an older one restores; if none does, nothing is moved and th
 """
 
 import dataclasses
+import errno
 import itertools
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -139,12 +141,78 @@ def save(
   items = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(meta.to_json())}
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
-  saved = manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
+  kept_before = manager.all_steps()
+  try:
+    saved = manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
+  except Exception as e:  # pylint: disable=broad-except  # orbax wraps ENOSPC in several types
+    if is_disk_full(e):
+      raise disk_full(f'while saving checkpoint {step} in {manager.directory}', manager) from e
+    if not (Path(manager.directory) / str(step)).is_dir():  # not committed: the save failed
+      raise
+    # Committed (orbax renames a finished save into place), then retention failed to delete an
+    # old step (read-only, say): the new checkpoint is good, so keep training.
+    _remove_or_warn(manager, [s for s in kept_before if s not in manager.all_steps()], e)
+    return
   if not saved:  # orbax declines quietly, e.g. for a step not after the latest one
     raise RuntimeError(
       f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
       f'{manager.latest_step()})'
     )
+
+
+def _remove_or_warn(manager: ocp.CheckpointManager, dropped: list[int], error: Exception):
+  """Deletes the old steps retention dropped but could not delete, warning for each that stays.
+  The manager no longer lists them, so it will not retry (and fail) at every save."""
+  for step in dropped:
+    path = Path(manager.directory) / str(step)
+    try:
+      shutil.rmtree(path)
+    except FileNotFoundError:
+      continue
+    except OSError as e:
+      error = e
+    if path.exists():
+      print(
+        f'warning: could not remove old checkpoint {path} ({_reason(error)}); it stays on disk '
+        '(delete it by hand to free the space) and training continues',
+        file=sys.stderr,
+        flush=True,
+      )
+
+
+class DiskFull(UserError):
+  """The disk filled up while the run wrote to it; every complete checkpoint is intact."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether ENOSPC caused `error`: orbax raises it as OSError, or as a ValueError from
+  TensorStore ("RESOURCE_EXHAUSTED: … No space left on device"), depending on which write hit
+  it first."""
+  while error is not None:
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or os.strerror(
+      errno.ENOSPC
+    ) in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def last_complete(manager: ocp.CheckpointManager) -> str:
+  """'the last complete checkpoint is step N' (or that there is none), as it is on disk now."""
+  manager.reload()
+  step = manager.latest_step()
+  return (
+    'no checkpoint is complete yet'
+    if step is None
+    else f'the last complete checkpoint is step {step}'
+  )
+
+
+def disk_full(where: str, manager: ocp.CheckpointManager) -> DiskFull:
+  return DiskFull(
+    f'no space left on device {where}; {last_complete(manager)}. Free space and run the same '
+    'command again: it resumes there'
+  )
 
 
 def abstract_like(state: Any) -> Any:

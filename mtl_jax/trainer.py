@@ -150,7 +150,15 @@ def train_and_evaluate(
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   with locks.exclusive(workdir / lock_file(), what=f'the run in {workdir}'):
-    return _train(experiment, sources, steps_per_epoch, workdir, batch_hook)
+    try:
+      return _train(experiment, sources, steps_per_epoch, workdir, batch_hook)
+    except checkpointing.DiskFull:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  # metrics, events: any write
+      if not checkpointing.is_disk_full(e):
+        raise
+      manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
+      raise checkpointing.disk_full(f'in {workdir}', manager) from e
 
 
 def lock_file() -> str:

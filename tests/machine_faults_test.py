@@ -1,0 +1,157 @@
+"""Machine faults, made real with mounts: a disk that fills up mid-save, an old checkpoint that
+cannot be deleted, a finished run on a read-only filesystem. Needs mount rights (root, as in CI);
+skipped without them."""
+
+import contextlib
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+from resilience_test import (  # noqa: F401  # `reference` is a fixture used here
+  KILL_RUN,
+  _assert_same_arrays,
+  _drive,
+  _final_params,
+  _without_wall_time,
+  reference,
+)
+
+from mtl_jax import writers
+
+
+def _mount(*args: str) -> None:
+  subprocess.run(['mount', *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def mounts():
+  """mount(args...) for the test; everything mounted is unmounted after it."""
+  mounted = []
+
+  def mount(*args: str, target) -> None:
+    try:
+      _mount(*args, str(target))
+    except (OSError, subprocess.CalledProcessError) as e:
+      pytest.skip(f'cannot mount here: {e}')
+    mounted.append(target)
+
+  yield mount
+  for target in reversed(mounted):
+    subprocess.run(['umount', str(target)], check=False)
+
+
+@contextlib.contextmanager
+def _read_only(target, mounts):
+  mounts('--bind', str(target), target=target)
+  _mount('-o', 'remount,ro,bind', str(target))
+  yield
+
+
+def _train(workdir, data_dir, **overrides):
+  settings = {**KILL_RUN, **overrides}
+  return subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'mtl_jax.train',
+      '--config=configs/joint.py:tiny',
+      f'--workdir={workdir}',
+      f'--config.data.data_dir={data_dir}',
+      *(f'--config.{k}={v}' for k, v in settings.items()),
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+
+
+def _same_as_reference(workdir, reference):  # noqa: F811
+  ref_dir, _, _ = reference
+  assert _without_wall_time(writers.read_records(workdir / 'metrics.jsonl')) == _without_wall_time(
+    writers.read_records(ref_dir / 'metrics.jsonl')
+  )
+  _assert_same_arrays(_final_params(workdir, 12), _final_params(ref_dir, 12))
+
+
+def test_a_full_disk_is_one_line_and_resuming_after_freeing_space_is_bit_identical(
+  reference,  # noqa: F811
+  data_dir,
+  tmp_path,
+  mounts,
+):
+  disk = tmp_path / 'disk'
+  disk.mkdir()
+  mounts('-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', target=disk)  # two 1.4 MB checkpoints fit
+  workdir = disk / 'run'
+
+  full = _train(workdir, data_dir)
+  assert full.returncode == 2, full.stderr[-3000:]
+  assert full.stderr.strip().splitlines() == [
+    f'train: error: no space left on device while saving checkpoint 6 in {workdir}/checkpoints; '
+    'the last complete checkpoint is step 4. Free space and run the same command again: it '
+    'resumes there'
+  ]
+
+  _mount('-o', 'remount,size=64m', str(disk))  # space freed
+  resumed = _train(workdir, data_dir)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'resumed from step 4' in resumed.stdout
+  assert 'removed unfinished checkpoint' in resumed.stdout  # the torn save of step 6
+  _same_as_reference(workdir, reference)
+
+
+def test_an_undeletable_old_checkpoint_is_a_warning_and_training_continues(
+  reference,  # noqa: F811
+  data_dir,
+  tmp_path,
+  mounts,
+):
+  workdir = tmp_path / 'run'
+  killed = _drive(workdir, tmp_path / 'steps.log', data_dir, '--kill_at_step', '5')
+  assert killed.returncode == -9  # after checkpoints 3 and 4
+  old = workdir / 'checkpoints' / '3'
+  with _read_only(old, mounts):
+    rest = _train(workdir, data_dir)  # saving 6 makes retention delete 3
+  assert rest.returncode == 0, rest.stderr[-3000:]
+  assert rest.stderr.strip().splitlines() == [
+    f'warning: could not remove old checkpoint {old} (OSError: [Errno 30] Read-only file system: '
+    "'_CHECKPOINT_METADATA'); it stays on disk (delete it by hand to free the space) and "
+    'training continues'
+  ]
+  assert old.is_dir()
+  _same_as_reference(workdir, reference)
+
+
+def test_a_finished_run_on_a_read_only_filesystem_is_evaluated_and_train_says_finished(
+  tiny_run, data_dir, tmp_path, mounts
+):
+  config, run_dir, final = tiny_run
+  with _read_only(run_dir, mounts):
+    again = subprocess.run(
+      [
+        sys.executable,
+        '-m',
+        'mtl_jax.train',
+        '--config=configs/joint.py:tiny',
+        f'--workdir={run_dir}',
+        f'--config.data.data_dir={data_dir}',
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      check=False,
+    )
+    scored = subprocess.run(
+      [sys.executable, '-m', 'mtl_jax.evaluate', f'--workdir={run_dir}'],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      check=False,
+    )
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert f'the run in {run_dir} is already finished (step 8)' in again.stdout
+  assert scored.returncode == 0, scored.stderr[-3000:]
+  assert f'mIoU {final["miou"]:.2f}' in scored.stdout
+  del config
