@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,8 +67,9 @@ def _record_holder(fd: int) -> None:
 def exclusive(path: str | os.PathLike, *, what: str, wait: bool = False) -> Iterator[None]:
   """Holds the lock at `path` for the duration of the block.
 
-  wait=False: a held lock is a `Locked` error naming `what` and its holder. wait=True: blocks
-  until the holder releases it (dataset builds: the waiter then finds the finished build).
+  wait=False: a held lock is a `Locked` error naming `what` and its holder. wait=True: says on
+  stderr whom it waits for, then blocks until the holder releases the lock (dataset builds: the
+  waiter then finds the finished build).
   """
   path = Path(path)
   fd = _open(path)
@@ -76,12 +78,19 @@ def exclusive(path: str | os.PathLike, *, what: str, wait: bool = False) -> Iter
     return
   try:
     try:
-      fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      raise Locked(
-        f'{what} is in use by {_holder_text(path)} (lock {path}); wait for it to finish or stop '
-        'it first'
-      ) from None
+      if not wait:
+        raise Locked(
+          f'{what} is in use by {_holder_text(path)} (lock {path}); wait for it to finish or '
+          'stop it first'
+        ) from None
+      print(
+        f'waiting for {what}: in use by {_holder_text(path)} (lock {path})',
+        file=sys.stderr,
+        flush=True,
+      )
+      fcntl.flock(fd, fcntl.LOCK_EX)
     _record_holder(fd)
     yield
   finally:

@@ -10,10 +10,8 @@ read `DATASETS`, `DEFAULT_DATA_DIR` and `SYNTHETIC_DEFAULTS` cheaply.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +32,11 @@ def build_lock(data_dir: str | os.PathLike, name: str) -> Path:
   return Path(data_dir) / f'{name}.lock'
 
 
-@contextlib.contextmanager
-def _building(name: str, data_dir: str | os.PathLike) -> Iterator[None]:
-  """Holds dataset `name`'s build lock (creating data_dir first); when another process holds it,
-  says so on stderr and waits for it."""
+def _building(name: str, data_dir: str | os.PathLike):
+  """Dataset `name`'s build lock (creating data_dir first); when another process holds it, says
+  so on stderr and waits for it."""
   os.makedirs(data_dir, exist_ok=True)
-  path, what = build_lock(data_dir, name), f'dataset {name}'
-  with contextlib.ExitStack() as held:
-    try:
-      held.enter_context(locks.exclusive(path, what=what))
-    except locks.Locked as e:
-      print(f'waiting: {e}', file=sys.stderr, flush=True)
-      held.enter_context(locks.exclusive(path, what=what, wait=True))
-    yield
+  return locks.exclusive(build_lock(data_dir, name), what=f'dataset {name}', wait=True)
 
 
 def _synthetic(data_dir: str | os.PathLike, *, num_workers: int | None = None, **fields):

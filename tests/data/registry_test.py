@@ -107,6 +107,6 @@ def test_a_build_waits_for_the_holder_and_says_whom_it_waits_for(tmp_path, capsy
   waiting = [line for line in err.splitlines() if line.startswith('waiting')]
   assert len(waiting) == 1, err
   assert waiting[0].startswith(
-    f'waiting: dataset synthetic is in use by pid {os.getpid()} on {socket.gethostname()} since '
+    f'waiting for dataset synthetic: in use by pid {os.getpid()} on {socket.gethostname()} since '
   )
   assert f'(lock {data_dir / "synthetic.lock"})' in waiting[0]
