@@ -2,9 +2,10 @@
 
 The configs ship inside the package (`mtl_jax/configs/`; the repository's `configs` links there),
 so `--config configs/joint.py` works from any directory (`resolve_config_path`). A run directory's
-config.json is plain JSON (never executed). Runs written by older versions still load: renamed
-knobs are mapped to their new keys (`RENAMED`, `_upgrade`) and knobs added since take their
-defaults.
+config.json is plain JSON (never executed): its keys and value types are checked against the
+schema's table as it loads, so a hand edit gets one line naming the key. Runs written by older
+versions still load: renamed knobs are mapped to their new keys (`RENAMED`, `_upgrade`) and knobs
+added since take their defaults.
 """
 
 import importlib.util
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import ml_collections
 
-from mtl_jax.config.schema import ConfigError, base_config, get
+from mtl_jax.config.schema import (
+  KNOBS,
+  ConfigError,
+  base_config,
+  expected_type,
+  get,
+  type_problem,
+)
 
 CONFIG_FILE = 'config.json'
 SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
@@ -32,8 +40,10 @@ RENAMED = {
 def resolve_config_path(path: str | Path) -> Path:
   """`path` if it is a file; else the shipped config it names: `configs/x.py`, `x.py` or `x` →
   mtl_jax/configs/x.py. Any other path, or a name nothing ships, comes back unchanged (for the
-  error to name it)."""
+  error to name it). A JSON file (a run's config.json) is refused."""
   given = Path(path)
+  if given.suffix == '.json':
+    raise ConfigError(_not_a_config_file(given))
   if (
     given.is_file()
     or given.parent not in (Path(), Path('configs'))
@@ -42,6 +52,21 @@ def resolve_config_path(path: str | Path) -> Path:
     return given
   shipped = SHIPPED_CONFIGS / f'{given.stem}.py'
   return shipped if shipped.is_file() else given
+
+
+def _not_a_config_file(path: Path) -> str:
+  """Why a JSON file cannot be --config and, for a run's config.json, what resumes that run:
+  config files are Python run with presets, and config.json does not record which ones."""
+  try:
+    arch = json.loads(path.read_text())['model']['arch']
+  except (OSError, ValueError, TypeError, KeyError):
+    return f'{path} is not a config file: --config takes a Python file with get_config()'
+  return (
+    f'{path} is the resolved config a run saved, not a config file; to continue that run, pass '
+    f'the config file and presets it started with: python -m mtl_jax.train --config '
+    f'configs/{arch}.py[:presets] --workdir {path.parent} (to score it: python -m '
+    f'mtl_jax.evaluate --workdir {path.parent})'
+  )
 
 
 def resolve_config_ref(ref: str) -> str:
@@ -83,6 +108,9 @@ def load(workdir: str | Path) -> ml_collections.ConfigDict:
     raise ConfigError(f'{path} is not valid JSON ({e})') from None
   config = base_config()
   for key, value in _upgrade(_flatten(saved)).items():
+    problem = _entry_problem(key, value)
+    if problem:
+      raise ConfigError(f'{path}: {problem}')
     _set(config, key, value)
   return config
 
@@ -101,6 +129,21 @@ def with_recorded_pretrained(
   return config
 
 
+def _entry_problem(key: str, value) -> str | None:
+  """What is wrong with one flattened config.json entry: a value of the wrong type, a group where
+  a value belongs or the reverse, or a key the schema does not have."""
+  if key in KNOBS:
+    problem = type_problem(key, value)
+    return problem and f'{key}={json.dumps(value)} {problem}'
+  knob = next((k for k in KNOBS if key.startswith(f'{k}.')), None)
+  if knob:
+    return f'{knob} must be {expected_type(knob)}, not a group of keys'
+  members = [k.removeprefix(f'{key}.') for k in KNOBS if k.startswith(f'{key}.')]
+  if members:
+    return f'{key}={json.dumps(value)} must be a group of keys ({", ".join(members)})'
+  return f'{key} is not a config key (mtl_jax/config/schema.py lists them all)'
+
+
 def _flatten(tree: dict, prefix: str = '') -> dict:
   flat = {}
   for key, value in tree.items():
@@ -114,7 +157,7 @@ def _flatten(tree: dict, prefix: str = '') -> dict:
 def _upgrade(flat: dict) -> dict:
   """Dotted keys of an older config.json under today's names."""
   flat = {RENAMED.get(key, key): value for key, value in flat.items()}
-  if 'data.jitter' in flat:  # one strength for all four bounds, hue a tenth of it
+  if isinstance(flat.get('data.jitter'), (int, float)):  # one strength for all four, hue a tenth
     strength = flat.pop('data.jitter')
     flat.update(
       {

@@ -2,10 +2,12 @@
 
 `base_config()` builds the ConfigDict every `configs/<arch>.py` starts from; `validate(config)`
 checks a loaded config against the same table before anything is built or written, and reports
-the first wrong value as one `ConfigError` line naming its key. A wrong key is already caught by
-ml_collections (configs are locked). Valid names come from the registries themselves, imported
-only when validating so loading a config file stays light. model.pretrained is checked only where
-it is read, when a run starts (`Experiment.from_config(config, training=True)`).
+the first wrong value as one `ConfigError` line naming its key. A value must have the type of its
+knob's default (`type_problem`, which checks a hand-edited config.json too) and a float must be
+finite. A wrong key is already caught by ml_collections (configs are locked). Valid names come
+from the registries themselves, imported only when validating so loading a config file stays
+light. model.pretrained is checked only where it is read, when a run starts
+(`Experiment.from_config(config, training=True)`).
 
 The defaults are the full presets: the study's final setting (its Table 4) — Adam at 1e-4, batch
 4, tasks weighted 50/50, output stride 16, an ImageNet encoder when converted weights are present,
@@ -14,6 +16,7 @@ The defaults are the full presets: the study's final setting (its Table 4) — A
 
 import dataclasses
 import importlib
+import math
 from typing import Any
 
 import ml_collections
@@ -242,10 +245,55 @@ def task_weight(config: ml_collections.ConfigDict, task: str) -> float:
   return config.loss[f'{task}_weight']
 
 
+# What a value must be, by the type of its knob's default: (one, several).
+_KINDS = {
+  bool: ('true or false', 'true/false values'),
+  int: ('an integer', 'integers'),
+  float: ('a number', 'numbers'),
+  str: ('a string', 'strings'),
+}
+
+
+def expected_type(key: str) -> str:
+  """What knob `key` takes, in words: 'an integer', 'a list of strings', ..."""
+  default = KNOBS[key].default
+  if isinstance(default, tuple):
+    return f'a list of {_KINDS[type(default[0])][1]}'
+  return _KINDS[type(default)][0]
+
+
+def _is_a(value, type_: type) -> bool:
+  """isinstance, except that a bool is no number and an int is a float too (1 for 1.0)."""
+  if isinstance(value, bool) or type_ is bool:
+    return isinstance(value, bool) and type_ is bool
+  return isinstance(value, (int, float) if type_ is float else type_)
+
+
+def type_problem(key: str, value) -> str | None:
+  """'must be <kind>' if `value` has not the type of knob `key`'s default, else None."""
+  default = KNOBS[key].default
+  if isinstance(default, tuple):
+    ok = isinstance(value, (list, tuple)) and all(_is_a(v, type(default[0])) for v in value)
+  else:
+    ok = _is_a(value, type(default))
+  return None if ok else f'must be {expected_type(key)}'
+
+
+def _finite_problem(value) -> str | None:
+  # inf would pass a Bound (inf > 0) and nan fails it with a misleading reason.
+  return (
+    'must be a finite number' if isinstance(value, float) and not math.isfinite(value) else None
+  )
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   for key, knob in KNOBS.items():
     value = get(config, key)
-    problem = knob.check and knob.check.problem(value)
+    problem = (
+      type_problem(key, value)
+      or _finite_problem(value)
+      or (knob.check and knob.check.problem(value))
+    )
     if problem:
       raise ConfigError(f'config.{key}={value!r} {problem}')
   _cross_checks(config)
