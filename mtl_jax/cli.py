@@ -1,8 +1,10 @@
-"""What every entry point shares: quiet start-up and one-line errors for user mistakes."""
+"""What every entry point shares: quiet start-up, checked path flags and one-line errors for user
+mistakes."""
 
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 
@@ -52,6 +54,43 @@ def flag_value(argv: list[str], name: str) -> str:
   return '?'
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+  """The nearest existing ancestor of `path`, if it is not a directory (so `path` cannot be
+  created; a missing ancestor is created with it)."""
+  for parent in path.absolute().parents:
+    if parent.exists():
+      return None if parent.is_dir() else parent
+  return None
+
+
+def _check_path(flag: str, path: str) -> Path:
+  # An unset shell variable (--workdir=$RUN) would otherwise mean the working directory.
+  if not path.strip():
+    raise UserError(f'{flag} is empty (an unset shell variable?); give a path')
+  blocker = _file_in_the_way(Path(path))
+  if blocker:
+    raise UserError(f'{flag} {path}: {blocker} is a file, not a directory')
+  return Path(path)
+
+
+def directory_flag(flag: str, path: str) -> Path:
+  """The value of a flag naming a directory (to create, or one that exists); a UserError if it
+  is empty or names a file, or a file stands where one of its parents would go."""
+  directory = _check_path(flag, path)
+  if directory.exists() and not directory.is_dir():
+    raise UserError(f'{flag} {path} is a file, not a directory')
+  return directory
+
+
+def file_flag(flag: str, path: str) -> Path:
+  """The value of a flag naming a file to write; a UserError if it is empty or names a
+  directory, or a file stands where one of its parents would go."""
+  file = _check_path(flag, path)
+  if file.is_dir():
+    raise UserError(f'{flag} {path} is a directory; name a file in it, e.g. {file / "out.json"}')
+  return file
+
+
 def _config_resolved(argv: list[str]) -> list[str]:
   """argv with the file of --config looked up among the shipped configs when it is not on disk
   (`files.resolve_config_ref`): config_flags itself opens the path relative to the cwd only."""
@@ -66,6 +105,15 @@ def _config_resolved(argv: list[str]) -> list[str]:
   return argv
 
 
+def _missing_name(error: AttributeError | KeyError, argv: list[str]) -> str:
+  """The config file lacks get_config, or an override names a key the config lacks."""
+  if getattr(error, 'name', None) == 'get_config':  # the module's AttributeError
+    return f'{flag_value(argv, "config").partition(":")[0]} does not define get_config()'
+  key = str(error).strip('"\'').split("'")[0]
+  culprit = next((a for a in argv if a.startswith('--config.') and key in a), key)
+  return f'unknown config key in {culprit}'
+
+
 def _flags_parser(program: str):
   def parse(argv):
     try:
@@ -74,19 +122,18 @@ def _flags_parser(program: str):
       if has_config:
         flags.FLAGS.config.keys()  # config_flags defers a file's load error to first access
       return args
-    except (AttributeError, KeyError) as e:  # an override naming a key the config lacks
-      key = str(e).strip('"\'').split("'")[0]
-      culprit = next((a for a in argv if a.startswith('--config.') and key in a), key)
-      print(f'{program}: error: unknown config key in {culprit}', file=sys.stderr)
-    except OSError:
-      path = flag_value(argv, 'config')
-      print(
-        f'{program}: error: cannot load config file {path!r} (no such file, or it does '
-        'not define get_config)',
-        file=sys.stderr,
-      )
+    except UserError as e:
+      message = str(e)
+    except SyntaxError as e:  # in the config file, which config_flags runs as Python
+      message = f'{e.filename}:{e.lineno}: {e.msg}'
+    except (AttributeError, KeyError) as e:
+      message = _missing_name(e, argv)
+    except OSError:  # config_flags' own message is many lines of the paths it tried
+      path = flag_value(argv, 'config').partition(':')[0]
+      message = f'cannot load config file {path!r} (no such file, or unreadable)'
     except (flags.Error, ValueError, TypeError) as e:
-      print(f'{program}: error: {_last_line(e)}', file=sys.stderr)
+      message = _last_line(e)
+    print(f'{program}: error: {message}', file=sys.stderr)
     sys.exit(2)
 
   return parse

@@ -5,7 +5,6 @@ same evaluation as training and prints and writes the metrics.
 """
 
 import json
-from pathlib import Path
 
 from absl import app, flags
 
@@ -43,10 +42,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with cli.user_errors('evaluate'):
-    result = evaluate_run(_WORKDIR.value, _SPLIT.value, _STEP.value)
-    output = Path(
-      _OUTPUT.value or Path(_WORKDIR.value) / f'eval_{result["split"]}_step{result["step"]}.json'
-    )
+    workdir = cli.directory_flag('--workdir', _WORKDIR.value)
+    # Checked before the evaluation, which takes a while, rather than at the write after it.
+    output = None if _OUTPUT.value is None else cli.file_flag('--output', _OUTPUT.value)
+    result = evaluate_run(str(workdir), _SPLIT.value, _STEP.value)
+    output = output or workdir / f'eval_{result["split"]}_step{result["step"]}.json'
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + '\n')
   from mtl_jax import progress

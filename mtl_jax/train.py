@@ -41,6 +41,7 @@ def main(argv):
     workdir = str(files.default_workdir(cli.flag_value(sys.argv, 'config')))
     print(f'workdir: {Path(workdir).absolute()} (no --workdir given)', flush=True)
   with cli.user_errors('train'):
+    cli.directory_flag('--workdir', workdir)
     final = trainer.train_and_evaluate(_CONFIG.value, workdir)
   if 'stopped_by' in final:
     print(

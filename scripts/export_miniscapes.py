@@ -95,7 +95,7 @@ def export_predictions(run: experiment.Run, out: Path, splits: list[str]) -> dic
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--output', required=True, type=Path)
+  parser.add_argument('--output', required=True)
   parser.add_argument('--workdir', help="export this run's predictions (best checkpoint)")
   parser.add_argument('--step', type=int, help='with --workdir: this checkpoint instead')
   parser.add_argument('--dataset', default='synthetic', choices=sorted(registry.DATASETS))
@@ -115,9 +115,11 @@ def main() -> None:
   args = parser.parse_args()
   cli.setup()
   with cli.user_errors('export_miniscapes'):
-    if args.workdir:
+    out = cli.directory_flag('--output', args.output)
+    if args.workdir is not None:  # even empty (an unset variable): never the dataset instead
+      cli.directory_flag('--workdir', args.workdir)
       splits = (args.splits or 'test').split(',')
-      counts = export_predictions(experiment.open_run(args.workdir, args.step), args.output, splits)
+      counts = export_predictions(experiment.open_run(args.workdir, args.step), out, splits)
     else:
       splits = (args.splits or 'train,validation,test').split(',')
       size = dict(height=args.height, width=args.width)
@@ -126,9 +128,9 @@ def main() -> None:
           zip(('num_train', 'num_validation', 'num_test'), map(int, args.split_sizes.split(',')))
         )
       builder = registry.prepare(args.dataset, registry.resolve_data_dir(args.data_dir), **size)
-      counts = export_dataset(builder, args.output, splits)
+      counts = export_dataset(builder, out, splits)
   print(
-    f'wrote {", ".join(f"{s} {n}" for s, n in counts.items())} samples to {args.output}',
+    f'wrote {", ".join(f"{s} {n}" for s, n in counts.items())} samples to {out}',
     file=sys.stderr,
   )
 
