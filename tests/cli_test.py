@@ -9,9 +9,11 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run(module: str, *args: str) -> subprocess.CompletedProcess:
+def run(module: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
+  """`python -m module args` (or `python module args` for a script path) in `cwd`."""
+  program = [module] if module.endswith('.py') else ['-m', module]
   return subprocess.run(
-    [sys.executable, '-m', module, *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    [sys.executable, *program, *args], cwd=cwd, capture_output=True, text=True, timeout=300
   )
 
 
