@@ -17,8 +17,10 @@ restore otherwise (truncated or missing files) is moved to `<dir>/../checkpoints
 with a warning once an older one restores; if none does, nothing is moved and the error says so.
 """
 
+import contextlib
 import dataclasses
 import errno
+import io
 import itertools
 import math
 import os
@@ -33,7 +35,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from mtl_jax import environment
-from mtl_jax.errors import UserError
+from mtl_jax.errors import DiskFull, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,17 +144,21 @@ def save(
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
   kept_before = manager.all_steps()
+  held = io.StringIO()  # orbax's writer threads retell a failure on stderr, hundreds of times
   try:
-    saved = manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
+    with contextlib.redirect_stderr(held):
+      saved = manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
   except Exception as e:  # pylint: disable=broad-except  # orbax wraps ENOSPC in several types
-    if is_disk_full(e):
+    if is_disk_full(e):  # one line instead of the retelling
       raise disk_full(f'while saving checkpoint {step} in {manager.directory}', manager) from e
+    sys.stderr.write(held.getvalue())
     if not (Path(manager.directory) / str(step)).is_dir():  # not committed: the save failed
       raise
     # Committed (orbax renames a finished save into place), then retention failed to delete an
     # old step (read-only, say): the new checkpoint is good, so keep training.
     _remove_or_warn(manager, [s for s in kept_before if s not in manager.all_steps()], e)
     return
+  sys.stderr.write(held.getvalue())
   if not saved:  # orbax declines quietly, e.g. for a step not after the latest one
     raise RuntimeError(
       f'orbax did not save checkpoint {step} in {manager.directory} (latest: '
@@ -178,10 +184,6 @@ def _remove_or_warn(manager: ocp.CheckpointManager, dropped: list[int], error: E
         file=sys.stderr,
         flush=True,
       )
-
-
-class DiskFull(UserError):
-  """The disk filled up while the run wrote to it; every complete checkpoint is intact."""
 
 
 def is_disk_full(error: BaseException) -> bool:

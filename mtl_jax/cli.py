@@ -8,7 +8,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from mtl_jax.errors import UserError
+from mtl_jax.errors import DiskFull, UserError
 
 DEFAULT_XLA_CACHE = '~/.cache/mtl_jax/xla'
 
@@ -21,6 +21,7 @@ def setup() -> None:
   """
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.ERROR)
+  logging.get_absl_logger().addFilter(_not_an_orbax_background_failure)
   import jax  # pylint: disable=g-import-not-at-top
 
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', os.path.expanduser(DEFAULT_XLA_CACHE))
@@ -28,13 +29,28 @@ def setup() -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
+def _not_an_orbax_background_failure(record) -> bool:
+  """Drops orbax's log of an exception in one of its writer threads, traceback and all: orbax
+  raises the same error in the thread that saves, which reports it (a full disk: one line)."""
+  return not record.pathname.replace(os.sep, '/').endswith(
+    'orbax/checkpoint/_src/futures/future.py'
+  )
+
+
 @contextlib.contextmanager
 def user_errors(program: str):
-  """Turns a user-facing error into `<program>: error: <message>` on stderr and exit 2."""
+  """Turns a user-facing error into `<program>: error: <message>` on stderr and exit 2.
+
+  After a full disk the exit is immediate: at-exit flushes (TensorBoard's writer) and orbax's
+  pending writes would only fail again on the same disk, each with its own traceback. Every
+  complete checkpoint and metrics.jsonl line is already on disk (fsynced)."""
   try:
     yield
   except UserError as e:
-    print(f'{program}: error: {e}', file=sys.stderr)
+    print(f'{program}: error: {e}', file=sys.stderr, flush=True)
+    if isinstance(e, DiskFull):
+      sys.stdout.flush()
+      os._exit(2)  # pylint: disable=protected-access
     sys.exit(2)
 
 

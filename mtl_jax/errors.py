@@ -10,6 +10,11 @@ class UserError(ValueError):
   """Something the user gave us is wrong; the message names it and says what is expected."""
 
 
+class DiskFull(UserError):
+  """The disk filled up while a run wrote to it; every complete checkpoint is intact. Not the
+  user's mistake, but theirs to fix, and reported the same way: one line."""
+
+
 def lookup(registry: dict, name, what: str):
   """`registry[name]`; an unknown name is a ValueError that lists the valid ones."""
   if name not in registry:

@@ -5,6 +5,8 @@ same evaluation as training and prints and writes the metrics.
 """
 
 import json
+import sys
+from pathlib import Path
 
 from absl import app, flags
 
@@ -27,6 +29,12 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
 
   run = experiment.open_run(workdir, step)
   scores = run.evaluate(split)
+  if scores.get('nonfinite_images'):
+    raise UserError(
+      f'checkpoint {run.step} in {workdir} gives NaN/Inf outputs on '
+      f'{scores["nonfinite_images"]} {split} images, so it has no score (the model diverged); '
+      'evaluate an earlier --step'
+    )
   if not metrics.has_labels(scores):
     raise UserError(
       f'the {split} split of dataset {run.config.data.name} has no labels (no labelled semseg '
@@ -46,12 +54,25 @@ def main(argv):
     # Checked before the evaluation, which takes a while, rather than at the write after it.
     output = None if _OUTPUT.value is None else cli.file_flag('--output', _OUTPUT.value)
     result = evaluate_run(str(workdir), _SPLIT.value, _STEP.value)
-    output = output or workdir / f'eval_{result["split"]}_step{result["step"]}.json'
+    from mtl_jax import progress  # pylint: disable=g-import-not-at-top  # fast --help
+
+    print(progress.eval_line(f'step {result["step"]} {result["split"]}', result), flush=True)
+    if output is not None:
+      _write(output, result)
+      return
+    output = workdir / f'eval_{result["split"]}_step{result["step"]}.json'
+    try:
+      _write(output, result)
+    except UserError as e:  # a finished run on a read-only disk can still be scored
+      print(f'warning: {e}; pass --output FILE to keep the metrics', file=sys.stderr)
+
+
+def _write(output: Path, result: dict) -> None:
+  try:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + '\n')
-  from mtl_jax import progress
-
-  print(progress.eval_line(f'step {result["step"]} {result["split"]}', result))
+  except OSError as e:
+    raise UserError(f'cannot write {output} ({e.strerror})') from e
   print(f'wrote {output}')
 
 

@@ -19,7 +19,7 @@ import ml_collections
 from mtl_jax import checkpointing, environment, locks, parallel, preemption, progress, writers
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
-from mtl_jax.errors import UserError
+from mtl_jax.errors import DiskFull, UserError
 from mtl_jax.experiment import Experiment
 
 
@@ -152,7 +152,7 @@ def train_and_evaluate(
   with locks.exclusive(workdir / lock_file(), what=f'the run in {workdir}'):
     try:
       return _train(experiment, sources, steps_per_epoch, workdir, batch_hook)
-    except checkpointing.DiskFull:
+    except DiskFull:
       raise
     except Exception as e:  # pylint: disable=broad-except  # metrics, events: any write
       if not checkpointing.is_disk_full(e):

@@ -12,10 +12,12 @@ import numpy as np
 import optax
 import pytest
 from conftest import REPO, tiny_joint_model
+from flax import nnx
 from resilience_test import _assert_same_arrays, _config
 
-from mtl_jax import checkpointing, experiment, metrics, steps, trainer, writers
+from mtl_jax import checkpointing, evaluate, experiment, metrics, steps, trainer, writers
 from mtl_jax.data import sample
+from mtl_jax.errors import UserError
 
 
 def _all_finite(tree) -> bool:
@@ -134,3 +136,17 @@ def test_a_nan_score_is_never_the_best_checkpoint(tmp_path):
   manager.wait_until_finished()
   assert manager.best_step() == 1
   assert manager.all_steps() == [1, 3]  # the best kept beside the latest
+
+
+def test_evaluating_a_diverged_checkpoint_is_one_line_not_a_score(tiny_run, tmp_path):
+  config, run_dir, _ = tiny_run
+  run = experiment.open_run(run_dir)
+  nan = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), run.state.params)
+  model = nnx.merge(run.graphdef, nan, run.state.batch_stats)
+  workdir = experiment.save_run_start(config, model, tmp_path / 'diverged')
+  with pytest.raises(
+    UserError,
+    match=rf'checkpoint 0 in {workdir} gives NaN/Inf outputs on 8 validation images, so it has '
+    r'no score \(the model diverged\); evaluate an earlier --step',
+  ):
+    evaluate.evaluate_run(str(workdir))

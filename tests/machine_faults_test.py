@@ -154,4 +154,8 @@ def test_a_finished_run_on_a_read_only_filesystem_is_evaluated_and_train_says_fi
   assert f'the run in {run_dir} is already finished (step 8)' in again.stdout
   assert scored.returncode == 0, scored.stderr[-3000:]
   assert f'mIoU {final["miou"]:.2f}' in scored.stdout
+  assert scored.stderr.strip() == (
+    f'warning: cannot write {run_dir}/eval_validation_step8.json (Read-only file system); pass '
+    '--output FILE to keep the metrics'
+  )
   del config
