@@ -383,17 +383,25 @@ def _step_to_read(manager: ocp.CheckpointManager, step: int | None) -> int:
 
 
 def restore_for_reading(
-  manager: ocp.CheckpointManager, step: int | None, *, state_template: Any, attempts: int = 5
+  directory: Path,
+  step: int | None,
+  *,
+  tasks: tuple[str, ...],
+  state_template: Any,
+  attempts: int = 5,
 ) -> tuple[int, Any]:
-  """(step, state) of checkpoint `step` (None: the best, else the newest) for a reader (evaluate,
-  reports, predict), while a training run may be writing the same directory.
+  """(step, state) of checkpoint `step` (None: the best, else the newest) in `directory` for a
+  reader (evaluate, reports, predict), while a training run may be writing there.
 
   Only complete checkpoints are listed (orbax commits a step by renaming its temporary folder).
-  The run's retention may delete the chosen one while it is read: the listing is then reloaded
-  and the choice made again, so a reader never fails on a checkpoint that was just replaced.
+  The run's retention may delete a step while it is listed or read: the listing is then made
+  again and the choice with it, so a reader never fails on a checkpoint that was just replaced.
   """
   for _ in range(attempts):
-    manager.reload()
+    try:
+      manager = make_manager(directory, tasks=tasks, read_only=True)
+    except FileNotFoundError:  # a step deleted between listing the folder and reading its info
+      continue
     chosen = _step_to_read(manager, step)
     try:
       state, _ = restore(manager, chosen, state_template=state_template)
@@ -401,12 +409,11 @@ def restore_for_reading(
     except CheckpointMismatch:
       raise
     except Exception as e:  # pylint: disable=broad-except  # deleted under us, or damaged
-      manager.reload()
-      if chosen in manager.all_steps():  # still there: damaged, not replaced
+      if (Path(manager.directory) / str(chosen)).is_dir():  # still there: damaged, not replaced
         raise CheckpointUnreadable(
           f'checkpoint {chosen} in {manager.directory} cannot be restored ({_reason(e)})'
         ) from e
   raise CheckpointUnreadable(
-    f'the checkpoints in {manager.directory} were replaced {attempts} times while reading; '
+    f'the checkpoints in {directory} were replaced {attempts} times while reading; '
     'try again, or pass --step of one that is kept'
   )

@@ -2,6 +2,7 @@
 mistakes."""
 
 import contextlib
+import logging as std_logging
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ def setup() -> None:
   """
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   logging.set_verbosity(logging.ERROR)
-  logging.get_absl_logger().addFilter(_not_an_orbax_background_failure)
+  for logger in (logging.get_absl_logger(), std_logging.getLogger('asyncio')):
+    logger.addFilter(_not_an_orbax_background_failure)
   import jax  # pylint: disable=g-import-not-at-top
 
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', os.path.expanduser(DEFAULT_XLA_CACHE))
@@ -29,12 +31,15 @@ def setup() -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
-def _not_an_orbax_background_failure(record) -> bool:
-  """Drops orbax's log of an exception in one of its writer threads, traceback and all: orbax
-  raises the same error in the thread that saves, which reports it (a full disk: one line)."""
-  return not record.pathname.replace(os.sep, '/').endswith(
-    'orbax/checkpoint/_src/futures/future.py'
-  )
+def _not_an_orbax_background_failure(record: std_logging.LogRecord) -> bool:
+  """Drops what orbax's background work logs when it fails, tracebacks and all: the log of an
+  exception in a writer thread (orbax raises the same error where it saves, which reports it: a
+  full disk is one line), and asyncio's "Task exception was never retrieved" for the reads of a
+  checkpoint that retention deleted under a reader (which then reads another one)."""
+  if record.pathname.replace(os.sep, '/').endswith('orbax/checkpoint/_src/futures/future.py'):
+    return False
+  message = record.getMessage()
+  return not ('never retrieved' in message and '/orbax/' in message)
 
 
 @contextlib.contextmanager

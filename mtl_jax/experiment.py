@@ -282,11 +282,10 @@ def open_run(workdir: str | Path, step: int | None = None) -> Run:
   """The run in `workdir` with checkpoint `step` restored (default: the best one); safe while
   the run trains (`checkpointing.restore_for_reading`)."""
   experiment = Experiment.from_config(files.load(workdir))
-  manager = checkpointing.make_manager(
-    Path(workdir) / 'checkpoints', tasks=experiment.tasks, read_only=True
-  )
   graphdef, template = experiment.init_state(experiment.optimizer(total_steps=1).tx)
-  step, state = checkpointing.restore_for_reading(manager, step, state_template=template)
+  step, state = checkpointing.restore_for_reading(
+    Path(workdir) / 'checkpoints', step, tasks=experiment.tasks, state_template=template
+  )
   return Run(experiment, graphdef, state, step)
 
 
