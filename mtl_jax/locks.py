@@ -95,3 +95,20 @@ def exclusive(path: str | os.PathLike, *, what: str, wait: bool = False) -> Iter
     yield
   finally:
     os.close(fd)  # closing releases the flock
+
+
+def is_held(path: str | os.PathLike) -> bool:
+  """Whether a live process holds the lock at `path` (for status displays; taking a lock is what
+  excludes). Probing takes a shared lock for a moment, which a process asking for the lock at
+  that very instant without waiting would see as held."""
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except FileNotFoundError:
+    return False
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return True
+  finally:
+    os.close(fd)
+  return False

@@ -16,7 +16,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mtl_jax import checkpointing, environment, locks, parallel, preemption, progress, writers
+from mtl_jax import (
+  checkpointing,
+  environment,
+  locks,
+  parallel,
+  preemption,
+  progress,
+  run_status,
+  writers,
+)
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.errors import DiskFull, UserError
@@ -138,9 +147,9 @@ def train_and_evaluate(
   wall_time_s) and `best_step`; after a stop request, {'stopped_by': signal name, 'step',
   'best_step'}. batch_hook(step, host_batch) sees every training batch (tests, debugging).
 
-  Only one process trains in a workdir at a time (`lock_file`); a second one is refused with a
-  line naming the holder. Everything that can be checked without writing (the config, the data,
-  the batch against the split) is checked before the workdir is touched.
+  Only one process trains in a workdir at a time (`run_status.train_lock`); a second one is
+  refused with a line naming the holder. Everything that can be checked without writing (the
+  config, the data, the batch against the split) is checked before the workdir is touched.
   """
   experiment = Experiment.from_config(
     files.with_recorded_pretrained(config, workdir), training=True
@@ -149,7 +158,8 @@ def train_and_evaluate(
   steps_per_epoch = experiment.steps_per_epoch(sources['train'])
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  with locks.exclusive(workdir / lock_file(), what=f'the run in {workdir}'):
+  lock = run_status.train_lock(workdir, jax.process_index(), jax.process_count())
+  with locks.exclusive(lock, what=f'the run in {workdir}'):
     try:
       return _train(experiment, sources, steps_per_epoch, workdir, batch_hook)
     except DiskFull:
@@ -159,13 +169,6 @@ def train_and_evaluate(
         raise
       manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
       raise checkpointing.disk_full(f'in {workdir}', manager) from e
-
-
-def lock_file() -> str:
-  """The workdir lock this process holds while it trains: one per process, so the processes of
-  one multi-host run share a workdir while a second launch of any of them is refused."""
-  index = jax.process_index()
-  return 'train.lock' if jax.process_count() == 1 else f'train.{index}.lock'
 
 
 def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:

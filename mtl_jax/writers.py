@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
+METRICS_FILE = 'metrics.jsonl'
+
 
 def _json_value(v):
   v = float(v) if not isinstance(v, (str, int)) else v
@@ -19,7 +21,7 @@ class MetricsLog:
   """Appends eval records to `metrics.jsonl` and mirrors every scalar to TensorBoard."""
 
   def __init__(self, workdir: Path):
-    self.jsonl_path = Path(workdir) / 'metrics.jsonl'
+    self.jsonl_path = Path(workdir) / METRICS_FILE
     self.tensorboard = SummaryWriter(str(Path(workdir) / 'tensorboard'))
 
   def scalars(self, step: int, values: Mapping[str, float], prefix: str = '') -> None:
@@ -49,7 +51,17 @@ class MetricsLog:
 
 
 def read_records(path: Path) -> list[dict]:
+  """The records of a metrics.jsonl; a last line torn by a kill mid-write (which the run's next
+  start drops, `replace_records`) is left out."""
   path = Path(path)
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  lines = [line for line in path.read_text().splitlines() if line.strip()]
+  records = []
+  for i, line in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      if i < len(lines) - 1:  # only the last line can be torn
+        raise
+  return records

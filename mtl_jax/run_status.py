@@ -1,0 +1,61 @@
+"""What state a run directory is in, read from its files alone: sweeps skip finished runs and
+resume the others, reports mark runs still training or stopped early.
+
+    training     a live `train` process holds the workdir lock (`train_lock`)
+    finished     its last eval is the config's last epoch
+    diverged     its last eval had NaN/Inf outputs (the run stopped there; rerunning repeats it)
+    stopped      anything else with a config.json: crashed, killed or preempted; rerunning the
+                 same command resumes it from its newest checkpoint
+"""
+
+import dataclasses
+from pathlib import Path
+
+from mtl_jax import locks, writers
+from mtl_jax.config import files
+
+TRAINING, FINISHED, DIVERGED, STOPPED = 'training', 'finished', 'diverged', 'stopped'
+
+
+def train_lock(workdir: str | Path, process_index: int = 0, process_count: int = 1) -> Path:
+  """The lock a `train` process holds on its workdir: one per process, so the processes of one
+  multi-host run share a workdir while a second launch of any of them is refused."""
+  name = 'train.lock' if process_count == 1 else f'train.{process_index}.lock'
+  return Path(workdir) / name
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStatus:
+  state: str  # TRAINING, FINISHED, DIVERGED or STOPPED
+  epochs_done: int  # evals recorded
+  num_epochs: int  # what the run's config asks for
+  records: tuple[dict, ...]  # metrics.jsonl
+
+  def describe(self) -> str:
+    """'finished', 'training (epoch 3/16)', 'stopped at epoch 3/16', ..."""
+    progress = f'epoch {self.epochs_done}/{self.num_epochs}'
+    return {
+      FINISHED: FINISHED,
+      TRAINING: f'training ({progress})',
+      DIVERGED: f'diverged at {progress}',
+      STOPPED: f'stopped at {progress}',
+    }[self.state]
+
+
+def status(workdir: str | Path) -> RunStatus:
+  """The state of the run in `workdir`; a ConfigError if it holds no run (no config.json)."""
+  workdir = Path(workdir)
+  config = files.load(workdir)
+  records = tuple(writers.read_records(workdir / writers.METRICS_FILE))
+  good = [r for r in records if not r.get('nonfinite_images')]
+  done = good[-1]['epoch'] if good else 0
+  num_epochs = config.train.num_epochs
+  if any(locks.is_held(lock) for lock in workdir.glob('train*.lock')):
+    state = TRAINING
+  elif records and records[-1].get('nonfinite_images'):
+    state = DIVERGED
+  elif done >= num_epochs:
+    state = FINISHED
+  else:
+    state = STOPPED
+  return RunStatus(state, done, num_epochs, records)
