@@ -135,6 +135,23 @@ def _missing_name(error: AttributeError | KeyError, argv: list[str]) -> str:
   return f'unknown config key in {culprit}'
 
 
+def config_error_message(error: Exception, argv: list[str]) -> str | None:
+  """One line for an error raised while parsing `argv` with a config_flags --config (None for
+  any other exception: a bug, which keeps its traceback)."""
+  if isinstance(error, UserError):
+    return str(error)
+  if isinstance(error, SyntaxError):  # in the config file, which config_flags runs as Python
+    return f'{error.filename}:{error.lineno}: {error.msg}'
+  if isinstance(error, (AttributeError, KeyError)):
+    return _missing_name(error, argv)
+  if isinstance(error, OSError):  # config_flags' own message is many lines of the paths it tried
+    path = flag_value(argv, 'config').partition(':')[0]
+    return f'cannot load config file {path!r} (no such file, or unreadable)'
+  if isinstance(error, (flags.Error, ValueError, TypeError)):
+    return _last_line(error)
+  return None
+
+
 def _flags_parser(program: str):
   def parse(argv):
     try:
@@ -143,17 +160,10 @@ def _flags_parser(program: str):
       if has_config:
         flags.FLAGS.config.keys()  # config_flags defers a file's load error to first access
       return args
-    except UserError as e:
-      message = str(e)
-    except SyntaxError as e:  # in the config file, which config_flags runs as Python
-      message = f'{e.filename}:{e.lineno}: {e.msg}'
-    except (AttributeError, KeyError) as e:
-      message = _missing_name(e, argv)
-    except OSError:  # config_flags' own message is many lines of the paths it tried
-      path = flag_value(argv, 'config').partition(':')[0]
-      message = f'cannot load config file {path!r} (no such file, or unreadable)'
-    except (flags.Error, ValueError, TypeError) as e:
-      message = _last_line(e)
+    except Exception as e:  # pylint: disable=broad-except  # a bug is re-raised below
+      message = config_error_message(e, argv)
+      if message is None:
+        raise
     print(f'{program}: error: {message}', file=sys.stderr)
     sys.exit(2)
 
