@@ -1,0 +1,248 @@
+"""A sweep's plan: which runs, their workdir names and their train commands (pure functions).
+
+A sweep is the product of a sweep file's list of override dicts (`get_sweep()`), each `--grid
+key=v1,v2` and the seeds, seeds outermost (every combination runs once before any repeats).
+Every run's config is built the way `train` builds it — config_flags parsing `--config.key=text`
+by the type of the key's value — and validated before anything is launched, so a typo fails the
+sweep at once, not an hour into it.
+
+A run's workdir under the root is named by its overrides, in the order given, seed last:
+`optim.name=adam,optim.learning_rate=1e-4,seed=0`. Values are written canonically from the
+parsed config (`value_text`: 1e-4, 0.5, true), so `1e-4`, `0.0001` and a sweep file's 1e-4 name
+the same run; characters a filename should not hold become `_`. A name depends on its run's own
+overrides only, so adding values to a grid keeps the names of the runs already done. Overrides
+given to the sweep as `--config.key=v` apply to every run and are not part of the names.
+"""
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+from mtl_jax import cli
+from mtl_jax.config import files, schema
+from mtl_jax.errors import UserError
+
+SEED = 'seed'
+LOG_FILE = 'train.log'  # a run's train output, appended to by every attempt
+_MAX_NAME = 200  # filesystems allow 255 bytes per name; leave room for temporary suffixes
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One run of a sweep: its overrides as (key, canonical text), seed last."""
+
+  overrides: tuple[tuple[str, str], ...]
+  num_epochs: int  # what its config asks for (the sweep's ETA counts epochs)
+
+  @property
+  def name(self) -> str:
+    return run_name(self.overrides)
+
+  @property
+  def args(self) -> list[str]:
+    return [f'--config.{key}={text}' for key, text in self.overrides]
+
+
+def _knob(key: str, source: str) -> str:
+  """`key` without a leading 'config.' (big_vision's sweeps write it), if the schema has it."""
+  key = key.removeprefix('config.')
+  if key not in schema.KNOBS:
+    close = difflib.get_close_matches(key, schema.KNOBS, n=1)
+    hint = f'; did you mean {close[0]}?' if close else ' (mtl_jax/config/schema.py lists them)'
+    raise UserError(f'{source}: {key!r} is not a config key{hint}')
+  return key
+
+
+def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
+  """`['key=v1,v2', ...]` → [(key, ['v1', 'v2']), ...] in the order given."""
+  grid = []
+  for spec in specs:
+    key, eq, values = spec.partition('=')
+    if not eq:
+      raise UserError(f'--grid {spec}: expected key=value1,value2,...')
+    items = values.split(',')
+    if not values or not all(items):
+      raise UserError(
+        f'--grid {spec}: empty value in the list (an empty string needs a sweep file)'
+      )
+    key = _knob(key, f'--grid {spec}')
+    if key in dict(grid):
+      raise UserError(f'--grid {spec}: {key} is swept by another --grid already')
+    grid.append((key, items))
+  return grid
+
+
+def load_sweep_file(path: str | Path) -> list[dict[str, Any]]:
+  """The list of override dicts `get_sweep()` returns in a Python file, keys checked."""
+  namespace = {'__file__': str(path), '__name__': Path(path).stem + '_sweep'}
+  try:
+    source = Path(path).read_text()
+  except OSError:
+    raise UserError(f'cannot read sweep file {str(path)!r} (no such file, or unreadable)') from None
+  try:
+    exec(compile(source, str(path), 'exec'), namespace)  # pylint: disable=exec-used
+  except SyntaxError as e:
+    raise UserError(f'{e.filename}:{e.lineno}: {e.msg}') from None
+  if not callable(namespace.get('get_sweep')):
+    raise UserError(f'{path} does not define get_sweep()')
+  sweep = namespace['get_sweep']()
+  if not isinstance(sweep, (list, tuple)) or not sweep:
+    raise UserError(f'{path}: get_sweep() must return a non-empty list of dicts')
+  for entry in sweep:
+    if not isinstance(entry, dict):
+      raise UserError(f'{path}: get_sweep() returned {entry!r}, not a dict of overrides')
+  return [{_knob(str(k), str(path)): v for k, v in entry.items()} for entry in sweep]
+
+
+def combinations(
+  sweep: list[dict[str, Any]], grid: list[tuple[str, list[str]]], seeds: list[str]
+) -> list[dict[str, Any]]:
+  """Every sweep-file entry × grid point × seed, seeds outermost, the grid's first key slowest."""
+  points = [
+    dict(zip([k for k, _ in grid], values)) for values in itertools.product(*dict(grid).values())
+  ]
+  for entry, point in itertools.product(sweep, points):
+    shared = entry.keys() & point.keys()
+    if shared:
+      raise UserError(f'{", ".join(sorted(shared))} is set by both the sweep file and --grid')
+    if seeds and SEED in {**entry, **point}:
+      raise UserError('seed is swept by --grid or the sweep file and by --seeds: give it once')
+  per_seed = [{**entry, **point} for entry in sweep for point in points]
+  return [{**combo, SEED: seed} for seed in seeds for combo in per_seed] if seeds else per_seed
+
+
+def float_text(value: float) -> str:
+  """Below 0.1 the shortest exact scientific form unless repr is shorter (1e-2, 3e-4, 0.015),
+  else repr (0.5, 27.07): learning rates read alike in a listing."""
+  for digits in range(17):
+    scientific = f'{value:.{digits}e}'
+    if float(scientific) == value:
+      break
+  mantissa, _, exponent = scientific.partition('e')
+  scientific = f'{mantissa}e{int(exponent)}'
+  small = int(exponent) < -1 and len(scientific) <= len(repr(value))
+  return scientific if small else repr(value)
+
+
+def value_text(value) -> str:
+  """A typed config value as command-line text config_flags parses back to the same value."""
+  if isinstance(value, bool):
+    return str(value).lower()
+  if isinstance(value, float):
+    return float_text(value)
+  if isinstance(value, (tuple, list)):
+    parts = [repr(v) if isinstance(v, str) else value_text(v) for v in value]
+    return f'({",".join(parts)}{"," if len(parts) == 1 else ""})'
+  return str(value)
+
+
+def run_name(overrides: tuple[tuple[str, str], ...]) -> str:
+  """`k=v,k=v,...`, filename-safe; a hash of the full text ends a name cut to _MAX_NAME."""
+  safe = lambda text: re.sub(r'[^A-Za-z0-9_.+-]', '_', re.sub(r'[()\'"]', '', text))
+  name = ','.join(f'{key}={safe(text)}' for key, text in overrides)
+  if len(name) <= _MAX_NAME:
+    return name
+  digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+  return f'{name[: _MAX_NAME - 11]}~{digest}'
+
+
+def load_config(config_ref: str, args: list[str]) -> ml_collections.ConfigDict:
+  """The config `train --config=config_ref *args` would train with, parsed by config_flags in a
+  private flag set; a bad key or value is a UserError with the line train would print."""
+  argv = ['sweep', f'--config={files.resolve_config_ref(config_ref)}', *args]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', flag_values=flag_values, sys_argv=argv)
+  try:
+    flag_values(argv)
+    config = flag_values.config
+    config.keys()  # config_flags defers a file's load error to first access
+  except Exception as e:  # pylint: disable=broad-except  # a bug is re-raised below
+    message = cli.config_error_message(e, argv)
+    if message is None:
+      raise
+    raise UserError(message) from None
+  schema.validate(config)
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """The runs of one config file under one root, and the overrides every run shares."""
+
+  config_ref: str  # the --config value: path[:presets]
+  fixed: tuple[str, ...]  # --config.key=text args of every run
+  root: Path
+  runs: tuple[Run, ...]
+
+  def workdir(self, run: Run) -> Path:
+    return self.root / run.name
+
+  def command(self, run: Run, python: str = 'python') -> list[str]:
+    """The run's train command."""
+    return [
+      python,
+      '-m',
+      'mtl_jax.train',
+      f'--config={self.config_ref}',
+      f'--workdir={self.workdir(run)}',
+      *self.fixed,
+      *run.args,
+    ]
+
+
+def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: Path) -> Sweep:
+  """The runs of `combos` on `config_ref` + the `fixed` args, each config validated; a run
+  without a seed override gets the config's seed, so every name and command states it."""
+  runs, names = [], {}
+  for combo in combos:
+    swept = [f'--config.{k}={v if isinstance(v, str) else value_text(v)}' for k, v in combo.items()]
+    clash = {k for k in combo if any(a.startswith(f'--config.{k}=') for a in fixed)}
+    if clash:
+      raise UserError(f'{", ".join(sorted(clash))} is both swept and set by --config.<key>=')
+    config = load_config(config_ref, [*fixed, *swept])
+    keys = [k for k in combo if k != SEED] + [SEED]
+    run = Run(tuple((k, value_text(schema.get(config, k))) for k in keys), config.train.num_epochs)
+    if run.name in names:
+      raise UserError(f'{names[run.name]} and {combo} are the same run ({run.name})')
+    names[run.name] = combo
+    runs.append(run)
+  return Sweep(config_ref, tuple(fixed), root, tuple(runs))
+
+
+def shell_line(command: list[str]) -> str:
+  return ' '.join(shlex.quote(part) for part in command)
+
+
+def slurm_script(sweep: Sweep, written_by: str) -> str:
+  """A job-array script: task i runs the sweep's run i, its output appended to the run's
+  train.log as the sweep's own runner does."""
+  lines = [
+    '#!/bin/bash',
+    f'#SBATCH --job-name={shlex.quote(sweep.root.name or "sweep")}',
+    f'#SBATCH --array=0-{len(sweep.runs) - 1}',
+    f'#SBATCH --output={shlex.quote(str(sweep.root))}/slurm-%A_%a.out',
+    "# Add your site's lines here (--partition, --gres=gpu:1, --time, ...); a limit on",
+    '# simultaneous tasks goes after the range, e.g. --array=0-N%4.',
+    f'# Written by: {written_by}',
+    '# Submit it from the directory it was written in: its paths are relative to that.',
+    'set -euo pipefail',
+    'workdirs=(',
+    *(f'  {shlex.quote(str(sweep.workdir(run)))}' for run in sweep.runs),
+    ')',
+    'commands=(',
+    *(f'  {shlex.quote(shell_line(sweep.command(run)))}' for run in sweep.runs),
+    ')',
+    'i=$SLURM_ARRAY_TASK_ID',
+    'mkdir -p "${workdirs[$i]}"',
+    f'eval "${{commands[$i]}}" >> "${{workdirs[$i]}}/{LOG_FILE}" 2>&1',
+  ]
+  return '\n'.join(lines) + '\n'

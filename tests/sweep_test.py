@@ -1,0 +1,329 @@
+"""Sweeps: the plan (product order, names, seeds, sweep files, commands, SLURM script), bad input
+as one line, and the runner on real tiny runs: a failing run does not stop the others, a killed
+sweep leaves no train running and its rerun skips finished runs and resumes the others."""
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from cli_test import assert_one_line_error, run
+from conftest import REPO
+
+from mtl_jax import locks, run_status, sweep_runner, sweeps, writers
+from mtl_jax.config import files
+from mtl_jax.errors import UserError
+
+TINY = 'configs/joint.py:tiny'
+
+
+def _names(grid=(), seeds=(), sweep=({},), fixed=()) -> list[str]:
+  combos = sweeps.combinations(list(sweep), sweeps.parse_grid(list(grid)), list(seeds))
+  return [r.name for r in sweeps.plan(TINY, list(fixed), combos, REPO / 'runs').runs]
+
+
+def test_grid_product_order_seeds_outermost():
+  names = _names(['optim.name=sgd,adam', 'optim.learning_rate=1e-2,1e-3'], ['0', '1'])
+  assert names == [
+    'optim.name=sgd,optim.learning_rate=1e-2,seed=0',
+    'optim.name=sgd,optim.learning_rate=1e-3,seed=0',
+    'optim.name=adam,optim.learning_rate=1e-2,seed=0',
+    'optim.name=adam,optim.learning_rate=1e-3,seed=0',
+    'optim.name=sgd,optim.learning_rate=1e-2,seed=1',
+    'optim.name=sgd,optim.learning_rate=1e-3,seed=1',
+    'optim.name=adam,optim.learning_rate=1e-2,seed=1',
+    'optim.name=adam,optim.learning_rate=1e-3,seed=1',
+  ]
+
+
+def test_names_are_canonical_stable_and_safe():
+  # The same value however it is written; a grown grid keeps the names of the runs done.
+  assert _names(['optim.learning_rate=0.0001']) == _names(['optim.learning_rate=1e-4'])
+  assert _names(sweep=[{'optim.learning_rate': 1e-4}]) == ['optim.learning_rate=1e-4,seed=0']
+  assert set(_names(['train.num_epochs=3'])) < set(_names(['train.num_epochs=3,5']))
+  # Booleans as absl reads them; seed last, from the config unless swept.
+  assert _names(['data.flip=False,1']) == ['data.flip=false,seed=0', 'data.flip=true,seed=0']
+  assert _names(['seed=4', 'optim.name=sgd']) == ['optim.name=sgd,seed=4']
+  assert _names(['optim.name=sgd'], fixed=['--config.seed=7']) == ['optim.name=sgd,seed=7']
+  # Slashes and spaces never reach the filesystem; a long name ends with a hash of the full one.
+  assert _names(['data.data_dir=/tmp/my data']) == ['data.data_dir=_tmp_my_data,seed=0']
+  long_a, long_b = _names([f'data.data_dir={"x" * 300}a,{"x" * 300}b'])
+  assert len(long_a) == 200 and long_a[:180] == long_b[:180] and long_a != long_b
+  with pytest.raises(UserError, match=r'are the same run \(optim.learning_rate=1e-3,seed=0\)'):
+    _names(['optim.learning_rate=1e-3,0.001'])
+
+
+def test_sweep_files(tmp_path):
+  path = tmp_path / 'mine.py'
+  path.write_text(
+    'def get_sweep():\n'
+    "  return [{'config.optim.name': 'sgd', 'optim.momentum': 0.8}, {'optim.name': 'adam'}]\n"
+  )
+  sweep = sweeps.load_sweep_file(path)
+  assert sweep == [{'optim.name': 'sgd', 'optim.momentum': 0.8}, {'optim.name': 'adam'}]
+  assert _names(['train.num_epochs=1,2'], sweep=sweep) == [
+    'optim.name=sgd,optim.momentum=0.8,train.num_epochs=1,seed=0',
+    'optim.name=sgd,optim.momentum=0.8,train.num_epochs=2,seed=0',
+    'optim.name=adam,train.num_epochs=1,seed=0',
+    'optim.name=adam,train.num_epochs=2,seed=0',
+  ]
+  # The shipped example: the study's optimiser × learning-rate comparison.
+  study = _names(sweep=sweeps.load_sweep_file(REPO / 'sweeps' / 'lr.py'))
+  assert study == [
+    f'optim.name={name},optim.learning_rate={rate},seed=0'
+    for name, rates in (
+      ('sgd', ('0.1', '1e-2', '1e-3', '1e-4')),
+      ('adam', ('1e-2', '1e-3', '1e-4', '1e-5')),
+    )
+    for rate in rates
+  ]
+
+
+def _sweep(*args, cwd=REPO) -> subprocess.CompletedProcess:
+  return run('mtl_jax.sweep', *args, cwd=cwd)
+
+
+def test_print_commands(tmp_path):
+  root = tmp_path / 'my sweep'
+  result = _sweep(
+    f'--config={TINY}',
+    f'--root={root}',
+    '--grid=optim.learning_rate=1e-2,1e-3',
+    '--seeds=0,1',
+    '--config.data.data_dir=/data/tfds',
+    '--print_commands',
+  )
+  assert result.returncode == 0, result.stderr
+  prefix = f"python -m mtl_jax.train --config={TINY} '--workdir={root}"
+  assert result.stdout.splitlines() == [
+    f"{prefix}/optim.learning_rate={lr},seed={seed}' --config.data.data_dir=/data/tfds "
+    f'--config.optim.learning_rate={lr} --config.seed={seed}'
+    for seed in (0, 1)
+    for lr in ('1e-2', '1e-3')
+  ]
+  assert not root.exists()
+
+
+def test_slurm_script_runs_its_task(tmp_path):
+  script = tmp_path / 'sweep.sbatch'
+  result = _sweep(
+    f'--config={TINY}', '--root=runs/s', '--grid=optim.name=sgd,adam', '--seeds=0,1',
+    f'--slurm={script}', cwd=tmp_path,
+  )  # fmt: skip
+  assert result.returncode == 0, result.stderr
+  assert result.stdout == f'wrote {script}: 4 array tasks (sbatch {script})\n'
+  text = script.read_text()
+  assert text.startswith('#!/bin/bash\n#SBATCH --job-name=s\n#SBATCH --array=0-3\n')
+  assert '#SBATCH --output=runs/s/slurm-%A_%a.out\n' in text
+  # Task 2 runs the third command, its output appended to its workdir's train.log; a fake
+  # `python` shows the arguments it got.
+  fake = tmp_path / 'bin'
+  fake.mkdir()
+  (fake / 'python').write_text('#!/bin/sh\necho "$@"\n')
+  (fake / 'python').chmod(0o755)
+  env = {**os.environ, 'PATH': f'{fake}:{os.environ["PATH"]}', 'SLURM_ARRAY_TASK_ID': '2'}
+  subprocess.run(['bash', str(script)], cwd=tmp_path, env=env, check=True)
+  workdir = 'runs/s/optim.name=sgd,seed=1'
+  assert (tmp_path / workdir / 'train.log').read_text() == (
+    f'-m mtl_jax.train --config={TINY} --workdir={workdir} --config.optim.name=sgd '
+    '--config.seed=1\n'
+  )
+  assert [p.name for p in (tmp_path / 'runs' / 's').iterdir()] == ['optim.name=sgd,seed=1']
+
+
+@pytest.mark.parametrize(
+  'args, fragments',
+  [
+    (['--grid=optim.name'], ['--grid optim.name: expected key=value1,value2']),
+    (['--grid=optim.nme=sgd'], ["'optim.nme' is not a config key; did you mean optim.name?"]),
+    (['--grid=optim.learning_rate=1e-3,fast'], ['--config.optim.learning_rate=fast', 'float']),
+    (['--grid=optim.learning_rate=1e-3,-1'], ['config.optim.learning_rate=-1', '> 0']),
+    (['--grid=optim.name=sgd', '--parallel=0'], ['--parallel=0: runs at a time must be >= 1']),
+    (['--grid=optim.name=sgd', '--root='], ['--root is empty']),
+    (['--sweep={no_get}'], ['{no_get} does not define get_sweep()']),
+    ([], ['nothing to sweep']),
+  ],
+)
+def test_bad_input_is_one_line_and_launches_nothing(tmp_path, args, fragments):
+  """Each kind of mistake through the command line (the rest of them below, in-process)."""
+  no_get = tmp_path / 'no_get.py'
+  no_get.write_text('SWEEP = []\n')
+  fill = lambda s: s.format(no_get=no_get)
+  result = _sweep(f'--config={TINY}', f'--root={tmp_path / "root"}', *map(fill, args))
+  assert_one_line_error(result, 'sweep', *map(fill, fragments))
+  assert not (tmp_path / 'root').exists()
+
+
+def test_more_bad_input(tmp_path):
+  for spec, message in [
+    ('optim.name=', '--grid optim.name=: empty value'),
+    ('optim.name=sgd,', '--grid optim.name=sgd,: empty value'),
+    ('optim', '--grid optim: expected key=value1'),
+  ]:
+    with pytest.raises(UserError, match=re.escape(message)):
+      sweeps.parse_grid([spec])
+  with pytest.raises(UserError, match='optim.name is swept by another --grid already'):
+    sweeps.parse_grid(['optim.name=sgd', 'config.optim.name=adam'])
+  with pytest.raises(UserError, match='optim.name is both swept and set by --config'):
+    _names(['optim.name=sgd'], fixed=['--config.optim.name=adam'])
+  with pytest.raises(UserError, match='seed is swept by --grid or the sweep file and by --seeds'):
+    _names(['seed=1,2'], seeds=['0'])
+  with pytest.raises(UserError, match='optim.name is set by both the sweep file and --grid'):
+    _names(['optim.name=sgd'], sweep=[{'optim.name': 'adam'}])
+  with pytest.raises(UserError, match="cannot read sweep file '.*none.py'"):
+    sweeps.load_sweep_file(tmp_path / 'none.py')
+  for text, message in [
+    ("def get_sweep():\n  return [{'optim.rate': 1}]\n", "'optim.rate' is not a config key"),
+    ('def get_sweep():\n  return []\n', 'must return a non-empty list of dicts'),
+    ("def get_sweep():\n  return ['optim.name=sgd']\n", "returned 'optim.name=sgd', not a dict"),
+    ('def get_sweep(:\n', 'bad.py:1: '),
+  ]:
+    (tmp_path / 'bad.py').write_text(text)
+    with pytest.raises(UserError, match=re.escape(message)):
+      sweeps.load_sweep_file(tmp_path / 'bad.py')
+
+
+def test_outcome_of_a_child():
+  finished, stopped = run_status.FINISHED, run_status.STOPPED
+  outcome = sweep_runner.outcome
+  assert outcome(0, 'final: step 8', finished, stopping=False) == sweep_runner.FINISHED
+  # Another process took the run between the sweep's check and its launch: not a failure.
+  in_use = 'train: error: the run in r is in use by pid 7 on h since t (lock r/train.lock); ...'
+  assert outcome(2, in_use, None, stopping=False) == sweep_runner.BUSY
+  assert outcome(0, 'stopped by SIGTERM after step 3', stopped, stopping=True) == 'interrupted'
+  assert outcome(-15, 'step 2/8', None, stopping=True) == 'interrupted'
+  assert outcome(0, 'stopped by SIGTERM after step 3', stopped, stopping=False) == 'failed'
+  assert outcome(1, 'ValueError: x', None, stopping=True) == 'failed'
+  assert outcome(2, 'train: error: bad', None, stopping=False) == 'failed'
+
+
+def test_runs_trained_elsewhere_or_diverged_are_not_launched(tmp_path):
+  root = tmp_path / 'root'
+  busy, diverged = root / 'seed=0', root / 'seed=1'
+  for workdir in (busy, diverged):
+    workdir.mkdir(parents=True)
+    files.save(files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny'), workdir)
+  (diverged / writers.METRICS_FILE).write_text(json.dumps({'epoch': 1, 'nonfinite_images': 8}))
+  with locks.exclusive(run_status.train_lock(busy), what='the run'):
+    result = _sweep(f'--config={TINY}', f'--root={root}', '--seeds=0,1')
+  assert result.returncode == 1, result.stderr
+  assert f'  not launched, being trained by another process: {busy}\n' in result.stdout
+  assert f'  failed: {diverged}: diverged (rerunning repeats it)' in result.stdout
+  assert not (busy / 'train.log').exists() and not (diverged / 'train.log').exists()
+
+
+def _report_line(root) -> str:
+  if importlib.util.find_spec('mtl_jax.report'):
+    return f'report: {root / "report" / "index.html"}'
+  return 'warning: no report written: mtl_jax.report not found'
+
+
+def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, data_dir):
+  root = tmp_path / 'root'
+  result = _sweep(
+    f'--config={TINY}', f'--root={root}', f'--config.data.data_dir={data_dir}',
+    '--grid=train.batch_size=32,4', '--parallel=2',
+  )  # fmt: skip
+  assert result.returncode == 1, result.stderr
+  bad, good = root / 'train.batch_size=32,seed=0', root / 'train.batch_size=4,seed=0'
+  lines = result.stdout.splitlines()
+  assert re.search(
+    r'^sweep: 1/2 finished, 1 failed, 0 trained elsewhere \| wall time ', result.stdout, re.M
+  )
+  assert (
+    f'  failed: {bad}: exit 2: train: error: config.train.batch_size=32 is larger than the 16 '
+    'samples of the train split of dataset synthetic; lower it, or use a larger train split'
+  ) in lines
+  assert lines[-1] == _report_line(root)
+  assert 'Traceback' not in result.stderr
+  assert run_status.status(good).state == run_status.FINISHED
+  assert 'final: step 8 epoch 2' in (good / 'train.log').read_text()
+  assert re.search(r'^sweep: 1/2 done \| 0 running \| 1 failed \| 0 waiting', result.stdout, re.M)
+
+
+def _digest(root) -> dict[str, tuple]:
+  return {
+    str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    for p in sorted(root.rglob('*'))
+    if p.is_file()
+  }
+
+
+def _wait(condition, what: str, proc: subprocess.Popen | None = None, timeout=300):
+  deadline = time.monotonic() + timeout
+  while not condition():
+    if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+      raise AssertionError(f'gave up waiting for {what}')
+    time.sleep(0.1)
+
+
+def _training_child(workdir, proc) -> int:
+  """Waits until the train command in `workdir` is past its first steps (its SIGTERM handler
+  is in place), then freezes it (SIGSTOP) so a signal cannot arrive after it finished; its pid."""
+  log = workdir / 'train.log'
+  _wait(lambda: log.exists() and re.search(r'^step \d+/', log.read_text(), re.M), 'steps', proc)
+  pid = json.loads(run_status.train_lock(workdir).read_text())['pid']
+  os.kill(pid, signal.SIGSTOP)
+  return pid
+
+
+def _start_sweep(root, data_dir, out, *args) -> subprocess.Popen:
+  command = [sys.executable, '-m', 'mtl_jax.sweep', f'--config={TINY}', f'--root={root}']
+  command += [f'--config.data.data_dir={data_dir}', *args]
+  return subprocess.Popen(
+    command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+  )
+
+
+def test_a_killed_sweep_resumes_skipping_finished_runs(tmp_path, data_dir):
+  root, grid = tmp_path / 'root', '--grid=data.flip=true,false'
+  first, second = root / 'data.flip=true,seed=0', root / 'data.flip=false,seed=0'
+  with open(tmp_path / 'out1', 'w') as out:
+    sweep = _start_sweep(root, data_dir, out, grid, '--parallel=1')
+    _wait(lambda: 'finished data.flip=true' in (tmp_path / 'out1').read_text(), 'run 1', sweep)
+    child = _training_child(second, sweep)
+    os.killpg(sweep.pid, signal.SIGKILL)  # the sweep's process group: its children have their own
+    sweep.wait()
+    os.kill(child, signal.SIGCONT)  # it finds the SIGTERM the sweep's death sent it
+  _wait(lambda: not locks.is_held(run_status.train_lock(second)), 'the orphan to stop')
+  assert 'stopped by SIGTERM after step' in (second / 'train.log').read_text()
+  assert run_status.status(first).state == run_status.FINISHED
+  before = _digest(first)
+
+  again = _sweep(f'--config={TINY}', f'--root={root}', f'--config.data.data_dir={data_dir}', grid)
+  assert again.returncode == 0, again.stdout + again.stderr
+  assert 'finished data.flip=true,seed=0: already finished\n' in again.stdout
+  assert 'start   data.flip=false,seed=0 (resuming)\n' in again.stdout
+  assert 'sweep: 2/2 finished, 0 failed, 0 trained elsewhere' in again.stdout
+  assert _digest(first) == before
+  assert run_status.status(second).state == run_status.FINISHED
+  assert 'resumed from step' in (second / 'train.log').read_text()
+
+
+@pytest.mark.parametrize(
+  'signum, to_group',
+  [(signal.SIGTERM, False), (signal.SIGINT, True)],  # a scheduler's stop; Ctrl-C in a terminal
+  ids=['sigterm', 'ctrl-c'],
+)
+def test_a_stop_is_passed_on_once_and_the_sweep_waits(tmp_path, data_dir, signum, to_group):
+  root = tmp_path / 'root'
+  workdir, out_path = root / 'seed=5', tmp_path / 'out'
+  name = signal.Signals(signum).name
+  with open(out_path, 'w') as out:
+    sweep = _start_sweep(root, data_dir, out, '--seeds=5')
+    child = _training_child(workdir, sweep)
+    (os.killpg if to_group else os.kill)(sweep.pid, signum)
+    _wait(lambda: f'{name} passed on to 1 running' in out_path.read_text(), 'pass on', sweep)
+    os.kill(child, signal.SIGCONT)
+    assert sweep.wait(timeout=300) == 0
+  output = out_path.read_text()
+  assert f'interrupted seed=5: exit 0: stopped by {name} after step' in output
+  assert f'stopped by {name}; unfinished runs: 1. Run the same command again to continue.' in output
+  assert not locks.is_held(run_status.train_lock(workdir))
+  assert run_status.status(workdir).state == run_status.STOPPED
