@@ -42,12 +42,18 @@ class RunStatus:
     }[self.state]
 
 
+def scored(records) -> list[dict]:
+  """The eval records that carry scores: a diverged eval's record (NaN/Inf outputs) is written
+  with null scores so it can be seen, but it scores nothing."""
+  return [r for r in records if not r.get('nonfinite_images')]
+
+
 def status(workdir: str | Path) -> RunStatus:
   """The state of the run in `workdir`; a ConfigError if it holds no run (no config.json)."""
   workdir = Path(workdir)
   config = files.load(workdir)
   records = tuple(writers.read_records(workdir / writers.METRICS_FILE))
-  good = [r for r in records if not r.get('nonfinite_images')]
+  good = scored(records)
   done = good[-1]['epoch'] if good else 0
   num_epochs = config.train.num_epochs
   if any(locks.is_held(lock) for lock in workdir.glob('train*.lock')):

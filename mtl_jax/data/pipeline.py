@@ -42,10 +42,11 @@ def _to_sample(example: dict) -> dict:
 @dataclasses.dataclass(frozen=True)
 class SampleSource:
   """Random access to the samples (see `sample`) of a TFDS split, and the dataset's class
-  names (id order)."""
+  names and colours (id order; `registry.class_colors`, None when not given)."""
 
   source: Sequence[dict]
   class_names: tuple[str, ...] = CLASS_NAMES
+  class_colors: tuple[tuple[int, int, int], ...] | None = None
 
   def __len__(self) -> int:
     return len(self.source)
@@ -61,8 +62,11 @@ class SampleSource:
 
 
 def data_source(builder, split: str) -> SampleSource:
-  """`builder.as_data_source(split)` with semseg squeezed to [H, W], and the class names."""
-  return SampleSource(builder.as_data_source(split), registry.class_names(builder))
+  """`builder.as_data_source(split)` with semseg squeezed to [H, W], and the class names and
+  colours."""
+  return SampleSource(
+    builder.as_data_source(split), registry.class_names(builder), registry.class_colors(builder)
+  )
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
