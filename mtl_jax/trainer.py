@@ -30,6 +30,7 @@ from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.errors import DiskFull, UserError
 from mtl_jax.experiment import Experiment
+from mtl_jax.reports import samples
 
 
 class TrainingDiverged(UserError):
@@ -200,6 +201,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
 
   train_step = experiment.train_step(graphdef, optimizer.tx)
   evaluate = experiment.evaluator(graphdef, sources[eval_split])
+  sample_grid = samples.SampleGrid.of(experiment, graphdef, sources[eval_split])
   meter = progress.Progress(total_steps, start_step, config.train.batch_size)
   every, limit = config.train.checkpoint_every_steps, config.train.max_nonfinite_steps
   last_saved = manager.latest_step()
@@ -267,6 +269,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
             )
           history.append(log.record(record))
           log.scalars(done, scores, prefix=f'{eval_split}/')
+          log.image(done, f'{eval_split}/samples', sample_grid.grid_of(state))
           sums = EpochSums()
           print(
             progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores),

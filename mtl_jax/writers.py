@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from tensorboardX import SummaryWriter
 
 METRICS_FILE = 'metrics.jsonl'
@@ -27,6 +28,10 @@ class MetricsLog:
   def scalars(self, step: int, values: Mapping[str, float], prefix: str = '') -> None:
     for k, v in values.items():
       self.tensorboard.add_scalar(prefix + k, float(v), step)
+
+  def image(self, step: int, tag: str, image: np.ndarray) -> None:
+    """An HWC uint8 image (e.g. a sample grid) to TensorBoard."""
+    self.tensorboard.add_image(tag, image, step, dataformats='HWC')
 
   def record(self, record: Mapping) -> dict:
     """Appends one JSON line, flushed to disk before returning; returns the record as written
