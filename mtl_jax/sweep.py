@@ -57,6 +57,7 @@ def main(argv):
     if slurm:
       written_by = sweeps.shell_line(['python', '-m', 'mtl_jax.sweep', *sys.argv[1:]])
       slurm.write_text(sweeps.slurm_script(sweep, written_by))
+      root.mkdir(parents=True, exist_ok=True)  # for the tasks' --output: SLURM does not create it
       print(f'wrote {slurm}: {len(sweep.runs)} array tasks (sbatch {slurm})')
     if _PRINT.value or slurm:
       return

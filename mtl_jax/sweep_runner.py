@@ -244,8 +244,8 @@ class Runner:
       self.say(f'  failed: {self.sweep.workdir(run)}: {self.results[run][1]}')
     for run in busy:
       self.say(f'  not launched, being trained by another process: {self.sweep.workdir(run)}')
-    if self.stopped_by:
-      unfinished = len(by(INTERRUPTED)) + len(self.pending)
+    unfinished = len(by(INTERRUPTED)) + len(self.pending)
+    if unfinished:  # only a stop leaves runs unfinished
       self.say(
         f'stopped by {self.stopped_by}; unfinished runs: {unfinished}. Run the same command '
         'again to continue.'

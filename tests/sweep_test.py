@@ -121,6 +121,7 @@ def test_slurm_script_runs_its_task(tmp_path):
   text = script.read_text()
   assert text.startswith('#!/bin/bash\n#SBATCH --job-name=s\n#SBATCH --array=0-3\n')
   assert '#SBATCH --output=runs/s/slurm-%A_%a.out\n' in text
+  assert not any((tmp_path / 'runs' / 's').iterdir())  # there for that output, and empty
   # Task 2 runs the third command, its output appended to its workdir's train.log; a fake
   # `python` shows the arguments it got.
   fake = tmp_path / 'bin'
