@@ -67,6 +67,11 @@ def _train(workdir, data_dir, **overrides):
   )
 
 
+def _disk_usage(path) -> int:
+  """Bytes of the files under path, rounded up to 4 KiB pages as tmpfs counts them."""
+  return sum(-(-f.stat().st_size // 4096) * 4096 for f in path.rglob('*') if f.is_file())
+
+
 def _same_as_reference(workdir, reference):  # noqa: F811
   ref_dir, _, _ = reference
   assert _without_wall_time(writers.read_records(workdir / 'metrics.jsonl')) == _without_wall_time(
@@ -83,7 +88,12 @@ def test_a_full_disk_is_one_line_and_resuming_after_freeing_space_is_bit_identic
 ):
   disk = tmp_path / 'disk'
   disk.mkdir()
-  mounts('-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', target=disk)  # two 1.4 MB checkpoints fit
+  # Room for everything the run writes up to step 6 (checkpoints 3 and 4, logs, events) and
+  # half of checkpoint 6: the disk fills while step 6 is saved.
+  ref_dir = reference[0]
+  checkpoint = _disk_usage(ref_dir / 'checkpoints' / '12')
+  besides = _disk_usage(ref_dir) - _disk_usage(ref_dir / 'checkpoints')
+  mounts('-t', 'tmpfs', '-o', f'size={besides + 2.5 * checkpoint:.0f}', 'tmpfs', target=disk)
   workdir = disk / 'run'
 
   full = _train(workdir, data_dir)
