@@ -106,6 +106,12 @@ class Optimizer:
   schedule: optax.Schedule
 
 
+def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """The learning rate at each step of a run of `total_steps` steps (config.optim)."""
+  o = config.optim
+  return optim.learning_rate_schedule(o.schedule, o.learning_rate, total_steps, o.warmup_steps)
+
+
 def make_eval_step(graphdef: Any, spec: steps.TaskSpec) -> Callable:
   """(state, metric totals, batch) → totals; the totals stay on device between batches."""
   return jax.jit(functools.partial(steps.eval_step, graphdef=graphdef, spec=spec), donate_argnums=1)
@@ -215,9 +221,7 @@ class Experiment:
 
   def optimizer(self, total_steps: int) -> Optimizer:
     o = self.config.optim
-    schedule = optim.learning_rate_schedule(
-      o.schedule, o.learning_rate, total_steps, o.warmup_steps
-    )
+    schedule = learning_rate_schedule(self.config, total_steps)
     tx = optim.make_optimizer(
       o.name,
       schedule,

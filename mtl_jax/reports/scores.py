@@ -16,7 +16,7 @@ import math
 import statistics
 from collections.abc import Iterable
 
-from mtl_jax import checkpointing, optim
+from mtl_jax import checkpointing, experiment
 from mtl_jax.reports import settings as settings_lib
 from mtl_jax.reports.runs import ReportRun
 from mtl_jax.reports.settings import Setting
@@ -72,9 +72,8 @@ def _learning_rates(run: ReportRun, evals: list[dict]) -> list[float]:
   if not evals:
     return []
   steps_per_epoch = evals[0]['step'] // evals[0]['epoch']
-  o = run.config.optim
-  schedule = optim.learning_rate_schedule(
-    o.schedule, o.learning_rate, steps_per_epoch * run.config.train.num_epochs, o.warmup_steps
+  schedule = experiment.learning_rate_schedule(
+    run.config, steps_per_epoch * run.config.train.num_epochs
   )
   return [float(schedule(r['step'])) for r in evals]
 
