@@ -4,6 +4,8 @@ import importlib.util
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -18,6 +20,30 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'mtl_jax' / 'configs'  # shipped in the package; REPO/configs links here
+
+
+def tiny_train_command(workdir, data_dir, overrides: dict | None = None) -> list[str]:
+  """The train command of configs/joint.py:tiny in `workdir` on the data in `data_dir`."""
+  return [
+    sys.executable,
+    '-m',
+    'mtl_jax.train',
+    '--config=configs/joint.py:tiny',
+    f'--workdir={workdir}',
+    f'--config.data.data_dir={data_dir}',
+    *(f'--config.{k}={v}' for k, v in (overrides or {}).items()),
+  ]
+
+
+def run_tiny_train(workdir, data_dir, overrides: dict | None = None):
+  """`tiny_train_command` run to its end, output captured."""
+  return subprocess.run(
+    tiny_train_command(workdir, data_dir, overrides),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
 
 
 def config_presets(path: pathlib.Path) -> tuple[str, ...]:

@@ -3,15 +3,13 @@ from NaN outputs, never the best checkpoint, and the run stops with a line namin
 checkpoint."""
 
 import math
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import REPO, tiny_joint_model
+from conftest import run_tiny_train, tiny_joint_model
 from flax import nnx
 from resilience_test import _assert_same_arrays, _config
 
@@ -64,21 +62,10 @@ def test_a_learning_rate_that_diverges_stops_the_run_with_nothing_non_finite_kep
   # lr 1e30 (finite, so the config accepts it): Adam's first update sends weights to ~1e30 and
   # the next forward pass overflows. Before: exit 0, every weight NaN, "SI-log 0.00".
   workdir = tmp_path / 'run'
-  result = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'mtl_jax.train',
-      '--config=configs/joint.py:tiny',
-      f'--workdir={workdir}',
-      f'--config.data.data_dir={data_dir}',
-      '--config.optim.learning_rate=1e30',
-      '--config.train.max_nonfinite_steps=3',
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    check=False,
+  result = run_tiny_train(
+    workdir,
+    data_dir,
+    {'optim.learning_rate': '1e30', 'train.max_nonfinite_steps': 3},
   )
   assert result.returncode == 2, result.stderr[-2000:]
   assert 'Traceback' not in result.stderr

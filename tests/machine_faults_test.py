@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_tiny_train
 from resilience_test import (  # noqa: F401  # `reference` is a fixture used here
   KILL_RUN,
   _assert_same_arrays,
@@ -49,22 +49,7 @@ def _read_only(target, mounts):
 
 
 def _train(workdir, data_dir, **overrides):
-  settings = {**KILL_RUN, **overrides}
-  return subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'mtl_jax.train',
-      '--config=configs/joint.py:tiny',
-      f'--workdir={workdir}',
-      f'--config.data.data_dir={data_dir}',
-      *(f'--config.{k}={v}' for k, v in settings.items()),
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    check=False,
-  )
+  return run_tiny_train(workdir, data_dir, {**KILL_RUN, **overrides})
 
 
 def _disk_usage(path) -> int:
@@ -139,20 +124,7 @@ def test_a_finished_run_on_a_read_only_filesystem_is_evaluated_and_train_says_fi
 ):
   config, run_dir, final = tiny_run
   with _read_only(run_dir, mounts):
-    again = subprocess.run(
-      [
-        sys.executable,
-        '-m',
-        'mtl_jax.train',
-        '--config=configs/joint.py:tiny',
-        f'--workdir={run_dir}',
-        f'--config.data.data_dir={data_dir}',
-      ],
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      check=False,
-    )
+    again = run_tiny_train(run_dir, data_dir)
     scored = subprocess.run(
       [sys.executable, '-m', 'mtl_jax.evaluate', f'--workdir={run_dir}'],
       cwd=REPO,

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_tiny_train
 from resilience_test import (  # noqa: F401  # `reference` is a fixture used here
   DRIVER,
   KILL_RUN,
@@ -44,18 +44,6 @@ def _wait_for(path, proc, timeout=300):
     time.sleep(0.1)
 
 
-def _train_command(workdir, data_dir):
-  return [
-    sys.executable,
-    '-m',
-    'mtl_jax.train',
-    '--config=configs/joint.py:tiny',
-    f'--workdir={workdir}',
-    f'--config.data.data_dir={data_dir}',
-    *(f'--config.{k}={v}' for k, v in KILL_RUN.items()),
-  ]
-
-
 def test_a_second_train_is_refused_while_the_first_trains_on_unchanged(
   reference,  # noqa: F811  # the fixture imported above
   data_dir,
@@ -69,9 +57,7 @@ def test_a_second_train_is_refused_while_the_first_trains_on_unchanged(
   in_progress = workdir / 'checkpoints' / '9.orbax-checkpoint-tmp-1234'
   in_progress.mkdir()
 
-  second = subprocess.run(
-    _train_command(workdir, data_dir), cwd=REPO, capture_output=True, text=True, check=False
-  )
+  second = run_tiny_train(workdir, data_dir, KILL_RUN)
   resume.touch()
   out, err = first.communicate(timeout=300)
 
@@ -98,9 +84,7 @@ def test_a_sigkilled_run_leaves_no_stale_lock(data_dir, tmp_path):
   assert killed.returncode == -9
   assert (workdir / 'train.lock').exists()  # still naming the dead holder, but unlocked
 
-  again = subprocess.run(
-    _train_command(workdir, data_dir), cwd=REPO, capture_output=True, text=True, check=False
-  )
+  again = run_tiny_train(workdir, data_dir, KILL_RUN)
   assert again.returncode == 0, again.stderr[-2000:]
   assert 'resumed from step 6' in again.stdout
 
