@@ -161,7 +161,12 @@ class Experiment:
       if line:
         print(line, flush=True)
     mesh = parallel.make_mesh()
-    parallel.check_batch_size(config.train.batch_size, mesh, 'config.train.batch_size')
+    parallel.check_batch_size(
+      config.train.batch_size,
+      mesh,
+      'config.train.batch_size',
+      micro_batches=config.train.grad_accum_steps,
+    )
     parallel.check_batch_size(config.train.eval_batch_size, mesh, 'config.train.eval_batch_size')
     return cls(config, task_spec(config), mesh)
 

@@ -44,6 +44,18 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   }
 
 
-def check_batch_size(batch_size: int, mesh: Mesh, name: str) -> None:
-  if batch_size % mesh.size:
-    raise UserError(f'{name}={batch_size} must be divisible by the number of devices ({mesh.size})')
+def check_batch_size(batch_size: int, mesh: Mesh, name: str, micro_batches: int = 1) -> None:
+  """A ConfigError-style line unless `batch_size` splits evenly: over the processes (each reads
+  its share), each share over its process's devices, and each device's rows into
+  `micro_batches` (gradient accumulation splits every device's rows, with no data movement)."""
+  # Every process has the same number of devices, so a batch that splits over all the devices
+  # also splits into equal per-process shares that split over each process's devices.
+  processes = jax.process_count()
+  per_device = batch_size // mesh.size
+  if batch_size % mesh.size or per_device % micro_batches:
+    accum = f' × {micro_batches} accumulation steps' if micro_batches > 1 else ''
+    where = f' on {processes} processes' if processes > 1 else ''
+    raise UserError(
+      f'{name}={batch_size} must be divisible by the number of devices ({mesh.size}{where})'
+      f'{accum}: use a multiple of {mesh.size * micro_batches}'
+    )

@@ -153,6 +153,12 @@ KNOBS: dict[str, Knob] = {
     'The run records the directory used',
   ),
   'model.num_classes': Knob(19, "semantic classes (must equal the dataset's)", POSITIVE),
+  'model.dtype': Knob(
+    'float32',
+    "compute dtype of convolutions and activations; 'bfloat16' = mixed precision (parameters, "
+    'optimizer state, BatchNorm statistics, losses, softmax and metrics stay float32)',
+    OneOf(('float32', 'bfloat16')),
+  ),
   # depth: raw network output ↔ metres, see mtl_jax.depth_codec
   'depth.mode': Knob('linear', 'depth parametrisation', OneOf('mtl_jax.depth_codec:MODES')),
   'depth.mean': Knob(
@@ -190,6 +196,19 @@ KNOBS: dict[str, Knob] = {
   ),
   'train.max_nonfinite_steps': Knob(10, 'stop after this many consecutive NaN/Inf steps', POSITIVE),
   'train.eval_split': Knob('validation', 'split scored after each epoch', OneOf(EVAL_SPLITS)),
+  'train.grad_accum_steps': Knob(
+    1,
+    'micro-batches per optimizer step: gradients of batch_size/k samples averaged over k; '
+    'BatchNorm statistics come from each micro-batch, as in PyTorch',
+    POSITIVE,
+  ),
+  # parallel: how the train step runs over devices, see mtl_jax.parallel
+  'parallel.mode': Knob(
+    'jit',
+    "'jit' = one program over a device mesh (XLA places the collectives); 'pmap' = the classic "
+    'per-device step with gradients and BatchNorm statistics averaged by lax.pmean',
+    OneOf(('jit', 'pmap')),
+  ),
 }
 
 
