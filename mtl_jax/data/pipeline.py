@@ -77,9 +77,10 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 # ----------------------------------------------------------------------------- train
 
 
-def _shard_seed(seed: int, shard_index: int) -> int:
-  """Pipeline seed per shard, so shards do not draw the same augmentations."""
-  return int(np.random.SeedSequence([seed, shard_index]).generate_state(1)[0])
+def _stream_seed(seed: int) -> int:
+  """The shuffle and augmentation seed of the train stream (the same in every shard; mixing
+  `seed` with 0 keeps the stream of runs made when each shard had its own)."""
+  return int(np.random.SeedSequence([seed, 0]).generate_state(1)[0])
 
 
 def train_iterator(
@@ -98,20 +99,26 @@ def train_iterator(
 ) -> grain.DatasetIterator:
   """Infinite iterator of augmented train batches (see `sample` for their entries).
 
-  This shard takes samples shard_index::shard_count; each epoch is a fresh permutation of
-  them, and batches are full (an epoch's remainder runs into the next epoch). Deterministic
-  given (seed, shard_index, shard_count, batch_size); `get_state`/`set_state` resume exactly.
+  One global stream of batches of shard_count × batch_size samples, the same in every shard:
+  each epoch a fresh permutation of the whole split, batches full (an epoch's remainder runs
+  into the next epoch), each sample augmented by its position in the stream. Shard i takes rows
+  [i·batch_size, (i+1)·batch_size) of every global batch, reading and augmenting only those: a
+  run on several processes trains on exactly the batches of a one-process run of the same
+  global batch. Deterministic given (seed, shard_count × batch_size); `get_state`/`set_state`
+  resume exactly.
   worker_count > 0 moves decoding and augmentation to that many processes (the order then
   also depends on worker_count); num_threads are reader threads per process.
   crop_size None crops back to the stored size after scaling; jitter None disables the
   photometric jitter (augment.Jitter() gives the default bounds; a mapping is accepted too).
   """
-  ds = grain.MapDataset.source(source)[shard_index::shard_count]
-  if len(ds) < batch_size:
-    raise ValueError(f'train split shard has {len(ds)} samples, fewer than batch_size {batch_size}')
+  ds = grain.MapDataset.source(source)
+  if len(ds) < batch_size * shard_count:
+    raise ValueError(
+      f'train split has {len(ds)} samples, fewer than the global batch {batch_size * shard_count}'
+    )
   if jitter is not None and not isinstance(jitter, augment.Jitter):
     jitter = augment.Jitter(**jitter)  # a dict or ConfigDict section of bounds
-  ds = ds.seed(_shard_seed(seed, shard_index)).shuffle().repeat()
+  ds = ds.seed(_stream_seed(seed)).shuffle().repeat()
   ds = ds.random_map(
     augment.Augment(
       crop_size=tuple(crop_size) if crop_size is not None else None,
@@ -120,7 +127,9 @@ def train_iterator(
       jitter=jitter,
     )
   )
-  ds = ds.map(sample.to_batch).batch(batch_size, drop_remainder=True)
+  # Global batch b is shard-sized batches b·shard_count … b·shard_count + shard_count - 1 of the
+  # stream; the slice is lazy, so a shard reads and augments only its own rows.
+  ds = ds.map(sample.to_batch).batch(batch_size, drop_remainder=True)[shard_index::shard_count]
   # A small prefetch buffer: each element is a whole batch.
   it_ds = ds.to_iter_dataset(
     grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2 * num_threads, 2))

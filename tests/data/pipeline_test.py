@@ -179,19 +179,37 @@ def test_set_state_resumes_exactly_mid_epoch(train):
   _assert_batches_equal(_take(fresh, 5), expected)
 
 
-def test_shards_are_disjoint(train):
-  seen = [
-    np.concatenate(
-      [
-        b['index']
-        for b in _take(
-          pipeline.train_iterator(train, batch_size=2, seed=0, shard_index=k, shard_count=2), 3
-        )
-      ]
-    )
+def test_shards_split_the_one_shard_global_batches_row_for_row(train):
+  """Two processes with 2 rows each train on exactly the batches of one process with 4: same
+  samples, same augmentation (3 batches = one epoch of 12 and into the next)."""
+  kw = dict(seed=3, crop_size=(8, 12), scale_range=(0.5, 1.5), jitter=augment.Jitter())
+  whole = _take(pipeline.train_iterator(train, batch_size=4, **kw), 4)
+  shards = [
+    _take(pipeline.train_iterator(train, batch_size=2, shard_index=k, shard_count=2, **kw), 4)
     for k in range(2)
   ]
-  assert sorted(np.concatenate(seen).tolist()) == list(range(12))
+  joined = [
+    {key: np.concatenate([a[key], b[key]]) for key in a} for a, b in zip(*shards, strict=True)
+  ]
+  _assert_batches_equal(joined, whole)
+  first_epoch = np.concatenate([b['index'] for b in whole[:3]])
+  assert sorted(first_epoch.tolist()) == list(range(12))
+
+
+def test_a_shard_resumes_its_own_rows(train):
+  kw = dict(batch_size=2, seed=3, shard_index=1, shard_count=2, crop_size=(8, 12))
+  it = pipeline.train_iterator(train, **kw)
+  _take(it, 2)
+  state = it.get_state()
+  expected = _take(it, 3)
+  fresh = pipeline.train_iterator(train, **kw)
+  fresh.set_state(state)
+  _assert_batches_equal(_take(fresh, 3), expected)
+
+
+def test_a_global_batch_larger_than_the_split_is_refused(train):
+  with pytest.raises(ValueError, match='fewer than the global batch 14'):
+    pipeline.train_iterator(train, batch_size=7, seed=0, shard_index=0, shard_count=2)
 
 
 def test_steps_per_epoch():
