@@ -23,7 +23,7 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from mtl_jax import checkpointing, depth_codec, metrics, optim, parallel, steps
+from mtl_jax import checkpointing, depth_codec, metrics, optim, parallel, progress, steps
 from mtl_jax.config import files, schema
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import augment, pipeline, registry
@@ -76,7 +76,7 @@ def build_model(config: ml_collections.ConfigDict, *, load_pretrained: bool = Fa
     directory, _ = pretrained.resolve(config.model.pretrained, config.model.encoder)
     if directory:
       report = pretrained.load_pretrained_encoder(model.encoder, directory)
-      print(f'ImageNet encoder: {report}', flush=True)
+      progress.say(f'ImageNet encoder: {report}')
   return model
 
 
@@ -159,7 +159,7 @@ class Experiment:
         config.model.pretrained, config.model.encoder
       )
       if line:
-        print(line, flush=True)
+        progress.say(line)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(
       config.train.batch_size,

@@ -3,6 +3,20 @@
 import time
 
 
+def is_primary() -> bool:
+  """Whether this process writes what a run writes once (metrics, config, progress lines): in a
+  multi-process job (`mtl_jax.distributed`) process 0 does, for the whole job."""
+  import jax  # pylint: disable=g-import-not-at-top  # progress lines need no JAX otherwise
+
+  return jax.process_index() == 0
+
+
+def say(line: str) -> None:
+  """Prints a progress line once per job, from the primary process."""
+  if is_primary():
+    print(line, flush=True)
+
+
 def format_duration(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   h, rem = divmod(seconds, 3600)

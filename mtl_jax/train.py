@@ -3,8 +3,11 @@
 Resumes automatically from the newest complete checkpoint in DIR (default
 runs/<config>-<presets>, e.g. runs/joint-cpu, in the working directory). A --config path that does
 not exist there names a config shipped with the package (`configs/joint.py`, `joint.py` or
-`joint`). SIGTERM or Ctrl-C saves a checkpoint after the current step and exits 0 (a second one
+`joint`). SIGTERM or Ctrl-C saves a checkpoint within a step or two and exits 0 (a second one
 exits at once). Override any config value with `--config.a.b=value`.
+
+Several processes (GPU nodes, TPU hosts, or `--coordinator_address/--num_processes/--process_id`
+on one machine) run the same command and train one model: see `mtl_jax.distributed`.
 """
 
 import sys
@@ -13,7 +16,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from mtl_jax import cli
+from mtl_jax import cli, distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
   'config',
@@ -36,13 +39,16 @@ def main(argv):
   from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
   from mtl_jax.config import files
 
-  workdir = _WORKDIR.value
-  if workdir is None:
-    workdir = str(files.default_workdir(cli.flag_value(sys.argv, 'config')))
-    print(f'workdir: {Path(workdir).absolute()} (no --workdir given)', flush=True)
   with cli.user_errors('train'):
+    distributed.initialize()
+    workdir = _WORKDIR.value
+    if workdir is None:
+      workdir = str(files.default_workdir(cli.flag_value(sys.argv, 'config')))
+      progress.say(f'workdir: {Path(workdir).absolute()} (no --workdir given)')
     cli.directory_flag('--workdir', workdir)
     final = trainer.train_and_evaluate(_CONFIG.value, workdir)
+  if not progress.is_primary():
+    return
   if 'stopped_by' in final:
     print(
       f'stopped by {final["stopped_by"]} after step {final["step"]}; checkpoint saved. Run '

@@ -124,14 +124,14 @@ def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, to
     return 0, state, 0.0, EpochSums(), []
   step, state, meta = resumed
   _check_layout(meta, step, steps_per_epoch, total_steps)
-  for difference in environment.differences(meta.environment):
+  for difference in environment.differences(meta.environment) if progress.is_primary() else ():
     print(
       f'warning: resuming under different software ({difference}); the run may not '
       'match an uninterrupted one bit for bit',
       file=sys.stderr,
       flush=True,
     )
-  print(f'resumed from step {step} (epoch {meta.epoch}) in {ckpt_dir}', flush=True)
+  progress.say(f'resumed from step {step} (epoch {meta.epoch}) in {ckpt_dir}')
   return step, state, meta.wall_time_s, EpochSums.from_json(meta.epoch_sums, mesh), meta.history
 
 
@@ -182,9 +182,10 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
   graphdef, state = experiment.init_state(optimizer.tx, load_pretrained=True)
   train_iter = experiment.train_iterator(sources['train'])
 
+  primary = progress.is_primary()
   ckpt_dir = workdir / 'checkpoints'
-  # Safe under the lock: no live process is writing these.
-  for leftover in checkpointing.remove_unfinished(ckpt_dir):
+  # Safe under the lock: no live process is writing these. One process removes them.
+  for leftover in checkpointing.remove_unfinished(ckpt_dir) if primary else ():
     print(f'removed unfinished checkpoint {leftover}', flush=True)
   manager = checkpointing.make_manager(
     ckpt_dir, tasks=experiment.tasks, keep_latest=config.train.keep_checkpoints
@@ -193,10 +194,11 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
     manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps
   )
   if start_step == total_steps:  # nothing to do, so write nothing (the disk may be read-only)
-    print(f'the run in {workdir} is already finished (step {start_step})', flush=True)
+    progress.say(f'the run in {workdir} is already finished (step {start_step})')
     return {**history[-1], 'best_step': manager.best_step()}
-  files.save(config, workdir)  # only now: a mismatched resume leaves it untouched
-  log = writers.MetricsLog(workdir)
+  if primary:  # only now: a mismatched resume leaves it untouched
+    files.save(config, workdir)
+  log = writers.MetricsLog(workdir) if primary else writers.Discard()
   log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
 
   train_step = experiment.train_step(graphdef, optimizer.tx)
@@ -239,7 +241,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
         if step % config.train.log_every_steps == 0:
           scalars = jax.device_get(pending)
           log.scalars(step, {**scalars, 'learning_rate': optimizer.schedule(step)}, prefix='train/')
-          print(meter.line(step, scalars), flush=True)
+          progress.say(meter.line(step, scalars))
       pending = step_metrics
       sums.add(step_metrics)
       done = step + 1
@@ -271,9 +273,8 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
           log.scalars(done, scores, prefix=f'{eval_split}/')
           log.image(done, f'{eval_split}/samples', sample_grid.grid_of(state))
           sums = EpochSums()
-          print(
-            progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores),
-            flush=True,
+          progress.say(
+            progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores)
           )
         save(done, scores)
       if stop.requested and done < total_steps:  # at the end: just finish

@@ -18,6 +18,11 @@ def _json_value(v):
   return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def as_written(record: Mapping) -> dict:
+  """`record` as a metrics.jsonl line holds it: non-finite floats become null."""
+  return {k: _json_value(v) for k, v in record.items()}
+
+
 class MetricsLog:
   """Appends eval records to `metrics.jsonl` and mirrors every scalar to TensorBoard."""
 
@@ -36,7 +41,7 @@ class MetricsLog:
   def record(self, record: Mapping) -> dict:
     """Appends one JSON line, flushed to disk before returning; returns the record as written
     (non-finite floats become null)."""
-    written = {k: _json_value(v) for k, v in record.items()}
+    written = as_written(record)
     with open(self.jsonl_path, 'a') as f:
       f.write(json.dumps(written) + '\n')
       f.flush()
@@ -53,6 +58,29 @@ class MetricsLog:
 
   def close(self) -> None:
     self.tensorboard.close()
+
+
+class Discard(MetricsLog):
+  """A MetricsLog that writes nothing: the log of every process of a multi-process run but the
+  primary one, which writes for the job."""
+
+  def __init__(self):  # pylint: disable=super-init-not-called  # no files
+    pass
+
+  def scalars(self, step, values, prefix=''):
+    del step, values, prefix
+
+  def image(self, step, tag, image):
+    del step, tag, image
+
+  def record(self, record: Mapping) -> dict:
+    return as_written(record)
+
+  def replace_records(self, records):
+    del records
+
+  def close(self):
+    pass
 
 
 def read_records(path: Path) -> list[dict]:

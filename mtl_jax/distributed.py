@@ -1,0 +1,79 @@
+"""Joining a multi-process job: `jax.distributed.initialize`, from flags or the cluster.
+
+Every process of a job runs the same `python -m mtl_jax.train ...` command. The processes find
+each other through JAX's coordination service, either from explicit flags (`--coordinator_address
+--num_processes --process_id`, e.g. two processes on one machine) or, with no flags, from the
+environment JAX detects itself: SLURM (`srun`), Open MPI (`mpirun`) and Cloud TPU VMs. A lone
+process (a laptop, one GPU node) joins nothing.
+
+A process that dies takes the job down: its peers miss its heartbeats and exit non-zero within
+`--heartbeat_timeout_seconds`, instead of waiting in a collective forever.
+"""
+
+import os
+
+from absl import flags
+
+from mtl_jax.errors import UserError
+
+_COORDINATOR = flags.DEFINE_string(
+  'coordinator_address',
+  None,
+  'host:port of process 0, the same for every process of a multi-process job '
+  '(not needed under SLURM, Open MPI or on Cloud TPU, which JAX detects)',
+)
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'processes in the job')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'this process, 0 … num_processes - 1')
+_LOCAL_DEVICE_IDS = flags.DEFINE_list(
+  'local_device_ids', None, 'devices this process uses, e.g. 0,1 (default: all it sees)'
+)
+_HEARTBEAT_TIMEOUT = flags.DEFINE_integer(
+  'heartbeat_timeout_seconds',
+  60,
+  'a process silent this long is dead: the others exit non-zero instead of waiting',
+)
+_INIT_TIMEOUT = flags.DEFINE_integer(
+  'initialization_timeout', 300, 'seconds to wait for every process to join'
+)
+
+_EXPLICIT = (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID)
+
+
+def _cluster_launched() -> bool:
+  """Whether a launcher JAX detects started several processes of this job (a single-task SLURM
+  or MPI job, or a single-host TPU VM, runs as a lone process)."""
+  tasks = os.environ.get('SLURM_STEP_NUM_TASKS') or os.environ.get('SLURM_NTASKS')
+  mpi = os.environ.get('OMPI_COMM_WORLD_SIZE')
+  tpu_hosts = os.environ.get('TPU_WORKER_HOSTNAMES', '')
+  return (tasks or '1') != '1' or (mpi or '1') != '1' or ',' in tpu_hosts
+
+
+def initialize() -> None:
+  """Joins the job the flags or the environment describe; does nothing for a lone process.
+
+  Call before anything touches a JAX device."""
+  given = [f for f in _EXPLICIT if f.value is not None]
+  if given and len(given) != len(_EXPLICIT):
+    missing = ', '.join(f'--{f.name}' for f in _EXPLICIT if f.value is None)
+    raise UserError(f'a multi-process job needs {missing} too (or none of them under a launcher)')
+  if given and not 0 <= _PROCESS_ID.value < _NUM_PROCESSES.value:
+    raise UserError(
+      f'--process_id={_PROCESS_ID.value} must be in 0 … --num_processes - 1 '
+      f'({_NUM_PROCESSES.value - 1})'
+    )
+  if not given and not _cluster_launched():
+    return
+  import jax  # pylint: disable=g-import-not-at-top  # only when joining: keeps --help fast
+
+  # Collectives between the processes' CPU devices (tests, CPU clusters); GPUs and TPUs use
+  # their own interconnect whatever this says.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  local_ids = _LOCAL_DEVICE_IDS.value
+  jax.distributed.initialize(
+    coordinator_address=_COORDINATOR.value,
+    num_processes=_NUM_PROCESSES.value,
+    process_id=_PROCESS_ID.value,
+    local_device_ids=[int(i) for i in local_ids] if local_ids else None,
+    initialization_timeout=_INIT_TIMEOUT.value,
+    heartbeat_timeout_seconds=_HEARTBEAT_TIMEOUT.value,
+  )
