@@ -4,7 +4,8 @@
        ├─ sources(splits) ─▶ train_iterator(source) / evaluator(graphdef, source)
        ├─ optimizer(total_steps) ─▶ Optimizer(tx, schedule)
        ├─ init_state(optimizer) ─▶ (graphdef, TrainState replicated over the mesh)
-       └─ train_step(graphdef, tx) / predict_step(graphdef): compiled once per run
+       └─ train_step(graphdef, tx) / predict_step(graphdef): compiled once per run; the train
+          step's state and batch layout is placement()'s (config.parallel.mode)
     workdir ─▶ open_run(workdir, step) ─▶ Run(experiment, graphdef, state, step)
 
 The trainer (the loop and its resume policy), evaluate, predict, reports and scripts all build
@@ -245,12 +246,22 @@ class Experiment:
 
   # --------------------------------------------------------------------------- steps
 
+  def placement(self) -> parallel.Placement:
+    """How config.parallel.mode lays the train step's state, batches and metrics out."""
+    return parallel.placement(self.config.parallel.mode, self.mesh)
+
   def train_step(self, graphdef: Any, tx: optax.GradientTransformation) -> Callable:
-    """(state, batch) → (state, scalar metrics); the state's buffers are donated."""
-    return jax.jit(
-      functools.partial(steps.train_step, graphdef=graphdef, tx=tx, spec=self.spec),
-      donate_argnums=0,
+    """(state, batch) → (state, metrics) in `placement()`'s layout (for jit: mesh-replicated
+    state, `parallel.shard_batch` batches, scalar metrics); the state's buffers are donated.
+    Each step accumulates config.train.grad_accum_steps micro-batches."""
+    step = functools.partial(
+      steps.train_step,
+      graphdef=graphdef,
+      tx=tx,
+      spec=self.spec,
+      micro_batches=self.config.train.grad_accum_steps,
     )
+    return self.placement().compile(step)
 
   def predict_step(self, graphdef: Any) -> Callable:
     """(state, uint8 images) → {'semseg': labels, 'depth': metres}."""

@@ -4,6 +4,10 @@ The model's structure (`graphdef`) is static; its parameters and BatchNorm stati
 the state, so every step is a pure function of (state, batch) that XLA compiles once. BatchNorm
 runs in training mode (batch statistics, running averages updated) in `train_step` and in eval
 mode (running averages) in `eval_step` / `predict_step`.
+
+`train_step` runs unchanged under `jax.jit` (one program over the device mesh; XLA inserts the
+cross-device reductions) and under `jax.pmap` (one copy per device; `axis_name` names the mapped
+axis, over which gradients, losses and BatchNorm statistics are averaged explicitly).
 """
 
 import dataclasses
@@ -18,6 +22,11 @@ from flax import nnx
 from mtl_jax import losses, metrics
 from mtl_jax.data import sample
 from mtl_jax.depth_codec import DepthCodec
+
+# Optional train-batch entry, float32 [B]: 1.0 on every row of a process asked to stop. The step
+# reports its maximum over the global batch as `stop_vote`, so all processes learn of a stop
+# request at the same step; it never reaches the model or the gradients.
+STOP_KEY = 'stop'
 
 
 @flax.struct.dataclass
@@ -53,9 +62,13 @@ def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):
   return graphdef, state
 
 
-def _forward(graphdef, params, batch_stats, image, *, train: bool):
+def _forward(graphdef, params, batch_stats, image, *, train: bool, axis_name=None):
   model = nnx.merge(graphdef, params, batch_stats, copy=True)
   model.train() if train else model.eval()
+  if axis_name is not None:
+    # Under pmap each device sees only its rows: averaging BatchNorm's batch statistics over the
+    # mapped axis makes them the global batch's, as the jit path computes them.
+    model.set_attributes(nnx.BatchNorm, axis_name=axis_name, raise_if_not_found=False)
   outputs = model(image)
   return outputs, nnx.state(model, nnx.BatchStat)
 
@@ -99,6 +112,59 @@ def all_finite(tree) -> jax.Array:
   return jnp.stack(leaves).all() if leaves else jnp.bool_(True)
 
 
+def micro_batch_split(batch: dict[str, jax.Array], micro_batches: int) -> dict[str, jax.Array]:
+  """[B, ...] → [k, B/k, ...]: micro-batch j holds the rows i with i % k == j.
+
+  Strided, not contiguous: sharded over D devices on axis 0 with B % (k·D) == 0
+  (`parallel.check_batch_size`), each device's B/D rows are whole groups of k consecutive rows,
+  so this reshape splits every device's own rows and each micro-batch stays spread over all the
+  devices; no data moves. Contiguous blocks would put micro-batch j on devices j·D/k onwards
+  only. Under pmap the same rule on a device's rows picks the same global rows.
+  """
+  split = lambda x: x.reshape(x.shape[0] // micro_batches, micro_batches, *x.shape[1:])
+  return jax.tree.map(lambda x: split(x).swapaxes(0, 1), batch)
+
+
+def _accumulated(grad_fn, params, batch_stats, batch, micro_batches: int):
+  """grad_fn's (gradients, (losses, statistics)) over the micro-batches in sequence: the mean
+  gradient, the mean losses and the statistics after the last. A scan inside the one compiled
+  step, so memory holds one micro-batch's activations. BatchNorm normalises each micro-batch by
+  its own statistics and updates its running averages once per micro-batch, as PyTorch does when
+  it accumulates."""
+
+  def accumulate(carry, micro):
+    grad_sum, stats = carry
+    grads, (task, stats) = grad_fn(params, stats, micro)
+    return (jax.tree.map(jnp.add, grad_sum, grads), stats), task
+
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  micro = micro_batch_split(batch, micro_batches)
+  (grad_sum, stats), tasks = jax.lax.scan(accumulate, (zeros, batch_stats), micro)
+  mean_grads = jax.tree.map(lambda g: g / micro_batches, grad_sum)
+  return mean_grads, (jax.tree.map(lambda t: t.mean(0), tasks), stats)
+
+
+def _gradients(loss_fn, state: TrainState, batch, micro_batches: int, axis_name):
+  """(gradients, losses, new BatchNorm statistics) of loss_fn(params, batch_stats, batch) ->
+  (total, (losses, statistics)), as `train_step` describes them."""
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+  if micro_batches == 1:  # the plain step, compiled exactly as without accumulation
+    grads, (task, new_stats) = grad_fn(state.params, state.batch_stats, batch)
+  else:
+    grads, (task, new_stats) = _accumulated(
+      grad_fn, state.params, state.batch_stats, batch, micro_batches
+    )
+  if axis_name is not None:
+    grads, task = jax.lax.pmean((grads, task), axis_name)
+  return grads, task, new_stats
+
+
+def _stop_vote(stop: jax.Array, axis_name) -> jax.Array:
+  """1.0 if any row of the global batch asks to stop (under jit `stop` is the global array)."""
+  vote = jnp.max(stop)
+  return vote if axis_name is None else jax.lax.pmax(vote, axis_name)
+
+
 def train_step(
   state: TrainState,
   batch: dict[str, jax.Array],
@@ -106,6 +172,8 @@ def train_step(
   graphdef: Any,
   tx: optax.GradientTransformation,
   spec: TaskSpec,
+  micro_batches: int = 1,
+  axis_name: Any = None,
 ):
   """One optimizer step; returns (new state, scalar metrics).
 
@@ -115,14 +183,29 @@ def train_step(
   stays as it was (optax.apply_if_finite would guard the update but not the statistics, and it
   applies the bad update anyway after its error budget). Its losses are reported as 0 with
   `nonfinite` = 1, so epoch means can leave it out.
-  """
 
-  def loss_fn(params, batch_stats):
-    outputs, new_stats = _forward(graphdef, params, batch_stats, batch['image'], train=True)
+  micro_batches = k (gradient accumulation): the gradient is the mean of the gradients of k
+  micro-batches of B/k rows (`micro_batch_split`, `_accumulated`); the losses reported are their
+  means and grad_norm is the mean gradient's. k = 1 is the plain step.
+
+  axis_name: the mapped axis under pmap, where `batch` is one device's rows. Gradients and
+  losses are averaged over it (means of per-device means, as PyTorch's DDP: the jit path's
+  global-batch means when every device has as many valid pixels), and so are BatchNorm's batch
+  statistics; every device then applies the same update.
+
+  With batch[STOP_KEY], metrics['stop_vote'] is its maximum over the global batch.
+  """
+  stop = batch.get(STOP_KEY)
+  batch = {k: v for k, v in batch.items() if k != STOP_KEY}
+
+  def loss_fn(params, batch_stats, batch):
+    outputs, new_stats = _forward(
+      graphdef, params, batch_stats, batch['image'], train=True, axis_name=axis_name
+    )
     task = task_losses(outputs, batch, spec)
     return task['loss/total'], (task, new_stats)
 
-  grads, (task, new_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state.batch_stats)
+  grads, task, new_stats = _gradients(loss_fn, state, batch, micro_batches, axis_name)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   grad_norm = optax.tree.norm(grads)
@@ -141,11 +224,14 @@ def train_step(
     nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
   )
   reported = {k: jnp.where(finite, v, 0.0) for k, v in {**task, 'grad_norm': grad_norm}.items()}
-  return new_state, {
+  step_metrics = {
     **reported,
     'nonfinite': 1.0 - finite.astype(jnp.float32),
     'nonfinite_streak': new_state.nonfinite_streak,
   }
+  if stop is not None:
+    step_metrics['stop_vote'] = _stop_vote(stop, axis_name)
+  return new_state, step_metrics
 
 
 def _predictions(outputs: dict[str, jax.Array], spec: TaskSpec) -> dict[str, jax.Array]:

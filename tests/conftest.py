@@ -118,3 +118,40 @@ def tiny_run(tmp_path_factory, data_dir):
   workdir = tmp_path_factory.mktemp('tiny_run')
   final = trainer.train_and_evaluate(config, str(workdir))
   return config, workdir, final
+
+
+def pixel_model(num_classes: int = 19, seed: int = 0):
+  """A BatchNorm-free model (one 3×3 conv to C logits and a raw depth channel): a mean of
+  micro-batch gradients then equals the whole batch's exactly, when every micro-batch has as
+  many valid pixels."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  class Pixel(nnx.Module):
+    def __init__(self):
+      self.conv = nnx.Conv(3, num_classes + 1, (3, 3), rngs=nnx.Rngs(seed))
+
+    def __call__(self, image):
+      x = self.conv(image.astype(jnp.float32) / 255.0)
+      return {'semseg': x[..., :num_classes], 'depth': x[..., num_classes]}
+
+  return Pixel()
+
+
+def run_on_eight_devices(script: str) -> str:
+  """Runs python `script` with 8 fake CPU devices (the count must be set before JAX
+  initialises, hence a subprocess; tests/ is importable); its stdout, or the test fails with
+  its stderr."""
+  env = {
+    **os.environ,
+    'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
+    'JAX_PLATFORMS': 'cpu',
+    'PYTHONPATH': os.pathsep.join(
+      [str(REPO), str(REPO / 'tests'), os.environ.get('PYTHONPATH', '')]
+    ),
+  }
+  result = subprocess.run(
+    [sys.executable, '-c', script], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout

@@ -1,15 +1,13 @@
 """Data parallelism on 8 fake CPU devices equals the single-device computation.
 
-Runs in a subprocess because the fake device count must be set before JAX initialises.
+Runs in a subprocess because the fake device count must be set before JAX initialises
+(`conftest.run_on_eight_devices`; tests/parallel_modes_test.py has the pmap and accumulation
+cases).
 """
 
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from conftest import run_on_eight_devices
 
 SCRIPT = textwrap.dedent("""
     import functools
@@ -55,13 +53,4 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_eight_device_data_parallel_step_and_eval_match_one_device():
-  env = {
-    **os.environ,
-    'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
-    'JAX_PLATFORMS': 'cpu',
-  }
-  result = subprocess.run(
-    [sys.executable, '-c', SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.startswith('OK')
+  assert run_on_eight_devices(SCRIPT).startswith('OK')

@@ -1,11 +1,14 @@
-"""The pure steps: compiled once, BatchNorm modes, losses that reach the parameters."""
+"""The pure steps: compiled once, BatchNorm modes, losses that reach the parameters, gradient
+accumulation."""
+
+import functools
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from conftest import tiny_joint_model
+from conftest import pixel_model, tiny_joint_model
 
 from mtl_jax import steps
 from mtl_jax.depth_codec import DepthCodec
@@ -68,3 +71,58 @@ def test_task_weights_scale_the_total_loss():
   np.testing.assert_allclose(out['loss/semseg'], np.log(19), rtol=1e-6)  # uniform logits
   np.testing.assert_allclose(out['loss/depth'], 0.5, rtol=1e-6)  # L1 |0 - 0.5|
   np.testing.assert_allclose(out['loss/total'], 0.25 * np.log(19) + 0.75 * 0.5, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- accumulation
+
+
+def _jit_step(graphdef, tx, micro_batches=1):
+  return jax.jit(
+    functools.partial(
+      steps.train_step,
+      graphdef=graphdef,
+      tx=tx,
+      spec=steps.TaskSpec(),
+      micro_batches=micro_batches,
+    )
+  )
+
+
+def test_accumulated_step_equals_the_whole_batch_without_batchnorm():
+  """4 micro-batches of 2 = one batch of 8, step after step (every pixel valid, so the mean of
+  micro-batch losses is the batch's mean)."""
+  tx = optax.sgd(0.1, momentum=0.9)
+  graphdef, whole = steps.create_train_state(pixel_model(), tx)
+  accumulated = whole
+  batch = _batch(3, n=8, h=8, w=8)
+  plain, accumulating = _jit_step(graphdef, tx), _jit_step(graphdef, tx, micro_batches=4)
+  for _ in range(3):
+    whole, whole_metrics = plain(whole, batch)
+    accumulated, metrics = accumulating(accumulated, batch)
+  for a, b in zip(jax.tree.leaves(accumulated.params), jax.tree.leaves(whole.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  for key in ('loss/total', 'grad_norm'):
+    np.testing.assert_allclose(metrics[key], whole_metrics[key], rtol=1e-5, err_msg=key)
+
+
+def test_accumulation_normalises_each_micro_batch_and_updates_statistics_in_turn():
+  """PyTorch's accumulation with BatchNorm: micro-batch j (rows j, j+4, ... of 8) is
+  normalised by its own statistics, the running averages take the micro-batches in order, the
+  update is the mean of the micro-batch updates and the losses their mean."""
+  tx = optax.sgd(0.1)  # no momentum: one update is linear in the gradient
+  graphdef, start = _tiny_state(tx)
+  batch = _batch(4, n=8)
+  accumulated, metrics = _jit_step(graphdef, tx, micro_batches=4)(start, batch)
+  plain = _jit_step(graphdef, tx)
+  micro = [jax.tree.map(lambda x, j=j: x[j::4], batch) for j in range(4)]
+  alone = [plain(start, m) for m in micro]  # each micro-batch's step from the same start
+  mean_params = jax.tree.map(lambda *p: sum(p) / 4, *(s.params for s, _ in alone))
+  for a, b in zip(jax.tree.leaves(accumulated.params), jax.tree.leaves(mean_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  mean_loss = np.mean([m['loss/total'] for _, m in alone])
+  np.testing.assert_allclose(metrics['loss/total'], mean_loss, rtol=1e-6)
+  in_turn = start  # the statistics of micro-batches 0..3 in order, parameters held fixed
+  for m in micro:
+    in_turn = plain(in_turn, m)[0].replace(params=start.params, opt_state=start.opt_state)
+  for a, b in zip(jax.tree.leaves(accumulated.batch_stats), jax.tree.leaves(in_turn.batch_stats)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
