@@ -10,7 +10,9 @@ A process that dies takes the job down: its peers miss its heartbeats and exit n
 `--heartbeat_timeout_seconds`, instead of waiting in a collective forever.
 """
 
+import contextlib
 import os
+import sys
 
 from absl import flags
 
@@ -37,6 +39,10 @@ _INIT_TIMEOUT = flags.DEFINE_integer(
 )
 
 _EXPLICIT = (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID)
+PEER_LOST_EXIT = 3  # a process of the job died, so this one stopped too
+# What a collective's error says when the process at the other end is gone: gloo's broken
+# connection on CPUs, the coordination service's missed heartbeats everywhere.
+_PEER_LOST_MARKERS = ('Gloo', 'heartbeat', 'Connection reset', 'UNAVAILABLE')
 
 
 def _cluster_launched() -> bool:
@@ -77,3 +83,35 @@ def initialize() -> None:
     initialization_timeout=_INIT_TIMEOUT.value,
     heartbeat_timeout_seconds=_HEARTBEAT_TIMEOUT.value,
   )
+
+
+def _peer_lost(error: BaseException) -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+
+  return (
+    isinstance(error, jax.errors.JaxRuntimeError)
+    and jax.process_count() > 1
+    and any(marker in str(error) for marker in _PEER_LOST_MARKERS)
+  )
+
+
+@contextlib.contextmanager
+def exit_when_a_peer_dies(program: str):
+  """A collective that failed because another process of the job died becomes one line and an
+  immediate exit with PEER_LOST_EXIT. Immediate: JAX's at-exit shutdown barrier would wait for
+  the dead process and then abort with a native stack trace. Every complete checkpoint is on
+  disk; rerunning the job resumes from the newest."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless a peer is gone
+    if not _peer_lost(e):
+      raise
+    first_line = str(e).strip().splitlines()[0]
+    print(
+      f'{program}: error: another process of the job stopped answering ({first_line}); this '
+      'one stops too. Rerun the job to resume from its last complete checkpoint',
+      file=sys.stderr,
+      flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(PEER_LOST_EXIT)  # pylint: disable=protected-access

@@ -39,7 +39,7 @@ def main(argv):
   from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
   from mtl_jax.config import files
 
-  with cli.user_errors('train'):
+  with cli.user_errors('train'), distributed.exit_when_a_peer_dies('train'):
     distributed.initialize()
     workdir = _WORKDIR.value
     if workdir is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from mtl_jax import (
   checkpointing,
@@ -24,6 +25,7 @@ from mtl_jax import (
   preemption,
   progress,
   run_status,
+  steps,
   writers,
 )
 from mtl_jax.config import files
@@ -37,6 +39,10 @@ class TrainingDiverged(UserError):
   """Too many consecutive non-finite steps, or NaN/Inf model outputs at an eval."""
 
 
+# Step metrics that are states of the loop, not per-step values to average over an epoch.
+_NOT_SUMMED = ('nonfinite_streak', 'stop_vote')
+
+
 @dataclasses.dataclass
 class EpochSums:
   """Sums of the step metrics since the epoch began, kept on device (no host sync per step)
@@ -46,7 +52,7 @@ class EpochSums:
   steps: int = 0
 
   def add(self, step_metrics: dict) -> None:
-    metrics = {k: v for k, v in step_metrics.items() if k != 'nonfinite_streak'}
+    metrics = {k: v for k, v in step_metrics.items() if k not in _NOT_SUMMED}
     self.sums = metrics if self.sums is None else jax.tree.map(jnp.add, self.sums, metrics)
     self.steps += 1
 
@@ -88,14 +94,18 @@ def _diverged(what: str, last_good_step: int | None) -> TrainingDiverged:
   )
 
 
-def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) -> None:
-  streak = int(jax.device_get(step_metrics['nonfinite_streak']))
+def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) -> bool:
+  """Raises TrainingDiverged after `limit` non-finite steps in a row; else returns whether the
+  step's stop vote says that some process was asked to stop (read in the same transfer)."""
+  flags = jax.device_get({k: step_metrics[k] for k in _NOT_SUMMED})
+  streak = int(flags['nonfinite_streak'])
   if streak >= limit:
     raise _diverged(
       f'the loss, gradients or updated weights were NaN/Inf for {streak} consecutive steps '
       f'(limit config.train.max_nonfinite_steps={limit})',
       last_good_step,
     )
+  return bool(flags['stop_vote'])
 
 
 def _check_layout(
@@ -176,6 +186,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
   """train_and_evaluate under the workdir lock."""
   config = experiment.config  # model.pretrained resolved: what config.json records
   mesh = experiment.mesh
+  placement = experiment.placement()
   eval_split = config.train.eval_split
   total_steps = steps_per_epoch * config.train.num_epochs
   optimizer = experiment.optimizer(total_steps)
@@ -210,7 +221,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
   pending = None
   t_start = time.perf_counter() - wall_time_s
 
-  def save(done: int, scores: dict | None = None) -> None:
+  def save(done: int, state: steps.TrainState, scores: dict | None = None) -> None:
     nonlocal last_saved
     checkpointing.save(
       manager,
@@ -229,15 +240,23 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
     )
     last_saved = done
 
+  # Every process must stop at the same step (a save is collective), so a stop request rides
+  # in the batch (`steps.STOP_KEY`) and the step returns its vote over all processes; each
+  # process reads the vote of the previous step, like every other scalar, without a stall.
+  local_rows = config.train.batch_size // jax.process_count()
+  placed = placement.state_in(state)  # the train step's layout (config.parallel.mode)
   with preemption.StopRequest() as stop:
     for step in range(start_step, total_steps):
       host_batch = next(train_iter)
       if batch_hook is not None:
         batch_hook(step, host_batch)
-      state, step_metrics = train_step(state, parallel.shard_batch(host_batch, mesh))
+      host_batch[steps.STOP_KEY] = np.full(local_rows, float(stop.requested), np.float32)
+      placed, step_metrics = train_step(placed, placement.batch(host_batch))
+      step_metrics = placement.scalars(step_metrics)
+      stopping = False
       if pending is not None:
         # The previous step's scalars: this step is already dispatched, so no stall.
-        _check_finite(pending, limit, last_saved)
+        stopping = _check_finite(pending, limit, last_saved)
         if step % config.train.log_every_steps == 0:
           scalars = jax.device_get(pending)
           log.scalars(step, {**scalars, 'learning_rate': optimizer.schedule(step)}, prefix='train/')
@@ -246,8 +265,9 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
       sums.add(step_metrics)
       done = step + 1
       epoch_end = done % steps_per_epoch == 0
-      if epoch_end or (every and done % every == 0) or stop.requested:
+      if epoch_end or (every and done % every == 0) or stopping:
         _check_finite(step_metrics, limit, last_saved)  # nothing recorded or saved if diverged
+        state = placement.state_out(placed)  # mesh-replicated, whatever the mode
         scores = None
         if epoch_end:
           epoch = done // steps_per_epoch
@@ -276,11 +296,12 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
           progress.say(
             progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores)
           )
-        save(done, scores)
-      if stop.requested and done < total_steps:  # at the end: just finish
+        save(done, state, scores)
+      if stopping and done < total_steps:  # at the end: just finish
         manager.wait_until_finished()
         log.close()
-        return {'stopped_by': stop.signal_name, 'step': done, 'best_step': manager.best_step()}
+        stopped_by = stop.signal_name or 'a stop request to another process'
+        return {'stopped_by': stopped_by, 'step': done, 'best_step': manager.best_step()}
   if pending is not None:
     _check_finite(pending, limit, last_saved)
   manager.wait_until_finished()

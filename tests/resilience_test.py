@@ -123,13 +123,15 @@ def test_sigterm_saves_then_resume_continues_at_the_next_step(reference, data_di
       os.kill(os.getpid(), signal.SIGTERM)
 
   stopped = trainer.train_and_evaluate(config, str(workdir), batch_hook=terminate_at_5)
-  assert stopped['stopped_by'] == 'SIGTERM' and stopped['step'] == 6
-  assert 6 in checkpointing.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
+  # Step 5 carries the request (its stop vote); the loop reads that vote while step 6 runs, so
+  # every process of a job stops after step 6, at done = 7.
+  assert stopped['stopped_by'] == 'SIGTERM' and stopped['step'] == 7
+  assert 7 in checkpointing.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
   seen = []
   final = trainer.train_and_evaluate(
     config, str(workdir), batch_hook=lambda step, batch: seen.append(step)
   )
-  assert seen == list(range(6, 12))
+  assert seen == list(range(7, 12))
   assert final['miou'] == ref_final['miou'] and final['loss/total'] == ref_final['loss/total']
   _assert_same_arrays(_final_params(workdir, 12), _final_params(ref_dir, 12))
 
