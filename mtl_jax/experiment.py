@@ -62,6 +62,7 @@ def model_options(m: ml_collections.ConfigDict) -> dict:
       second_stage=m.second_stage,
     ),
     num_classes=m.num_classes,
+    dtype=m.dtype,
   )
   if m.arch == 'single_task':
     options['tasks'] = tuple(m.tasks)

@@ -1,10 +1,12 @@
 """Context modules over the deepest encoder features: ASPP (DeepLabV3) or a plain 1×1 conv."""
 
+import functools
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 from mtl_jax.models import layers
 
@@ -15,8 +17,16 @@ class ImagePooling(nnx.Module):
   relu=False is the study's (Listing 1: AdaptiveAvgPool2d, conv, BatchNorm2d and nothing else).
   """
 
-  def __init__(self, in_ch: int, out_ch: int, *, relu: bool = True, rngs: nnx.Rngs):
-    self.proj = layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)
+  def __init__(
+    self,
+    in_ch: int,
+    out_ch: int,
+    *,
+    relu: bool = True,
+    dtype: DTypeLike = jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    self.proj = layers.ConvBNReLU(in_ch, out_ch, 1, dtype=dtype, rngs=rngs)
     self.relu = relu
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -35,14 +45,15 @@ class ASPP(nnx.Module):
     rates: Sequence[int] = (3, 6, 9),
     *,
     pooling_relu: bool = True,
+    dtype: DTypeLike = jnp.float32,
     rngs: nnx.Rngs,
   ):
+    conv_bn_relu = functools.partial(layers.ConvBNReLU, dtype=dtype, rngs=rngs)
     self.branches = nnx.List(
-      [layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)]
-      + [layers.ConvBNReLU(in_ch, out_ch, 3, dilation=r, rngs=rngs) for r in rates]
+      [conv_bn_relu(in_ch, out_ch, 1)] + [conv_bn_relu(in_ch, out_ch, 3, dilation=r) for r in rates]
     )
-    self.pooling = ImagePooling(in_ch, out_ch, relu=pooling_relu, rngs=rngs)
-    self.project = layers.ConvBNReLU(out_ch * (len(rates) + 2), out_ch, 1, rngs=rngs)
+    self.pooling = ImagePooling(in_ch, out_ch, relu=pooling_relu, dtype=dtype, rngs=rngs)
+    self.project = conv_bn_relu(out_ch * (len(rates) + 2), out_ch, 1)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     outs = [branch(x) for branch in self.branches] + [self.pooling(x)]
@@ -52,8 +63,8 @@ class ASPP(nnx.Module):
 class PlainContext(nnx.Module):
   """The first rows of the study: no ASPP, a 1×1 conv-BN-ReLU over the deepest features."""
 
-  def __init__(self, in_ch: int, out_ch: int, *, rngs: nnx.Rngs):
-    self.proj = layers.ConvBNReLU(in_ch, out_ch, 1, rngs=rngs)
+  def __init__(self, in_ch: int, out_ch: int, *, dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
+    self.proj = layers.ConvBNReLU(in_ch, out_ch, 1, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.proj(x)

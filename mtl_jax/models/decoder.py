@@ -1,8 +1,11 @@
 """Decoders: fuse upsampled context with the stride-4 skip (DeepLabV3+ and the seed's variant)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 from mtl_jax.models import layers
 
@@ -23,15 +26,15 @@ class DeepLabV3PlusDecoder(nnx.Module):
     skip_channels: int = 48,
     out_ch: int = 256,
     num_convs: int = 2,
+    dtype: DTypeLike = jnp.float32,
     rngs: nnx.Rngs,
   ):
-    self.skip_reduce = (
-      layers.ConvBNReLU(skip_ch, skip_channels, 1, rngs=rngs) if skip_channels else None
-    )
+    conv_bn_relu = functools.partial(layers.ConvBNReLU, dtype=dtype, rngs=rngs)
+    self.skip_reduce = conv_bn_relu(skip_ch, skip_channels, 1) if skip_channels else None
     in_ch = context_ch + (skip_channels or skip_ch)
     convs = []
     for _ in range(num_convs):
-      convs.append(layers.ConvBNReLU(in_ch, out_ch, 3, rngs=rngs))
+      convs.append(conv_bn_relu(in_ch, out_ch, 3))
       in_ch = out_ch
     self.convs = nnx.List(convs)
     self.out_ch = out_ch
@@ -54,8 +57,18 @@ class SeedDecoder(nnx.Module):
   self-attention and second stage read.
   """
 
-  def __init__(self, context_ch: int, skip_ch: int, out_ch: int, *, rngs: nnx.Rngs):
-    self.conv3x3 = layers.conv(context_ch + skip_ch, out_ch, 3, use_bias=True, rngs=rngs)
+  def __init__(
+    self,
+    context_ch: int,
+    skip_ch: int,
+    out_ch: int,
+    *,
+    dtype: DTypeLike = jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    self.conv3x3 = layers.conv(
+      context_ch + skip_ch, out_ch, 3, use_bias=True, dtype=dtype, rngs=rngs
+    )
     self.features_ch = context_ch + skip_ch
 
   def __call__(self, context: jax.Array, skip: jax.Array) -> tuple[jax.Array, jax.Array]:

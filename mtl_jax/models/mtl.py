@@ -13,13 +13,19 @@ loss supervises too. `depth` is the raw depth channel; `mtl_jax.depth_codec` giv
 Two head families (`HeadOptions.family`): 'seed', the study's own listings (its decoder's one
 3×3 conv goes straight to the outputs; self-attention reads the decoder's concatenated input),
 and 'deeplabv3plus', the DeepLabV3+ paper's (decoder features, then 1×1 task heads).
+
+`dtype` is the compute dtype: with 'bfloat16' (mixed precision) convolutions and activations run
+in bfloat16, while parameters, BatchNorm statistics (`layers`), the input normalisation and the
+outputs (`heads`) stay float32.
 """
 
 import dataclasses
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 from mtl_jax.data.sample import TASKS
 from mtl_jax.errors import lookup
@@ -40,11 +46,12 @@ class EncoderOptions:
   block_dilation: str = 'both'
   zero_init_residual: bool = False
 
-  def build(self, rngs: nnx.Rngs) -> resnet.ResNet:
+  def build(self, dtype: DTypeLike, rngs: nnx.Rngs) -> resnet.ResNet:
     return lookup(resnet.ENCODERS, self.name, 'encoder')(
       output_stride=self.output_stride,
       block_dilation=self.block_dilation,
       zero_init_residual=self.zero_init_residual,
+      dtype=dtype,
       rngs=rngs,
     )
 
@@ -70,12 +77,17 @@ class HeadOptions:
   def seed(self) -> bool:
     return self.family == 'seed'
 
-  def context(self, in_ch: int, rngs: nnx.Rngs) -> nnx.Module:
+  def context(self, in_ch: int, dtype: DTypeLike, rngs: nnx.Rngs) -> nnx.Module:
     """ASPP (the seed's image pooling has no ReLU) or the plain 1×1 context module."""
     if not self.use_aspp:
-      return context.PlainContext(in_ch, self.aspp_channels, rngs=rngs)
+      return context.PlainContext(in_ch, self.aspp_channels, dtype=dtype, rngs=rngs)
     return context.ASPP(
-      in_ch, self.aspp_channels, self.aspp_rates, pooling_relu=not self.seed, rngs=rngs
+      in_ch,
+      self.aspp_channels,
+      self.aspp_rates,
+      pooling_relu=not self.seed,
+      dtype=dtype,
+      rngs=rngs,
     )
 
 
@@ -83,13 +95,21 @@ class Branch(nnx.Module):
   """'deeplabv3plus': context module + decoder: deepest and stride-4 features → stride-4
   features (task heads turn them into outputs)."""
 
-  def __init__(self, encoder_channels: dict[str, int], options: HeadOptions, *, rngs: nnx.Rngs):
-    self.context = options.context(encoder_channels['stride32'], rngs)
+  def __init__(
+    self,
+    encoder_channels: dict[str, int],
+    options: HeadOptions,
+    *,
+    dtype: DTypeLike,
+    rngs: nnx.Rngs,
+  ):
+    self.context = options.context(encoder_channels['stride32'], dtype, rngs)
     variant = lookup(decoder_lib.DECODERS, options.decoder, 'decoder')
     self.decoder = decoder_lib.DeepLabV3PlusDecoder(
       options.aspp_channels,
       encoder_channels['stride4'],
       out_ch=options.decoder_channels,
+      dtype=dtype,
       rngs=rngs,
       **{'skip_channels': options.skip_channels, **variant},
     )
@@ -103,11 +123,17 @@ class SeedBranch(nnx.Module):
   """'seed': context module + the seed decoder → (outputs at stride 4, decoder features)."""
 
   def __init__(
-    self, encoder_channels: dict[str, int], options: HeadOptions, out_ch: int, *, rngs: nnx.Rngs
+    self,
+    encoder_channels: dict[str, int],
+    options: HeadOptions,
+    out_ch: int,
+    *,
+    dtype: DTypeLike,
+    rngs: nnx.Rngs,
   ):
-    self.context = options.context(encoder_channels['stride32'], rngs)
+    self.context = options.context(encoder_channels['stride32'], dtype, rngs)
     self.decoder = decoder_lib.SeedDecoder(
-      options.aspp_channels, encoder_channels['stride4'], out_ch, rngs=rngs
+      options.aspp_channels, encoder_channels['stride4'], out_ch, dtype=dtype, rngs=rngs
     )
     self.features_ch = self.decoder.features_ch
 
@@ -118,11 +144,14 @@ class SeedBranch(nnx.Module):
 class _Base(nnx.Module):
   """Encoder construction and input normalisation shared by every architecture."""
 
-  def __init__(self, encoder: EncoderOptions, rngs: nnx.Rngs):
-    self.encoder = encoder.build(rngs)
+  def __init__(self, encoder: EncoderOptions, dtype: DTypeLike, rngs: nnx.Rngs):
+    self.dtype = jnp.dtype(dtype)  # e.g. 'bfloat16' from the config
+    self.encoder = encoder.build(self.dtype, rngs)
 
   def features(self, image: jax.Array) -> dict[str, jax.Array]:
-    return self.encoder(layers.normalize_image(image, IMAGENET_MEAN, IMAGENET_STD))
+    # Normalised in float32, then cast: bfloat16 would round the mean and std first.
+    x = layers.normalize_image(image, IMAGENET_MEAN, IMAGENET_STD)
+    return self.encoder(x.astype(self.dtype))
 
 
 class JointDeepLab(_Base):
@@ -134,17 +163,18 @@ class JointDeepLab(_Base):
     encoder: EncoderOptions = EncoderOptions(),
     head: HeadOptions = HeadOptions(),
     num_classes: int = 19,
+    dtype: DTypeLike = jnp.float32,
     rngs: nnx.Rngs,
   ):
-    super().__init__(encoder, rngs)
+    super().__init__(encoder, dtype, rngs)
     self.num_classes = num_classes
     channels = self.encoder.channels
     if head.seed:
-      self.branch = SeedBranch(channels, head, num_classes + 1, rngs=rngs)
+      self.branch = SeedBranch(channels, head, num_classes + 1, dtype=self.dtype, rngs=rngs)
       self.head = None
     else:
-      self.branch = Branch(channels, head, rngs=rngs)
-      self.head = heads.joint_head(self.branch.out_ch, num_classes, rngs=rngs)
+      self.branch = Branch(channels, head, dtype=self.dtype, rngs=rngs)
+      self.head = heads.joint_head(self.branch.out_ch, num_classes, dtype=self.dtype, rngs=rngs)
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     decoded = self.branch(self.features(image))
@@ -162,23 +192,27 @@ class BranchedDeepLab(_Base):
     head: HeadOptions = HeadOptions(),
     num_classes: int = 19,
     tasks: Sequence[str] = TASKS,
+    dtype: DTypeLike = jnp.float32,
     rngs: nnx.Rngs,
   ):
-    super().__init__(encoder, rngs)
+    super().__init__(encoder, dtype, rngs)
     self.tasks = tuple(tasks)
-    channels = self.encoder.channels
+    channels, dtype = self.encoder.channels, self.dtype
     if head.seed:
       self.branches = nnx.Dict(
         {
-          t: SeedBranch(channels, head, heads.task_channels(t, num_classes), rngs=rngs)
+          t: SeedBranch(channels, head, heads.task_channels(t, num_classes), dtype=dtype, rngs=rngs)
           for t in tasks
         }
       )
       self.heads = None
     else:
-      self.branches = nnx.Dict({t: Branch(channels, head, rngs=rngs) for t in tasks})
+      self.branches = nnx.Dict({t: Branch(channels, head, dtype=dtype, rngs=rngs) for t in tasks})
       self.heads = nnx.Dict(
-        {t: heads.task_head(self.branches[t].out_ch, t, num_classes, rngs=rngs) for t in tasks}
+        {
+          t: heads.task_head(self.branches[t].out_ch, t, num_classes, dtype=dtype, rngs=rngs)
+          for t in tasks
+        }
       )
 
   def _outputs(self, task: str, features: dict[str, jax.Array]) -> jax.Array:
@@ -200,30 +234,38 @@ class DistilledDeepLab(_Base):
     encoder: EncoderOptions = EncoderOptions(),
     head: HeadOptions = HeadOptions(),
     num_classes: int = 19,
+    dtype: DTypeLike = jnp.float32,
     rngs: nnx.Rngs,
   ):
-    super().__init__(encoder, rngs)
+    super().__init__(encoder, dtype, rngs)
     self.seed = head.seed
     stages = (
       distillation.SEED_SECOND_STAGE_DECODERS if self.seed else distillation.SECOND_STAGE_DECODERS
     )
     second_decoder = lookup(stages, head.second_stage, 'second_stage')
-    channels = self.encoder.channels
+    channels, dtype = self.encoder.channels, self.dtype
     out = {t: heads.task_channels(t, num_classes) for t in TASKS}
     if self.seed:
-      self.branches = nnx.Dict({t: SeedBranch(channels, head, out[t], rngs=rngs) for t in TASKS})
+      self.branches = nnx.Dict(
+        {t: SeedBranch(channels, head, out[t], dtype=dtype, rngs=rngs) for t in TASKS}
+      )
       ch = self.branches['semseg'].features_ch
       self.first_heads = None
     else:
-      self.branches = nnx.Dict({t: Branch(channels, head, rngs=rngs) for t in TASKS})
+      self.branches = nnx.Dict({t: Branch(channels, head, dtype=dtype, rngs=rngs) for t in TASKS})
       ch = self.branches['semseg'].out_ch
       self.first_heads = nnx.Dict(
-        {t: heads.task_head(ch, t, num_classes, rngs=rngs) for t in TASKS}
+        {t: heads.task_head(ch, t, num_classes, dtype=dtype, rngs=rngs) for t in TASKS}
       )
     self.attention = nnx.Dict(
-      {t: distillation.SelfAttention(ch, zero_init_gate=self.seed, rngs=rngs) for t in TASKS}
+      {
+        t: distillation.SelfAttention(ch, zero_init_gate=self.seed, dtype=dtype, rngs=rngs)
+        for t in TASKS
+      }
     )
-    self.second_decoders = nnx.Dict({t: second_decoder(ch, out[t], rngs=rngs) for t in TASKS})
+    self.second_decoders = nnx.Dict(
+      {t: second_decoder(ch, out[t], dtype=dtype, rngs=rngs) for t in TASKS}
+    )
 
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     size = image.shape[1:3]
@@ -259,5 +301,6 @@ ARCHITECTURES = {
 
 def build_model(arch: str, *, seed: int, **options) -> nnx.Module:
   """Architecture `arch` (see ARCHITECTURES) with parameters drawn from `seed`; `options` are
-  its constructor's keyword arguments (encoder=EncoderOptions(...), head=HeadOptions(...), ...)."""
+  its constructor's keyword arguments (encoder=EncoderOptions(...), head=HeadOptions(...),
+  dtype='bfloat16', ...)."""
   return lookup(ARCHITECTURES, arch, 'architecture')(rngs=nnx.Rngs(seed), **options)

@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.typing import DTypeLike
 
 from mtl_jax.errors import UserError, lookup
 from mtl_jax.models import convert, layers
@@ -32,15 +34,18 @@ class BasicBlock(nnx.Module):
     stride: int,
     dilations: tuple[int, int],
     zero_init_residual: bool,
+    dtype: DTypeLike,
     rngs: nnx.Rngs,
   ):
     """dilations: of conv1 and conv2, the two 3×3 convs (see BLOCK_DILATIONS)."""
     out_ch = planes * self.expansion
-    self.conv1 = layers.conv(in_ch, planes, 3, stride=stride, dilation=dilations[0], rngs=rngs)
-    self.bn1 = layers.batch_norm(planes, rngs=rngs)
-    self.conv2 = layers.conv(planes, out_ch, 3, dilation=dilations[1], rngs=rngs)
-    self.bn2 = layers.batch_norm(out_ch, zero_init=zero_init_residual, rngs=rngs)
-    self.downsample = _downsample(in_ch, out_ch, stride, rngs)
+    conv = functools.partial(layers.conv, dtype=dtype, rngs=rngs)
+    batch_norm = functools.partial(layers.batch_norm, dtype=dtype, rngs=rngs)
+    self.conv1 = conv(in_ch, planes, 3, stride=stride, dilation=dilations[0])
+    self.bn1 = batch_norm(planes)
+    self.conv2 = conv(planes, out_ch, 3, dilation=dilations[1])
+    self.bn2 = batch_norm(out_ch, zero_init=zero_init_residual)
+    self.downsample = _downsample(in_ch, out_ch, stride, dtype, rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = nnx.relu(self.bn1(self.conv1(x)))
@@ -59,17 +64,20 @@ class Bottleneck(nnx.Module):
     stride: int,
     dilations: tuple[int, int],
     zero_init_residual: bool,
+    dtype: DTypeLike,
     rngs: nnx.Rngs,
   ):
     """dilations: as BasicBlock's; conv2 is the one 3×3 conv and takes the second (conv1 is 1×1)."""
     out_ch = planes * self.expansion
-    self.conv1 = layers.conv(in_ch, planes, 1, rngs=rngs)
-    self.bn1 = layers.batch_norm(planes, rngs=rngs)
-    self.conv2 = layers.conv(planes, planes, 3, stride=stride, dilation=dilations[1], rngs=rngs)
-    self.bn2 = layers.batch_norm(planes, rngs=rngs)
-    self.conv3 = layers.conv(planes, out_ch, 1, rngs=rngs)
-    self.bn3 = layers.batch_norm(out_ch, zero_init=zero_init_residual, rngs=rngs)
-    self.downsample = _downsample(in_ch, out_ch, stride, rngs)
+    conv = functools.partial(layers.conv, dtype=dtype, rngs=rngs)
+    batch_norm = functools.partial(layers.batch_norm, dtype=dtype, rngs=rngs)
+    self.conv1 = conv(in_ch, planes, 1)
+    self.bn1 = batch_norm(planes)
+    self.conv2 = conv(planes, planes, 3, stride=stride, dilation=dilations[1])
+    self.bn2 = batch_norm(planes)
+    self.conv3 = conv(planes, out_ch, 1)
+    self.bn3 = batch_norm(out_ch, zero_init=zero_init_residual)
+    self.downsample = _downsample(in_ch, out_ch, stride, dtype, rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = nnx.relu(self.bn1(self.conv1(x)))
@@ -78,12 +86,17 @@ class Bottleneck(nnx.Module):
     return nnx.relu(y + _shortcut(self.downsample, x))
 
 
-def _downsample(in_ch: int, out_ch: int, stride: int, rngs: nnx.Rngs) -> nnx.List | None:
+def _downsample(
+  in_ch: int, out_ch: int, stride: int, dtype: DTypeLike, rngs: nnx.Rngs
+) -> nnx.List | None:
   """torchvision's `downsample` (1×1 conv + BN) where the shortcut changes shape, else None."""
   if stride == 1 and in_ch == out_ch:
     return None
   return nnx.List(
-    [layers.conv(in_ch, out_ch, 1, stride=stride, rngs=rngs), layers.batch_norm(out_ch, rngs=rngs)]
+    [
+      layers.conv(in_ch, out_ch, 1, stride=stride, dtype=dtype, rngs=rngs),
+      layers.batch_norm(out_ch, dtype=dtype, rngs=rngs),
+    ]
   )
 
 
@@ -136,11 +149,13 @@ class ResNet(nnx.Module):
     output_stride: int = 32,
     block_dilation: str = 'both',
     zero_init_residual: bool = False,
+    dtype: DTypeLike = jnp.float32,
     rngs: nnx.Rngs,
   ):
+    """dtype: the compute dtype (see `layers`); parameters are float32 whatever it is."""
     block_dilations = lookup(BLOCK_DILATIONS, block_dilation, 'block_dilation')
-    self.conv1 = layers.conv(3, width, 7, stride=2, rngs=rngs)
-    self.bn1 = layers.batch_norm(width, rngs=rngs)
+    self.conv1 = layers.conv(3, width, 7, stride=2, dtype=dtype, rngs=rngs)
+    self.bn1 = layers.batch_norm(width, dtype=dtype, rngs=rngs)
     dilate = (False, *stage_dilations(output_stride))
     in_ch, dilation = width, 1
     stages = []
@@ -158,6 +173,7 @@ class ResNet(nnx.Module):
             stride=stride if b == 0 else 1,
             dilations=block_dilations(b == 0, previous_dilation, dilation, use_dilation),
             zero_init_residual=zero_init_residual,
+            dtype=dtype,
             rngs=rngs,
           )
         )
