@@ -83,6 +83,30 @@ def initialize() -> None:
     initialization_timeout=_INIT_TIMEOUT.value,
     heartbeat_timeout_seconds=_HEARTBEAT_TIMEOUT.value,
   )
+  if jax.default_backend() == 'cpu':
+    _connect_cpu_devices()
+
+
+def _connect_cpu_devices() -> None:
+  """Opens the gloo connections between all devices now, while the processes are in step.
+
+  XLA:CPU opens them at the first collective over a device set and gives up after 30 s if a
+  process is late (jaxlib 0.10: `Gloo context initialization failed: … GetKeyValue() timed
+  out`), so a process that compiled its first step 30 s after another, on a busy machine,
+  killed the job; once open, later collectives wait for a late process (45 s measured).
+  `jax.distributed.initialize` returns when every process has joined, so a sum over every
+  device here finds them together. The train step's mesh spans the same devices."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from mtl_jax import parallel  # pylint: disable=g-import-not-at-top
+
+  mesh = parallel.make_mesh()
+  ones = np.ones(jax.local_device_count(), np.float32)
+  total = jax.jit(lambda x: x.sum(), out_shardings=parallel.replicated(mesh))(
+    jax.make_array_from_process_local_data(parallel.batch_sharded(mesh), ones)
+  )
+  assert float(total.addressable_data(0)) == jax.device_count()
 
 
 def _peer_lost(error: BaseException) -> bool:
