@@ -53,6 +53,18 @@ def _take(it, n):
   return [next(it) for _ in range(n)]
 
 
+def _assert_resumes_exactly(make_iterator, taken: int, compared: int):
+  """A fresh iterator given the state after `taken` batches yields the next `compared` batches
+  the original does."""
+  it = make_iterator()
+  _take(it, taken)
+  state = it.get_state()
+  expected = _take(it, compared)
+  fresh = make_iterator()
+  fresh.set_state(state)
+  _assert_batches_equal(_take(fresh, compared), expected)
+
+
 def _assert_batches_equal(a, b):
   for x, y in zip(a, b, strict=True):
     assert x.keys() == y.keys()
@@ -170,13 +182,7 @@ def test_set_state_resumes_exactly_mid_epoch(train):
   kw = dict(
     batch_size=4, seed=5, crop_size=(8, 12), scale_range=(0.5, 1.5), jitter=augment.Jitter()
   )
-  it = pipeline.train_iterator(train, **kw)
-  _take(it, 4)  # one epoch and one batch in
-  state = it.get_state()
-  expected = _take(it, 5)
-  fresh = pipeline.train_iterator(train, **kw)
-  fresh.set_state(state)
-  _assert_batches_equal(_take(fresh, 5), expected)
+  _assert_resumes_exactly(lambda: pipeline.train_iterator(train, **kw), 4, 5)  # 1 epoch + 1 in
 
 
 def test_shards_split_the_one_shard_global_batches_row_for_row(train):
@@ -198,13 +204,7 @@ def test_shards_split_the_one_shard_global_batches_row_for_row(train):
 
 def test_a_shard_resumes_its_own_rows(train):
   kw = dict(batch_size=2, seed=3, shard_index=1, shard_count=2, crop_size=(8, 12))
-  it = pipeline.train_iterator(train, **kw)
-  _take(it, 2)
-  state = it.get_state()
-  expected = _take(it, 3)
-  fresh = pipeline.train_iterator(train, **kw)
-  fresh.set_state(state)
-  _assert_batches_equal(_take(fresh, 3), expected)
+  _assert_resumes_exactly(lambda: pipeline.train_iterator(train, **kw), 2, 3)
 
 
 def test_a_global_batch_larger_than_the_split_is_refused(train):
