@@ -1,0 +1,37 @@
+"""python -m mtl_jax.sweep --config configs/joint.py:cpu --root runs/architectures \\
+  --sweep sweeps/architectures.py
+
+The README's results: the study's architectures (its sections 1.2-1.3) at the laptop size (`cpu`:
+ResNet-18, 96×192 crops, 7 epochs of 2,000 images), beside the two single-task baselines the
+report's Δm is measured against. Six runs, about 80 minutes on 2 cores.
+"""
+
+# The quick start's model (configs/distilled.py:cpu): 64-channel heads cost on a CPU what the
+# joint model's 128 do, and semseg weighted 0.7 spends the SI-log slack on mIoU.
+QUICK_START = {
+  'model.arch': 'distilled',
+  'model.aspp_channels': 64,
+  'model.decoder_channels': 64,
+  'loss.semseg_weight': 0.7,
+  'loss.depth_weight': 0.3,
+}
+
+
+def single_task(task: str) -> dict:
+  return {
+    'model.arch': 'single_task',
+    'model.tasks': (task,),
+    'loss.semseg_weight': float(task == 'semseg'),
+    'loss.depth_weight': float(task == 'depth'),
+  }
+
+
+def get_sweep() -> list[dict]:
+  return [
+    QUICK_START,
+    {'model.arch': 'joint'},
+    {'model.arch': 'branched'},
+    {'model.arch': 'distilled'},
+    single_task('semseg'),
+    single_task('depth'),
+  ]
