@@ -177,12 +177,14 @@ def train_step(
 ):
   """One optimizer step; returns (new state, scalar metrics).
 
-  A step is non-finite when its loss or gradients are, or when its update would make any
-  parameter, optimizer slot or BatchNorm statistic non-finite (a huge learning rate turns finite
-  gradients into Inf parameters). It changes nothing but `step` and `nonfinite_streak`: the state
-  stays as it was (optax.apply_if_finite would guard the update but not the statistics, and it
-  applies the bad update anyway after its error budget). Its losses are reported as 0 with
-  `nonfinite` = 1, so epoch means can leave it out.
+  A step is non-finite when its loss, gradients, update (a huge learning rate turns finite
+  gradients into Inf updates) or new BatchNorm statistics are. Norms check the gradients and the
+  update, one reduction each: an Inf or NaN anywhere, or an element whose square overflows, makes
+  the norm non-finite, and with finite gradients and update the new parameters and optimizer
+  slots are finite too. A non-finite step changes nothing but `step` and `nonfinite_streak`:
+  the state stays as it was (optax.apply_if_finite would guard the update but not the
+  statistics, and it applies the bad update anyway after its error budget). Its losses are
+  reported as 0 with `nonfinite` = 1, so epoch means can leave it out.
 
   micro_batches = k (gradient accumulation): the gradient is the mean of the gradients of k
   micro-batches of B/k rows (`micro_batch_split`, `_accumulated`); the losses reported are their
@@ -207,18 +209,19 @@ def train_step(
 
   grads, task, new_stats = _gradients(loss_fn, state, batch, micro_batches, axis_name)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
   grad_norm = optax.tree.norm(grads)
-  # A non-finite gradient anywhere makes the norm non-finite: one reduction checks them all.
   finite = (
     jnp.isfinite(task['loss/total'])
     & jnp.isfinite(grad_norm)
-    & all_finite((params, opt_state, new_stats))
+    & jnp.isfinite(optax.tree.norm(updates))
+    & all_finite(new_stats)
   )
+  # Decided before any new parameter exists, so XLA fuses each `where` into the update that
+  # computes it: no second pass over the parameters and optimizer slots.
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   new_state = state.replace(
     step=state.step + 1,
-    params=keep(params, state.params),
+    params=keep(optax.apply_updates(state.params, updates), state.params),
     batch_stats=keep(new_stats, state.batch_stats),
     opt_state=keep(opt_state, state.opt_state),
     nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),

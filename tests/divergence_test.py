@@ -59,8 +59,9 @@ def _checkpointed_arrays_finite(workdir) -> list[int]:
 def test_a_learning_rate_that_diverges_stops_the_run_with_nothing_non_finite_kept(
   data_dir, tmp_path
 ):
-  # lr 1e30 (finite, so the config accepts it): Adam's first update sends weights to ~1e30 and
-  # the next forward pass overflows. Before: exit 0, every weight NaN, "SI-log 0.00".
+  # lr 1e30 (finite, so the config accepts it): Adam's first update is ~1e30 per weight, whose
+  # norm overflows, so no step is ever applied. Before the guard: exit 0, every weight NaN,
+  # "SI-log 0.00".
   workdir = tmp_path / 'run'
   result = run_tiny_train(
     workdir,
@@ -74,7 +75,7 @@ def test_a_learning_rate_that_diverges_stops_the_run_with_nothing_non_finite_kep
     'train: error: the loss, gradients or updated weights were NaN/Inf for 3 consecutive steps'
   ), line
   assert 'no checkpoint was saved yet' in line or 'the last good checkpoint is step' in line
-  assert 'skipped: non-finite (1 in a row)' in result.stdout  # not "loss 0.0000"
+  assert 'step 2/8 | skipped: non-finite (2 in a row)' in result.stdout  # not "loss 0.0000"
   _checkpointed_arrays_finite(workdir)
   for record in writers.read_records(workdir / 'metrics.jsonl'):
     assert record.get('nonfinite_images', 0) == 0 and record['total'] is not None
