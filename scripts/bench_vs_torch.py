@@ -22,6 +22,7 @@ memory. bfloat16 rows use `model.dtype='bfloat16'` and torch's CPU autocast.
 """
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import platform
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -163,8 +165,18 @@ def torch_flops(fn) -> float:
 # ----------------------------------------------------------------------------------- jax side
 
 
-def jax_steps(arch: str, config, batch: dict, torch_weights):
-  """(train_step() → loss, eval_forward() → (labels, metres), XLA GFLOP of each)."""
+@dataclasses.dataclass(frozen=True)
+class JaxSide:
+  train_step: Callable  # () → loss
+  eval_forward: Callable  # () → (labels, metres)
+  flops: dict  # 'train' / 'eval' → XLA's cost analysis
+  train_hlo: str  # the compiled train step, for profile_train_step.py
+  kernel_shapes: frozenset  # every conv kernel's shape
+
+
+def jax_steps(arch: str, config, batch: dict, torch_weights) -> JaxSide:
+  """mtl_jax's train step and eval forward, each compiled once (ahead of time, so the cost
+  analysis and the timed calls share one executable)."""
   exp = experiment.Experiment.from_config(config)
   model = experiment.build_model(config)
   if torch_weights is not None:
@@ -173,14 +185,10 @@ def jax_steps(arch: str, config, batch: dict, torch_weights):
   graphdef, state = steps.create_train_state(model, tx)
   placement = exp.placement()
   box = {'state': placement.state_in(parallel.replicate(state, exp.mesh))}
-  train = exp.train_step(graphdef, tx)
-  predict = exp.predict_step(graphdef)
   device_batch = placement.batch(batch)
   image = jnp.asarray(batch['image'])
-  flops = {
-    'train': _xla_flops(train, box['state'], device_batch),
-    'eval': _xla_flops(predict, box['state'], image),
-  }
+  train = exp.train_step(graphdef, tx).lower(box['state'], device_batch).compile()
+  predict = exp.predict_step(graphdef).lower(box['state'], image).compile()
 
   def train_step():
     box['state'], m = train(box['state'], device_batch)
@@ -190,11 +198,13 @@ def jax_steps(arch: str, config, batch: dict, torch_weights):
     preds = predict(placement.state_out(box['state']), image)
     return jax.block_until_ready((preds['semseg'], preds['depth']))
 
-  return train_step, eval_forward, flops
+  kernels = frozenset(x.shape for x in jax.tree.leaves(state.params) if x.ndim == 4)
+  flops = {'train': _flops(train), 'eval': _flops(predict)}
+  return JaxSide(train_step, eval_forward, flops, train.as_text(), kernels)
 
 
-def _xla_flops(jitted, *args) -> float:
-  cost = jitted.lower(*args).compile().cost_analysis()
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost.get('flops', float('nan')))
 
@@ -253,7 +263,8 @@ def report_own_rss(args) -> None:
   if args.rss_of == 'torch':
     _, train, forward = torch_steps(arch, config, batch, dtype)
   else:
-    train, forward, _ = jax_steps(arch, config, batch, torch_weights=None)
+    side = jax_steps(arch, config, batch, torch_weights=None)
+    train, forward = side.train_step, side.eval_forward
   for _ in range(3):
     train()
     forward()
@@ -265,7 +276,8 @@ def bench_arch(arch: str, dtype: str, args) -> list[str]:
   batch = fake_batch(args.batch_size, args.height, args.width, config.model.num_classes)
   model, torch_train, torch_eval = torch_steps(arch, config, batch, dtype)
   weights = {k: v.numpy() for k, v in model.state_dict().items()}
-  jax_train, jax_eval, xla_flops = jax_steps(arch, config, batch, weights)
+  side = jax_steps(arch, config, batch, weights)
+  jax_train, jax_eval, xla_flops = side.train_step, side.eval_forward, side.flops
   if dtype == 'float32':
     print(check_agreement(arch, jax_eval, torch_eval, jax_train, torch_train), flush=True)
   for fn in (jax_train, torch_train, jax_eval, torch_eval):  # warm-up
