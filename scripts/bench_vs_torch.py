@@ -49,10 +49,12 @@ sys.path.insert(0, str(REPO / 'tests' / 'models'))
 import seed_torch  # noqa: E402  (the study's networks in PyTorch, shared with the parity tests)
 
 F = torch.nn.functional
+FRAMEWORKS = ('mtl_jax', 'torch')
 MAX_RELATIVE_L2 = 1e-4  # eval outputs; as seed_parity_test
 MAX_LOSS_RELATIVE = 1e-4  # first train step's total loss
 HEADER = (
-  '| arch | dtype | what | framework | ms | img/s | GFLOP (torch / XLA) | GFLOP/s | peak RSS GB '
+  '| arch | dtype | what | framework | ms | img/s | GFLOP (torch / XLA) | GFLOP/s '
+  '| peak RSS GiB (above imports) '
   '| speed vs torch |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|'
 )
 
@@ -246,17 +248,24 @@ def alternate(pairs: dict, rounds: int, calls: int) -> dict:
   return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def peak_rss_gb(framework: str, arch: str, dtype: str, args) -> float:
-  """Peak RSS of a child process that builds one framework's network and runs 3 train steps."""
+def peak_rss_gb(framework: str, arch: str, dtype: str, args) -> str:
+  """'peak (above the imports)' GiB of a child process that imports both frameworks, builds one
+  framework's network and runs 3 train steps and 3 eval forwards."""
   command = [sys.executable, __file__, f'--rss_of={framework}', f'--archs={arch}']
   command += [f'--dtypes={dtype}', f'--batch_size={args.batch_size}']
   command += [f'--height={args.height}', f'--width={args.width}', f'--threads={args.threads}']
   out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-  return float(out.strip().splitlines()[-1])
+  return out.strip().splitlines()[-1]
+
+
+def _current_rss_gb() -> float:
+  status = pathlib.Path('/proc/self/status').read_text()
+  return int(status.split('VmRSS:')[1].split()[0]) / 2**20  # kB → GiB
 
 
 def report_own_rss(args) -> None:
   """The --rss_of child: 3 train steps and 3 eval forwards of one framework, then peak RSS."""
+  imported = _current_rss_gb()  # both frameworks' libraries, before any network exists
   arch, dtype = args.archs, args.dtypes
   config = config_for(arch, args, dtype)
   batch = fake_batch(args.batch_size, args.height, args.width, config.model.num_classes)
@@ -268,7 +277,8 @@ def report_own_rss(args) -> None:
   for _ in range(3):
     train()
     forward()
-  print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)  # KiB → GiB
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+  print(f'{peak:.2f} ({peak - imported:.2f})')
 
 
 def bench_arch(arch: str, dtype: str, args) -> list[str]:
@@ -293,20 +303,17 @@ def bench_arch(arch: str, dtype: str, args) -> list[str]:
     args.rounds,
     args.steps,
   )
-  rss = {
-    f: peak_rss_gb(f, arch, dtype, args) if args.memory else float('nan')
-    for f in ('mtl_jax', 'torch')
-  }
+  rss = {f: peak_rss_gb(f, arch, dtype, args) if args.memory else '—' for f in FRAMEWORKS}
   lines = []
   for what in ('train', 'eval'):
-    for framework in ('mtl_jax', 'torch'):
+    for framework in FRAMEWORKS:
       seconds = timed[(what, framework)]
       ratio = timed[(what, 'torch')] / seconds
       xla = xla_flops[what] / 1e9 if framework == 'mtl_jax' else float('nan')
       lines.append(
         f'| {arch} | {dtype} | {what} | {framework} | {seconds * 1e3:.0f} | '
         f'{args.batch_size / seconds:.1f} | {flops[what] / 1e9:.1f} / {xla:.1f} | '
-        f'{flops[what] / 1e9 / seconds:.0f} | {rss[framework]:.2f} | {ratio:.2f}× |'
+        f'{flops[what] / 1e9 / seconds:.0f} | {rss[framework]} | {ratio:.2f}× |'
       )
   return lines
 

@@ -11,8 +11,8 @@ output has a kernel's shape), dot (the bilinear resizes), transpose/copy (layout
 for the input-gradient convolutions, activations for the filter-gradient ones), reductions
 (BatchNorm statistics, losses, norms), reduce-window (the max-pool's gradient, is-finite checks)
 and the elementwise rest (BatchNorm normalisation, ReLU, Adam). PyTorch: torch.profiler's self
-CPU time per aten op for the same network and step. The profilers add overhead, so read shares, not absolute times
-(bench_vs_torch.py times without them).
+CPU time per aten op for the same network and step. The profilers add overhead, so read shares,
+not absolute times (bench_vs_torch.py times without them).
 """
 
 import argparse
