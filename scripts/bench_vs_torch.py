@@ -26,7 +26,6 @@ import dataclasses
 import os
 import pathlib
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -258,14 +257,16 @@ def peak_rss_gb(framework: str, arch: str, dtype: str, args) -> str:
   return out.strip().splitlines()[-1]
 
 
-def _current_rss_gb() -> float:
+def _rss_gb(field: str) -> float:
+  """VmRSS (now) or VmHWM (peak) of this process. Not getrusage's ru_maxrss: Linux carries that
+  over execve, so a child would report its parent's peak."""
   status = pathlib.Path('/proc/self/status').read_text()
-  return int(status.split('VmRSS:')[1].split()[0]) / 2**20  # kB → GiB
+  return int(status.split(f'{field}:')[1].split()[0]) / 2**20  # kB → GiB
 
 
 def report_own_rss(args) -> None:
   """The --rss_of child: 3 train steps and 3 eval forwards of one framework, then peak RSS."""
-  imported = _current_rss_gb()  # both frameworks' libraries, before any network exists
+  imported = _rss_gb('VmRSS')  # both frameworks' libraries, before any network exists
   arch, dtype = args.archs, args.dtypes
   config = config_for(arch, args, dtype)
   batch = fake_batch(args.batch_size, args.height, args.width, config.model.num_classes)
@@ -277,7 +278,7 @@ def report_own_rss(args) -> None:
   for _ in range(3):
     train()
     forward()
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+  peak = _rss_gb('VmHWM')
   print(f'{peak:.2f} ({peak - imported:.2f})')
 
 
