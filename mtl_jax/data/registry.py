@@ -123,6 +123,9 @@ def class_colors(builder) -> tuple[tuple[int, int, int], ...]:
   metadata = builder.info.metadata
   if metadata and 'class_colors' in metadata:
     return tuple(tuple(color) for color in metadata['class_colors'])
-  return tuple(
-    TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(len(class_names(builder)))
-  )
+  return default_class_colors(len(class_names(builder)))
+
+
+def default_class_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
+  """The Cityscapes train classes' colours, repeated beyond 19 classes."""
+  return tuple(TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(num_classes))

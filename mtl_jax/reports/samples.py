@@ -112,7 +112,7 @@ def _row(i: int, images: Images, preds: dict, colors) -> list[np.ndarray]:
   ]
 
 
-def _join(tiles: list[np.ndarray], axis: int) -> np.ndarray:
+def join_tiles(tiles: list[np.ndarray], axis: int) -> np.ndarray:
   """Tiles side by side (axis 1) or stacked (axis 0), GAP_PX of white between them."""
   shape = list(tiles[0].shape)
   shape[axis] = GAP_PX
@@ -123,8 +123,8 @@ def _join(tiles: list[np.ndarray], axis: int) -> np.ndarray:
 
 def grid(images: Images, preds: dict[str, np.ndarray], colors) -> np.ndarray:
   """The sample grid as one HWC uint8 image (see the module docstring for its columns)."""
-  rows = [_join(_row(i, images, preds, colors), axis=1) for i in range(len(images['image']))]
-  return _join(rows, axis=0)
+  rows = [join_tiles(_row(i, images, preds, colors), axis=1) for i in range(len(images['image']))]
+  return join_tiles(rows, axis=0)
 
 
 def errors_by_distance(pred: np.ndarray, gt: np.ndarray) -> dict[str, list[float]]:

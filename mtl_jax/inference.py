@@ -1,0 +1,95 @@
+"""A trained network on arbitrary images: reading, fitting to the network, mapping back, encoding.
+
+An image of any size is scaled to fit the size the run trained at (aspect kept), padded at the
+bottom and right to a multiple of the network's output stride with the ImageNet mean colour
+(zero after normalisation, as the convolutions pad), predicted, cropped and resized back to its
+own size: labels by nearest neighbour, depth bilinearly. Images that fit to the same padded
+size share one compiled function (`Fit.padded`).
+"""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mtl_jax.errors import UserError
+from mtl_jax.models.mtl import IMAGENET_MEAN
+
+# The 16-bit depth PNG: millimetres, 0 = no prediction; 65.535 m and beyond saturate.
+DEPTH_PNG_SCALE = 1000.0
+DEPTH_PNG_MAX = np.iinfo(np.uint16).max
+# The padding colour: the normalisation's mean, so padded pixels are about 0 inside the network.
+PAD_RGB = tuple(round(255 * m) for m in IMAGENET_MEAN)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+  """[H, W, 3] uint8 of an image file: EXIF orientation applied; greyscale, palette and alpha
+  images converted to RGB (alpha dropped). A UserError naming the file if it is not an image."""
+  try:
+    with Image.open(path) as image:
+      image = ImageOps.exif_transpose(image)
+      return np.asarray(image.convert('RGB'))
+  except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+    raise UserError(f'{path}: not a readable image ({e})') from e
+
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+  """How one image of `original` size goes through a network trained at `trained` size."""
+
+  original: tuple[int, int]
+  resized: tuple[int, int]
+  padded: tuple[int, int]
+
+  @classmethod
+  def of(cls, original: tuple[int, int], trained: tuple[int, int], stride: int) -> 'Fit':
+    scale = min(trained[0] / original[0], trained[1] / original[1])
+    resized = tuple(max(1, round(side * scale)) for side in original)
+    padded = tuple(math.ceil(side / stride) * stride for side in resized)
+    return cls(tuple(original), resized, padded)
+
+
+def fit_image(rgb: np.ndarray, fit: Fit) -> np.ndarray:
+  """The network's [padded H, padded W, 3] uint8 input for `rgb`."""
+  image = Image.fromarray(rgb)
+  if fit.resized != fit.original:
+    image = image.resize(fit.resized[::-1], Image.Resampling.BILINEAR)
+  out = np.empty((*fit.padded, 3), np.uint8)
+  out[...] = PAD_RGB
+  out[: fit.resized[0], : fit.resized[1]] = np.asarray(image)
+  return out
+
+
+def labels_back(labels: np.ndarray, fit: Fit) -> np.ndarray:
+  """Predicted train ids [padded] → uint8 [original], nearest neighbour."""
+  crop = np.asarray(labels[: fit.resized[0], : fit.resized[1]], np.uint8)
+  if fit.resized == fit.original:
+    return crop
+  return np.asarray(Image.fromarray(crop).resize(fit.original[::-1], Image.Resampling.NEAREST))
+
+
+def depth_back(depth: np.ndarray, fit: Fit) -> np.ndarray:
+  """Predicted metres [padded] → float32 [original], bilinear."""
+  crop = np.asarray(depth[: fit.resized[0], : fit.resized[1]], np.float32)
+  if fit.resized == fit.original:
+    return crop
+  return np.asarray(Image.fromarray(crop).resize(fit.original[::-1], Image.Resampling.BILINEAR))
+
+
+def encode_depth_png(metres: np.ndarray) -> np.ndarray:
+  """Metres → uint16 millimetres (0 where not positive or not finite; saturating)."""
+  mm = np.where(np.isfinite(metres) & (metres > 0), metres * DEPTH_PNG_SCALE, 0.0)
+  return np.clip(np.round(mm), 0, DEPTH_PNG_MAX).astype(np.uint16)
+
+
+def decode_depth_png(mm: np.ndarray) -> np.ndarray:
+  """uint16 millimetres → metres (0 = no depth)."""
+  return mm.astype(np.float32) / DEPTH_PNG_SCALE
+
+
+def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+  """The colour semseg blended over the input."""
+  mixed = (1 - alpha) * rgb.astype(np.float32) + alpha * color.astype(np.float32)
+  return mixed.round().astype(np.uint8)
