@@ -44,11 +44,19 @@ class Fit:
   padded: tuple[int, int]
 
   @classmethod
-  def of(cls, original: tuple[int, int], trained: tuple[int, int], stride: int) -> 'Fit':
+  def of(
+    cls,
+    original: tuple[int, int],
+    trained: tuple[int, int],
+    stride: int,
+    pad_to: tuple[int, int] | None = None,
+  ) -> 'Fit':
+    """Scaled to fit `trained`, then padded to a multiple of `stride` (or to `pad_to`, for a
+    network of fixed input size)."""
     scale = min(trained[0] / original[0], trained[1] / original[1])
     resized = tuple(max(1, round(side * scale)) for side in original)
-    padded = tuple(math.ceil(side / stride) * stride for side in resized)
-    return cls(tuple(original), resized, padded)
+    padded = pad_to or tuple(math.ceil(side / stride) * stride for side in resized)
+    return cls(tuple(original), resized, tuple(padded))
 
 
 def fit_image(rgb: np.ndarray, fit: Fit) -> np.ndarray:

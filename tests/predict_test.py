@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from mtl_jax import experiment, inference, parallel, predict
+from mtl_jax import experiment, inference, parallel, prediction
 
 ORIENTATION = 0x0112  # the EXIF tag
 ROTATED_90_CW = 6  # stored landscape, shown portrait (turned 90° clockwise)
@@ -117,15 +117,15 @@ def test_existing_outputs_are_kept_unless_overwrite(tiny_run, photos, tmp_path):
 
 def test_glob_inputs_mirror_the_tree_below_the_pattern(photos):
   root, _ = photos
-  items = predict.collect([str(root / '**' / '*.jpg')])
+  items = prediction.collect([str(root / '**' / '*.jpg')])
   assert sorted(str(i.relative) for i in items) == ['notes', 'rotated', 'street/same_size']
 
 
 def test_a_path_naming_nothing_is_one_clear_error(tmp_path):
   with pytest.raises(ValueError, match=r'^--input .*missing: no such file or folder$'):
-    predict.collect([str(tmp_path / 'missing')])
+    prediction.collect([str(tmp_path / 'missing')])
   with pytest.raises(ValueError, match=r'no file matches'):
-    predict.collect([str(tmp_path / '*.png')])
+    prediction.collect([str(tmp_path / '*.png')])
 
 
 @pytest.mark.parametrize(

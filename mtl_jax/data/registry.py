@@ -126,6 +126,13 @@ def class_colors(builder) -> tuple[tuple[int, int, int], ...]:
   return default_class_colors(len(class_names(builder)))
 
 
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+  """The Cityscapes train classes for 19 classes, else class_<id>."""
+  if num_classes == len(CLASS_NAMES):
+    return CLASS_NAMES
+  return tuple(f'class_{i}' for i in range(num_classes))
+
+
 def default_class_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
   """The Cityscapes train classes' colours, repeated beyond 19 classes."""
   return tuple(TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(num_classes))

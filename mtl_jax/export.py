@@ -1,0 +1,58 @@
+"""Exports a trained network for deployment without this package:
+
+  python -m mtl_jax.export --workdir DIR --output OUT [--format stablehlo,savedmodel]
+      [--height H --width W] [--step N]
+
+The exported function takes uint8 RGB images [batch, H, W, 3] (any batch size: the batch
+dimension is symbolic) and returns {'semseg': int32 train ids [batch, H, W], 'depth': float32
+metres [batch, H, W]} (a single-task run: its task only); normalisation, argmax and depth
+decoding are inside the graph and the weights are constants in it. H × W defaults to the size
+the run trained at. OUT receives:
+
+  model.jax_exported  `jax.export` serialisation (StableHLO); load it with
+                      jax.export.deserialize(bytearray(open(f, 'rb').read())).call(images)
+  savedmodel/         TensorFlow SavedModel of the same function (jax2tf), signature
+                      'serving_default' with input 'images'
+  model_card.json     config, classes and palette, input size, the checkpoint's metrics,
+                      versions, and how to call each format
+"""
+
+import sys
+
+from absl import app, flags
+
+from mtl_jax import cli, exporting
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Folder for the exported model.')
+_FORMAT = flags.DEFINE_list(
+  'format', list(exporting.FORMATS), f'Any of {", ".join(exporting.FORMATS)}.'
+)
+_HEIGHT = flags.DEFINE_integer('height', None, 'Input height (default: the trained size).')
+_WIDTH = flags.DEFINE_integer('width', None, 'Input width (default: the trained size).')
+_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the best by `total`).')
+flags.mark_flags_as_required(['workdir', 'output'])
+
+
+def main(argv):
+  cli.setup()
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  with cli.user_errors('export'):
+    workdir = cli.directory_flag('--workdir', _WORKDIR.value)
+    out = cli.directory_flag('--output', _OUTPUT.value)
+    card = exporting.export_run(
+      workdir, out, _FORMAT.value, _HEIGHT.value, _WIDTH.value, _STEP.value
+    )
+  written = ', '.join(
+    f['file'] if 'file' in f else f['directory'] for f in card['formats'].values()
+  )
+  print(
+    f'export: checkpoint {card["checkpoint_step"]} at {card["input"]["shape"][1]}×'
+    f'{card["input"]["shape"][2]} → {out}: {written}, {exporting.MODEL_CARD}',
+    file=sys.stderr,
+  )
+
+
+if __name__ == '__main__':
+  cli.run(main, 'export')

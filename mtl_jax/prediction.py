@@ -1,0 +1,243 @@
+"""Predictions for image files: collecting inputs, batching per fitted size, writing each image's
+outputs (`python -m mtl_jax.predict` is the command; its docstring describes the files)."""
+
+import dataclasses
+import glob
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mtl_jax.errors import UserError
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
+KINDS = {  # output kind → the task it needs
+  'labels': 'semseg',
+  'semseg': 'semseg',
+  'depth': 'depth',
+  'depth_color': 'depth',
+  'panel': None,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  path: Path  # the image file
+  relative: Path  # where its outputs go under OUT/<kind>/, without suffix
+
+
+def _is_glob(pattern: str) -> bool:
+  return any(c in pattern for c in '*?[')
+
+
+def _glob_root(pattern: str) -> Path:
+  """The pattern's leading path without wildcards: outputs mirror the tree below it."""
+  parts = Path(pattern).parts
+  fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if _is_glob(p))]]
+  return Path(*fixed) if fixed else Path('.')
+
+
+def collect(inputs: Sequence[str]) -> list[Item]:
+  """Every image named by `inputs`, in order, without repeats; a UserError for a path that
+  names nothing."""
+  items, seen = [], set()
+
+  def add(path: Path, relative: Path):
+    if path.resolve() not in seen:
+      seen.add(path.resolve())
+      items.append(Item(path, relative.with_suffix('')))
+
+  for given in inputs:
+    path = Path(given)
+    if path.is_dir():
+      for found in sorted(path.rglob('*')):
+        if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES:
+          add(found, found.relative_to(path))
+    elif path.is_file():
+      add(path, Path(path.name))
+    elif _is_glob(given):
+      root = _glob_root(given)
+      matches = sorted(Path(m) for m in glob.glob(given, recursive=True) if Path(m).is_file())
+      if not matches:
+        raise UserError(f'--input {given}: no file matches')
+      for found in matches:
+        add(found, found.relative_to(root))
+    else:
+      raise UserError(f'--input {given}: no such file or folder')
+  if not items:
+    raise UserError(f'no image files under {", ".join(inputs)} (looked for {IMAGE_SUFFIXES})')
+  return items
+
+
+def output_paths(out: Path, item: Item, kinds: Sequence[str]) -> dict[str, Path]:
+  return {kind: out / kind / item.relative.with_suffix('.png') for kind in kinds}
+
+
+class Predictor:
+  """A run's network on fitted images: labels and metres per image at its own size."""
+
+  def __init__(self, workdir: str, step: int | None):
+    from mtl_jax import experiment  # pylint: disable=g-import-not-at-top  # fast --help
+    from mtl_jax.data import registry  # pylint: disable=g-import-not-at-top
+
+    self.run = experiment.open_run(workdir, step)
+    config = self.run.config
+    self.trained = (config.data.height, config.data.width)
+    self.stride = config.model.output_stride
+    self.tasks = self.run.experiment.tasks
+    self.colors = registry.default_class_colors(config.model.num_classes)
+    self.source = f'{workdir} checkpoint {self.run.step}'
+    self._predict = self.run.experiment.predict_step(self.run.graphdef)
+
+  def fit(self, original: tuple[int, int]):
+    from mtl_jax import inference  # pylint: disable=g-import-not-at-top
+
+    return inference.Fit.of(original, self.trained, self.stride)
+
+  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    """[B, H, W, 3] uint8 fitted images → {'semseg': [B, H, W] ids, 'depth': metres}."""
+    from mtl_jax.reports import samples  # pylint: disable=g-import-not-at-top
+
+    return samples.predict(self._predict, self.run.state, images, self.run.experiment.mesh)
+
+
+class ExportedPredictor:
+  """The same from `mtl_jax.export`'s StableHLO artifact: its input size is fixed, so every
+  image is fitted and padded to exactly that size."""
+
+  def __init__(self, folder: str):
+    import jax  # pylint: disable=g-import-not-at-top
+
+    from mtl_jax import exporting  # pylint: disable=g-import-not-at-top
+
+    folder = Path(folder)
+    try:
+      card = json.loads((folder / exporting.MODEL_CARD).read_text())
+      blob = (folder / exporting.STABLEHLO_FILE).read_bytes()
+    except OSError as e:
+      raise UserError(
+        f'--exported {folder}: no exported model there ({e.strerror}: {e.filename}); write one '
+        'with python -m mtl_jax.export --format stablehlo'
+      ) from e
+    self.trained = tuple(card['input']['shape'][1:3])
+    self.tasks = tuple(card['tasks'])
+    self.colors = tuple(tuple(c) for c in card['palette'])
+    self.source = f'{folder / exporting.STABLEHLO_FILE} (checkpoint {card["checkpoint_step"]})'
+    self._exported = jax.export.deserialize(bytearray(blob))
+
+  def fit(self, original: tuple[int, int]):
+    from mtl_jax import inference  # pylint: disable=g-import-not-at-top
+
+    return inference.Fit.of(original, self.trained, stride=1, pad_to=self.trained)
+
+  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    import jax  # pylint: disable=g-import-not-at-top
+
+    return jax.device_get(self._exported.call(images))
+
+
+def kinds_for(tasks: Sequence[str]) -> list[str]:
+  return [k for k, task in KINDS.items() if task is None or task in tasks]
+
+
+def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
+  """(items, fits, rgbs, fitted images [batch_size, ...]) per batch, grouped by fitted size; a
+  last short batch of a size is padded with copies so each size compiles once. Unreadable files
+  are reported and appended to `failed`."""
+  from mtl_jax import inference  # pylint: disable=g-import-not-at-top
+
+  groups: dict[tuple, list] = {}
+  for item in items:
+    try:
+      rgb = inference.read_rgb(item.path)
+    except UserError as e:
+      print(f'predict: skipped {e}', file=sys.stderr, flush=True)
+      failed.append(item)
+      continue
+    fit = predictor.fit(rgb.shape[:2])
+    group = groups.setdefault(fit.padded, [])
+    group.append((item, fit, rgb))
+    if len(group) == batch_size:
+      yield _stacked(groups.pop(fit.padded), batch_size)
+  for group in groups.values():
+    yield _stacked(group, batch_size)
+
+
+def _stacked(group: list, batch_size: int):
+  from mtl_jax import inference  # pylint: disable=g-import-not-at-top
+
+  fitted = [inference.fit_image(rgb, fit) for _, fit, rgb in group]
+  fitted += [fitted[-1]] * (batch_size - len(fitted))
+  items, fits, rgbs = zip(*group)
+  return items, fits, rgbs, np.stack(fitted)
+
+
+def outputs(rgb: np.ndarray, preds: dict, fit, colors) -> Iterator[tuple[str, np.ndarray]]:
+  """(kind, image array) of one image's predictions, mapped back to its own size."""
+  from mtl_jax import inference  # pylint: disable=g-import-not-at-top
+  from mtl_jax.reports import samples  # pylint: disable=g-import-not-at-top
+
+  panel = [rgb]
+  if 'semseg' in preds:
+    labels = inference.labels_back(preds['semseg'], fit)
+    color = samples.colorize_semseg(labels, colors)
+    yield 'labels', labels
+    yield 'semseg', color
+    panel.append(inference.overlay(rgb, color))
+  if 'depth' in preds:
+    metres = inference.depth_back(preds['depth'], fit)
+    depth_color = samples.colorize_depth(metres)
+    yield 'depth', inference.encode_depth_png(metres)
+    yield 'depth_color', depth_color
+    panel.append(depth_color)
+  yield 'panel', samples.join_tiles(panel, axis=1)
+
+
+def _write(paths: dict[str, Path], arrays: Iterator[tuple[str, np.ndarray]]) -> None:
+  for kind, array in arrays:
+    path = paths[kind]
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      Image.fromarray(array).save(path)
+    except OSError as e:
+      raise UserError(f'cannot write {path} ({e.strerror or e})') from e
+
+
+def predict_files(
+  predictor, items: Sequence[Item], out: Path, batch_size: int, overwrite: bool
+) -> dict[str, list[Item]]:
+  """Writes every item's outputs; returns the items 'written', 'skipped' (outputs existed) and
+  'failed' (unreadable)."""
+  from mtl_jax import progress  # pylint: disable=g-import-not-at-top
+
+  kinds = kinds_for(predictor.tasks)
+  result = {'written': [], 'skipped': [], 'failed': []}
+  todo = []
+  for item in items:
+    if not overwrite and any(p.exists() for p in output_paths(out, item, kinds).values()):
+      result['skipped'].append(item)
+    else:
+      todo.append(item)
+  if result['skipped']:
+    print(
+      f'predict: {len(result["skipped"])} images already have outputs in {out}; kept them '
+      '(--overwrite to replace)',
+      flush=True,
+    )
+  start, done = time.perf_counter(), 0
+  for batch_items, fits, rgbs, images in batches(todo, predictor, batch_size, result['failed']):
+    preds = predictor(images)
+    for row, (item, fit, rgb) in enumerate(zip(batch_items, fits, rgbs)):
+      one = {task: preds[task][row] for task in preds}
+      _write(output_paths(out, item, kinds), outputs(rgb, one, fit, predictor.colors))
+      result['written'].append(item)
+    done = len(result['written']) + len(result['failed'])
+    elapsed = time.perf_counter() - start
+    rate = len(result['written']) / max(elapsed, 1e-9)
+    eta = progress.format_duration((len(todo) - done) / max(rate, 1e-9))
+    print(f'predict: {done}/{len(todo)} images | {rate:.1f} img/s | ETA {eta}', flush=True)
+  return result
