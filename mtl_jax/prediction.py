@@ -70,6 +70,14 @@ def collect(inputs: Sequence[str]) -> list[Item]:
       raise UserError(f'--input {given}: no such file or folder')
   if not items:
     raise UserError(f'no image files under {", ".join(inputs)} (looked for {IMAGE_SUFFIXES})')
+  first = {}
+  for item in items:
+    other = first.setdefault(item.relative, item.path)
+    if other != item.path:
+      raise UserError(
+        f'{other} and {item.path} would write the same outputs ({item.relative}.png); give '
+        'their folders in separate runs with different --output'
+      )
   return items
 
 
@@ -145,9 +153,11 @@ def kinds_for(tasks: Sequence[str]) -> list[str]:
 
 
 def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
-  """(items, fits, rgbs, fitted images [batch_size, ...]) per batch, grouped by fitted size; a
-  last short batch of a size is padded with copies so each size compiles once. Unreadable files
-  are reported and appended to `failed`."""
+  """(items, fits, fitted images [batch_size, ...]) per batch, grouped by fitted size; a last
+  short batch of a size is padded with copies so each size compiles once. Only fitted images
+  (at most the trained size) wait for their batch, never the originals, so a folder of large
+  photos of many aspect ratios stays within memory. Unreadable files are reported and appended
+  to `failed`."""
   from mtl_jax import inference  # pylint: disable=g-import-not-at-top
 
   groups: dict[tuple, list] = {}
@@ -160,7 +170,7 @@ def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
       continue
     fit = predictor.fit(rgb.shape[:2])
     group = groups.setdefault(fit.padded, [])
-    group.append((item, fit, rgb))
+    group.append((item, fit, inference.fit_image(rgb, fit)))
     if len(group) == batch_size:
       yield _stacked(groups.pop(fit.padded), batch_size)
   for group in groups.values():
@@ -168,12 +178,9 @@ def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
 
 
 def _stacked(group: list, batch_size: int):
-  from mtl_jax import inference  # pylint: disable=g-import-not-at-top
-
-  fitted = [inference.fit_image(rgb, fit) for _, fit, rgb in group]
-  fitted += [fitted[-1]] * (batch_size - len(fitted))
-  items, fits, rgbs = zip(*group)
-  return items, fits, rgbs, np.stack(fitted)
+  items, fits, fitted = zip(*group)
+  fitted = list(fitted) + [fitted[-1]] * (batch_size - len(fitted))
+  return items, fits, np.stack(fitted)
 
 
 def outputs(rgb: np.ndarray, preds: dict, fit, colors) -> Iterator[tuple[str, np.ndarray]]:
@@ -212,7 +219,7 @@ def predict_files(
 ) -> dict[str, list[Item]]:
   """Writes every item's outputs; returns the items 'written', 'skipped' (outputs existed) and
   'failed' (unreadable)."""
-  from mtl_jax import progress  # pylint: disable=g-import-not-at-top
+  from mtl_jax import inference, progress  # pylint: disable=g-import-not-at-top
 
   kinds = kinds_for(predictor.tasks)
   result = {'written': [], 'skipped': [], 'failed': []}
@@ -229,10 +236,11 @@ def predict_files(
       flush=True,
     )
   start, done = time.perf_counter(), 0
-  for batch_items, fits, rgbs, images in batches(todo, predictor, batch_size, result['failed']):
+  for batch_items, fits, images in batches(todo, predictor, batch_size, result['failed']):
     preds = predictor(images)
-    for row, (item, fit, rgb) in enumerate(zip(batch_items, fits, rgbs)):
+    for row, (item, fit) in enumerate(zip(batch_items, fits)):
       one = {task: preds[task][row] for task in preds}
+      rgb = inference.read_rgb(item.path)  # again: the original is not kept while batching
       _write(output_paths(out, item, kinds), outputs(rgb, one, fit, predictor.colors))
       result['written'].append(item)
     done = len(result['written']) + len(result['failed'])

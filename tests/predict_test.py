@@ -153,3 +153,11 @@ def test_depth_png_is_millimetres_with_zero_for_none_and_saturation():
   mm = inference.encode_depth_png(metres)
   np.testing.assert_array_equal(mm, [[0, 1234, 65535, 65535, 0]])
   np.testing.assert_allclose(inference.decode_depth_png(mm)[0, :3], [0.0, 1.234, 65.535])
+
+
+def test_two_images_that_would_write_the_same_outputs_are_one_error(tmp_path):
+  for folder in ('a', 'b'):
+    (tmp_path / folder).mkdir()
+    Image.fromarray(_photo(8, 8, 0)).save(tmp_path / folder / 'x.png')
+  with pytest.raises(ValueError, match=r'a/x.png and .*b/x.png would write the same outputs'):
+    prediction.collect([str(tmp_path / 'a'), str(tmp_path / 'b')])
