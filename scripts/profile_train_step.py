@@ -92,8 +92,10 @@ def jax_profile(arch: str, args) -> collections.Counter:
     train()
   instructions = hlo_instructions(side.train_hlo)
   inner_ops = computation_ops(side.train_hlo)
-  # XLA writes a filter gradient as a convolution whose output is the kernel, [O, KH, KW, I].
+  # XLA writes a filter gradient as a convolution whose output is the kernel, [O, KH, KW, I]
+  # or [I, KH, KW, O].
   filter_grads = {f'[{o},{kh},{kw},{i}]' for kh, kw, i, o in side.kernel_shapes}
+  filter_grads |= {f'[{i},{kh},{kw},{o}]' for kh, kw, i, o in side.kernel_shapes}
   with tempfile.TemporaryDirectory() as trace_dir:
     jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
     for _ in range(args.steps):

@@ -25,7 +25,6 @@ COLUMNS = (
   'best SI-log',
   'best total',
   'best grader',
-  'Δm %',
   'wall time',
   'time/epoch',
   'state',
