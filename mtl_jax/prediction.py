@@ -37,7 +37,7 @@ def _is_glob(pattern: str) -> bool:
 def _glob_root(pattern: str) -> Path:
   """The pattern's leading path without wildcards: outputs mirror the tree below it."""
   parts = Path(pattern).parts
-  fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if _is_glob(p))]]
+  fixed = parts[: next(i for i, p in enumerate(parts) if _is_glob(p))]
   return Path(*fixed) if fixed else Path('.')
 
 
@@ -82,7 +82,8 @@ def collect(inputs: Sequence[str]) -> list[Item]:
 
 
 def output_paths(out: Path, item: Item, kinds: Sequence[str]) -> dict[str, Path]:
-  return {kind: out / kind / item.relative.with_suffix('.png') for kind in kinds}
+  # Appended, not with_suffix: frame.001.jpg → frame.001.png, not frame.png.
+  return {kind: out / kind / f'{item.relative}.png' for kind in kinds}
 
 
 class Predictor:

@@ -161,3 +161,11 @@ def test_two_images_that_would_write_the_same_outputs_are_one_error(tmp_path):
     Image.fromarray(_photo(8, 8, 0)).save(tmp_path / folder / 'x.png')
   with pytest.raises(ValueError, match=r'a/x.png and .*b/x.png would write the same outputs'):
     prediction.collect([str(tmp_path / 'a'), str(tmp_path / 'b')])
+
+
+def test_dotted_file_names_keep_their_stems(tmp_path):
+  for name in ('frame.001.jpg', 'frame.002.jpg'):
+    Image.fromarray(_photo(8, 8, 0)).save(tmp_path / name)
+  items = prediction.collect([str(tmp_path)])
+  paths = [prediction.output_paths(tmp_path / 'out', i, ['labels'])['labels'] for i in items]
+  assert [p.name for p in paths] == ['frame.001.png', 'frame.002.png']
