@@ -9,10 +9,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import jax
 import numpy as np
 from PIL import Image
 
+from mtl_jax import experiment, exporting, inference, progress
+from mtl_jax.data import registry
 from mtl_jax.errors import UserError
+from mtl_jax.reports import samples
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 KINDS = {  # output kind → the task it needs
@@ -90,9 +94,6 @@ class Predictor:
   """A run's network on fitted images: labels and metres per image at its own size."""
 
   def __init__(self, workdir: str, step: int | None):
-    from mtl_jax import experiment  # pylint: disable=g-import-not-at-top  # fast --help
-    from mtl_jax.data import registry  # pylint: disable=g-import-not-at-top
-
     self.run = experiment.open_run(workdir, step)
     config = self.run.config
     self.trained = (config.data.height, config.data.width)
@@ -103,14 +104,10 @@ class Predictor:
     self._predict = self.run.experiment.predict_step(self.run.graphdef)
 
   def fit(self, original: tuple[int, int]):
-    from mtl_jax import inference  # pylint: disable=g-import-not-at-top
-
     return inference.Fit.of(original, self.trained, self.stride)
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
     """[B, H, W, 3] uint8 fitted images → {'semseg': [B, H, W] ids, 'depth': metres}."""
-    from mtl_jax.reports import samples  # pylint: disable=g-import-not-at-top
-
     return samples.predict(self._predict, self.run.state, images, self.run.experiment.mesh)
 
 
@@ -119,10 +116,6 @@ class ExportedPredictor:
   image is fitted and padded to exactly that size."""
 
   def __init__(self, folder: str):
-    import jax  # pylint: disable=g-import-not-at-top
-
-    from mtl_jax import exporting  # pylint: disable=g-import-not-at-top
-
     folder = Path(folder)
     try:
       card = json.loads((folder / exporting.MODEL_CARD).read_text())
@@ -139,13 +132,9 @@ class ExportedPredictor:
     self._exported = jax.export.deserialize(bytearray(blob))
 
   def fit(self, original: tuple[int, int]):
-    from mtl_jax import inference  # pylint: disable=g-import-not-at-top
-
     return inference.Fit.of(original, self.trained, stride=1, pad_to=self.trained)
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    import jax  # pylint: disable=g-import-not-at-top
-
     return jax.device_get(self._exported.call(images))
 
 
@@ -159,8 +148,6 @@ def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
   (at most the trained size) wait for their batch, never the originals, so a folder of large
   photos of many aspect ratios stays within memory. Unreadable files are reported and appended
   to `failed`."""
-  from mtl_jax import inference  # pylint: disable=g-import-not-at-top
-
   groups: dict[tuple, list] = {}
   for item in items:
     try:
@@ -186,9 +173,6 @@ def _stacked(group: list, batch_size: int):
 
 def outputs(rgb: np.ndarray, preds: dict, fit, colors) -> Iterator[tuple[str, np.ndarray]]:
   """(kind, image array) of one image's predictions, mapped back to its own size."""
-  from mtl_jax import inference  # pylint: disable=g-import-not-at-top
-  from mtl_jax.reports import samples  # pylint: disable=g-import-not-at-top
-
   panel = [rgb]
   if 'semseg' in preds:
     labels = inference.labels_back(preds['semseg'], fit)
@@ -220,8 +204,6 @@ def predict_files(
 ) -> dict[str, list[Item]]:
   """Writes every item's outputs; returns the items 'written', 'skipped' (outputs existed) and
   'failed' (unreadable)."""
-  from mtl_jax import inference, progress  # pylint: disable=g-import-not-at-top
-
   kinds = kinds_for(predictor.tasks)
   result = {'written': [], 'skipped': [], 'failed': []}
   todo = []
