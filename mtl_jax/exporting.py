@@ -69,7 +69,7 @@ def checkpoint_metrics(workdir: Path, step: int) -> dict:
   """The validation metrics recorded at `step` (empty if none were)."""
   from mtl_jax import writers  # pylint: disable=g-import-not-at-top
 
-  records = writers.read_records(workdir / 'metrics.jsonl')
+  records = writers.read_records(workdir / writers.METRICS_FILE)
   matching = [r for r in records if r.get('step') == step and r.get('split') == 'validation']
   return matching[-1] if matching else {}
 

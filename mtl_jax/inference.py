@@ -70,20 +70,22 @@ def fit_image(rgb: np.ndarray, fit: Fit) -> np.ndarray:
   return out
 
 
-def labels_back(labels: np.ndarray, fit: Fit) -> np.ndarray:
-  """Predicted train ids [padded] → uint8 [original], nearest neighbour."""
-  crop = np.asarray(labels[: fit.resized[0], : fit.resized[1]], np.uint8)
+def _back(prediction: np.ndarray, fit: Fit, dtype, resample) -> np.ndarray:
+  """A [padded] prediction without its padding, resized to the image's own size."""
+  crop = np.asarray(prediction[: fit.resized[0], : fit.resized[1]], dtype)
   if fit.resized == fit.original:
     return crop
-  return np.asarray(Image.fromarray(crop).resize(fit.original[::-1], Image.Resampling.NEAREST))
+  return np.asarray(Image.fromarray(crop).resize(fit.original[::-1], resample))
+
+
+def labels_back(labels: np.ndarray, fit: Fit) -> np.ndarray:
+  """Predicted train ids [padded] → uint8 [original], nearest neighbour."""
+  return _back(labels, fit, np.uint8, Image.Resampling.NEAREST)
 
 
 def depth_back(depth: np.ndarray, fit: Fit) -> np.ndarray:
   """Predicted metres [padded] → float32 [original], bilinear."""
-  crop = np.asarray(depth[: fit.resized[0], : fit.resized[1]], np.float32)
-  if fit.resized == fit.original:
-    return crop
-  return np.asarray(Image.fromarray(crop).resize(fit.original[::-1], Image.Resampling.BILINEAR))
+  return _back(depth, fit, np.float32, Image.Resampling.BILINEAR)
 
 
 def encode_depth_png(metres: np.ndarray) -> np.ndarray:
