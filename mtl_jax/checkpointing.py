@@ -150,6 +150,10 @@ def save(
       saved = manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
   except Exception as e:  # pylint: disable=broad-except  # orbax wraps ENOSPC in several types
     if is_disk_full(e):  # one line instead of the retelling
+      # The process ends on this error, and TensorStore callbacks that arrive after the save
+      # returned still retell it ("Event loop is closed" tracebacks against orbax's closed
+      # loop): stderr stays held until the exit, which reports on sys.__stderr__.
+      sys.stderr = held
       raise disk_full(f'while saving checkpoint {step} in {manager.directory}', manager) from e
     sys.stderr.write(held.getvalue())
     if not (Path(manager.directory) / str(step)).is_dir():  # not committed: the save failed

@@ -51,11 +51,12 @@ def user_errors(program: str):
   complete checkpoint and metrics.jsonl line is already on disk (fsynced)."""
   try:
     yield
+  except DiskFull as e:
+    print(f'{program}: error: {e}', file=sys.__stderr__, flush=True)  # stderr may be held
+    sys.stdout.flush()
+    os._exit(2)  # pylint: disable=protected-access
   except UserError as e:
     print(f'{program}: error: {e}', file=sys.stderr, flush=True)
-    if isinstance(e, DiskFull):
-      sys.stdout.flush()
-      os._exit(2)  # pylint: disable=protected-access
     sys.exit(2)
 
 
