@@ -34,7 +34,7 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The laptop demo (about 14 minutes on 2 cores, dataset build included): ResNet-18,
+  """The laptop demo (minutes on 2 cores; the README's quick start has measured times): ResNet-18,
   128-channel heads, 96×192 training crops (evaluated at the full 128×256), L1 on normalised
   log-depth, 7 epochs of 2,000 images."""
   c.model.encoder = 'resnet18'
