@@ -47,11 +47,24 @@ _PEER_LOST_MARKERS = ('Gloo', 'heartbeat', 'Connection reset', 'UNAVAILABLE')
 
 def _cluster_launched() -> bool:
   """Whether a launcher JAX detects started several processes of this job (a single-task SLURM
-  or MPI job, or a single-host TPU VM, runs as a lone process)."""
-  tasks = os.environ.get('SLURM_STEP_NUM_TASKS') or os.environ.get('SLURM_NTASKS')
+  or MPI job, or a single-host TPU VM, runs as a lone process).
+
+  SLURM counts the tasks `srun` started in SLURM_STEP_NUM_TASKS. SLURM_NTASKS alone is the
+  allocation's count, which a batch script sees too when it runs the command without `srun`:
+  that is one process, and JAX would wait for the others until its timeout."""
+  tasks = os.environ.get('SLURM_STEP_NUM_TASKS')
   mpi = os.environ.get('OMPI_COMM_WORLD_SIZE')
   tpu_hosts = os.environ.get('TPU_WORKER_HOSTNAMES', '')
   return (tasks or '1') != '1' or (mpi or '1') != '1' or ',' in tpu_hosts
+
+
+def _slurm_tasks_without_srun() -> str | None:
+  """The allocation's task count when it is more than one and this process is not one of
+  `srun`'s tasks (a batch script that forgot `srun`)."""
+  tasks = os.environ.get('SLURM_NTASKS')
+  if 'SLURM_STEP_NUM_TASKS' in os.environ or (tasks or '1') == '1':
+    return None
+  return tasks
 
 
 def initialize() -> None:
@@ -68,6 +81,14 @@ def initialize() -> None:
       f'({_NUM_PROCESSES.value - 1})'
     )
   if not given and not _cluster_launched():
+    if tasks := _slurm_tasks_without_srun():
+      print(
+        f'warning: the SLURM job has {tasks} tasks but this process was not started by srun, '
+        'so it trains alone; run `srun python -m mtl_jax.train ...` in the batch script to '
+        'train with all of them',
+        file=sys.stderr,
+        flush=True,
+      )
     return
   import jax  # pylint: disable=g-import-not-at-top  # only when joining: keeps --help fast
 
