@@ -30,6 +30,7 @@ from mtl_jax import (
 )
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
+from mtl_jax.data import pipeline
 from mtl_jax.errors import DiskFull, UserError
 from mtl_jax.experiment import Experiment
 from mtl_jax.reports import samples
@@ -165,7 +166,14 @@ def train_and_evaluate(
   experiment = Experiment.from_config(
     files.with_recorded_pretrained(config, workdir), training=True
   )
-  sources = experiment.sources(('train', experiment.config.train.eval_split))
+  eval_split = experiment.config.train.eval_split
+  sources = experiment.sources(('train', eval_split))
+  if not pipeline.is_labelled(sources[eval_split]):  # else every epoch scores mIoU 0, SI-log NaN
+    raise UserError(
+      f'the {eval_split} split of dataset {experiment.config.data.name} has no labels, so '
+      'training cannot be scored on it; set --config.train.eval_split to a labelled split '
+      '(validation)'
+    )
   steps_per_epoch = experiment.steps_per_epoch(sources['train'])
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,16 @@ class SampleSource:
     return [_to_sample(e) for e in examples]
 
 
+def is_labelled(source: SampleSource, probe: int = 3) -> bool:
+  """Whether the split has ground truth, judged from its first `probe` samples: a split without
+  labels (miniscapes' test split) stores every pixel ignored and every depth invalid, and the
+  datasets label whole splits or none of them."""
+  return any(
+    (s['semseg'] != sample.IGNORE_LABEL).any() or (s['depth'] > 0).any()
+    for s in (source[i] for i in range(min(probe, len(source))))
+  )
+
+
 def data_source(builder, split: str) -> SampleSource:
   """`builder.as_data_source(split)` with semseg squeezed to [H, W], and the class names and
   colours."""

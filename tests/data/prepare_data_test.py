@@ -127,6 +127,21 @@ def test_evaluating_an_unlabelled_split_is_one_line_exit_2(tmp_path, capsys):
   ]
 
 
+def test_training_scored_on_an_unlabelled_split_is_refused_before_the_workdir_is_made(tmp_path):
+  root = miniscapes_fixture.write_miniscapes(tmp_path / 'm')  # its test split has no labels
+  registry.prepare('miniscapes', tmp_path / 'd', height=0, width=0, manual_dir=root)
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  config.data.name, config.data.data_dir = 'miniscapes', str(tmp_path / 'd')
+  config.train.eval_split = 'test'
+  with pytest.raises(UserError) as refused:
+    trainer.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert str(refused.value) == (
+    'the test split of dataset miniscapes has no labels, so training cannot be scored on it; '
+    'set --config.train.eval_split to a labelled split (validation)'
+  )
+  assert not (tmp_path / 'run').exists()
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 
