@@ -64,8 +64,8 @@ def test_training_state_starts_from_converted_imagenet_encoder(tmp_path, monkeyp
   from mtl_jax.models import pretrained, resnet  # pylint: disable=g-import-not-at-top
 
   source = resnet.ResNetTiny(rngs=nnx.Rngs(123))
-  pretrained.save_pretrained_encoder(source, tmp_path / 'pretrained' / 'resnet_tiny')
-  monkeypatch.chdir(tmp_path)
+  pretrained.save_pretrained_encoder(source, tmp_path / 'resnet_tiny')
+  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path))  # where the ladder reads it
   config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny,pretrained')
   schema.validate(config)
   loaded = nnx.state(experiment.build_model(config, load_pretrained=True).encoder, nnx.Param)

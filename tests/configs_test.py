@@ -40,7 +40,8 @@ def test_config_validates_and_builds(path, preset):
   assert experiment.task_spec(config).tasks == tuple(config.model.tasks)
 
 
-def test_ladder_rows_add_one_change_each_with_their_table_4_epochs():
+def test_ladder_rows_add_one_change_each_with_their_table_4_epochs(monkeypatch):
+  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, '/weights')
   rows = [
     presets.apply(schema.base_config(), p) for p in ('plain', 'pretrained', 'dilated', 'aspp')
   ]
@@ -55,9 +56,9 @@ def test_ladder_rows_add_one_change_each_with_their_table_4_epochs():
     for r in rows
   ] == [
     (32, False, 'seed', '', 16),
-    (32, False, 'seed', 'pretrained/resnet34', 32),
-    (16, False, 'seed', 'pretrained/resnet34', 32),
-    (16, True, 'deeplabv3plus', 'pretrained/resnet34', 64),
+    (32, False, 'seed', '/weights/resnet34', 32),
+    (16, False, 'seed', '/weights/resnet34', 32),
+    (16, True, 'deeplabv3plus', '/weights/resnet34', 64),
   ]
 
 
@@ -178,9 +179,9 @@ def test_default_workdir_names_the_config_and_its_presets(ref, workdir):
 
 
 def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, monkeypatch):
-  monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
+  monkeypatch.delenv(schema.PRETRAINED_CACHE_ENV, raising=False)
   assert pretrained.cache_dir('resnet34') == '~/.cache/mtl_jax/pretrained/resnet34'
-  monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
+  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path))
   directory, line = pretrained.resolve('auto', 'resnet34')
   assert directory == ''
   assert 'random init' in line
@@ -195,18 +196,19 @@ def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, mo
 
 
 def test_a_missing_pretrained_directory_stops_only_a_training_start(tmp_path, monkeypatch):
-  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path / 'cache'))
   config = files.load_config_file(CONFIG_DIR / 'joint.py', 'tiny,pretrained')
-  assert experiment.Experiment.from_config(config).config.model.pretrained == (
-    'pretrained/resnet_tiny'  # evaluation never reads it
-  )
-  with pytest.raises(
-    UserError,
-    match=r"config.model.pretrained='pretrained/resnet_tiny' is not a directory; .*"
-    r'--output pretrained/resnet_tiny',
-  ):
+  cached = f'{tmp_path}/cache/resnet_tiny'
+  # The ladder names the cache, so the run does not depend on the working directory.
+  assert experiment.Experiment.from_config(config).config.model.pretrained == cached
+  with pytest.raises(UserError) as missing:
     experiment.Experiment.from_config(config, training=True)
-  (tmp_path / 'pretrained' / 'resnet_tiny').mkdir(parents=True)
+  assert str(missing.value) == (
+    f"config.model.pretrained='{cached}' is not a directory; convert torchvision ImageNet "
+    'weights into it: python scripts/convert_torchvision_resnet.py --input '
+    f'<torchvision resnet_tiny weights>.pth --output {cached}'
+  )
+  (tmp_path / 'cache' / 'resnet_tiny').mkdir(parents=True)
   experiment.Experiment.from_config(config, training=True)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from mtl_jax.config.schema import PRETRAINED_AUTO
+from mtl_jax.config.schema import PRETRAINED_AUTO, pretrained_cache_dir
 
 Preset = Callable[[ml_collections.ConfigDict], ml_collections.ConfigDict]
 
@@ -72,10 +72,10 @@ def plain(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def pretrained(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Row 2: + ImageNet encoder (convert torchvision weights into this directory first); 32
-  epochs."""
+  """Row 2: + ImageNet encoder from the converted cache (`pretrained_cache_dir`; a run that
+  starts without it stops with the command that converts torchvision's weights); 32 epochs."""
   c = plain(c)
-  c.model.pretrained = f'pretrained/{c.model.encoder}'
+  c.model.pretrained = pretrained_cache_dir(c.model.encoder)
   c.train.num_epochs = 32
   return c
 

@@ -17,6 +17,7 @@ The defaults are the full presets: the study's final setting (its Table 4) — A
 import dataclasses
 import importlib
 import math
+import os
 from typing import Any
 
 import ml_collections
@@ -27,6 +28,15 @@ from mtl_jax.errors import UserError
 
 EVAL_SPLITS = ('validation', 'test')
 PRETRAINED_AUTO = 'auto'  # model.pretrained: converted weights from the cache if present
+PRETRAINED_CACHE_ENV = 'MTL_JAX_PRETRAINED_DIR'
+_DEFAULT_PRETRAINED_CACHE = '~/.cache/mtl_jax/pretrained'
+
+
+def pretrained_cache_dir(encoder: str) -> str:
+  """Where converted ImageNet weights of `encoder` live: $MTL_JAX_PRETRAINED_DIR/<encoder>, by
+  default ~/.cache/mtl_jax/pretrained/<encoder> (~ kept, as the user would type it). 'auto'
+  looks there, and the ladder presets name it."""
+  return f'{os.environ.get(PRETRAINED_CACHE_ENV, _DEFAULT_PRETRAINED_CACHE).rstrip("/")}/{encoder}'
 
 
 class ConfigError(UserError):
@@ -149,7 +159,7 @@ KNOBS: dict[str, Knob] = {
     PRETRAINED_AUTO,
     'ImageNet encoder weights, read when a run starts: a directory from '
     "scripts/convert_torchvision_resnet.py; 'auto' = the converted cache "
-    "(mtl_jax.models.pretrained.cache_dir) if present, else random init; '' = random init. "
+    "(pretrained_cache_dir) if present, else random init; '' = random init. "
     'The run records the directory used',
   ),
   'model.num_classes': Knob(19, "semantic classes (must equal the dataset's)", POSITIVE),

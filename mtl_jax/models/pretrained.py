@@ -11,7 +11,6 @@ exists, else random init (`resolve`).
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import orbax.checkpoint as ocp
 from flax.nnx import traversals
 
 from mtl_jax.config.schema import PRETRAINED_AUTO as AUTO
+from mtl_jax.config.schema import pretrained_cache_dir as cache_dir
 from mtl_jax.errors import UserError
 from mtl_jax.models import convert, resnet
 
@@ -26,8 +26,6 @@ METADATA_FILE = 'encoder.json'
 STATE_DIR = 'state'
 _FORMAT = 'mtl_jax.resnet_encoder/1'
 
-CACHE_ENV = 'MTL_JAX_PRETRAINED_DIR'
-DEFAULT_CACHE = '~/.cache/mtl_jax/pretrained'
 # torchvision's ImageNet weight files (IMAGENET1K_V1), named in the conversion hint.
 TORCHVISION_FILES = {
   'resnet18': 'resnet18-f37072fd.pth',
@@ -35,11 +33,6 @@ TORCHVISION_FILES = {
   'resnet50': 'resnet50-0676ba61.pth',
   'resnet101': 'resnet101-63fe2227.pth',
 }
-
-
-def cache_dir(encoder: str) -> str:
-  """Where 'auto' looks for `encoder`'s converted weights (~ kept, as the user would type it)."""
-  return f'{os.environ.get(CACHE_ENV, DEFAULT_CACHE).rstrip("/")}/{encoder}'
 
 
 def convert_command(encoder: str, output: str | None = None) -> str:
