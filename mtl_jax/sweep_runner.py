@@ -32,7 +32,7 @@ from pathlib import Path
 from mtl_jax import progress, run_status, writers
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
-from mtl_jax.sweeps import LOG_FILE, Run, Sweep, shell_line
+from mtl_jax.sweeps import LOG_FILE, Run, Sweep, config_differences, shell_line
 
 POLL_S = 0.5
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)  # passed on to the runs
@@ -164,8 +164,16 @@ class Runner:
   def _start(self, run: Run) -> None:
     workdir = self.sweep.workdir(run)
     state, problem = state_before_launch(workdir)
+    differences = config_differences(self.sweep, run) if state and not problem else None
     if problem:
       self._record(run, FAILED, problem)
+    elif differences:
+      self._record(
+        run,
+        FAILED,
+        f'trained with another config ({differences}); sweep into another --root, or delete '
+        f'{workdir} to train it with this one',
+      )
     elif state == run_status.FINISHED:
       self._record(run, FINISHED, 'already finished')
     elif state == run_status.TRAINING:

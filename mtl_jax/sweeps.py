@@ -218,6 +218,32 @@ def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: 
   return Sweep(config_ref, tuple(fixed), root, tuple(runs))
 
 
+# Resolved when a run starts ('auto' → the ImageNet weights found), so its record may differ.
+_RESOLVED_AT_START = frozenset({'model.pretrained'})
+
+
+def config_differences(sweep: Sweep, run: Run, limit: int = 3) -> str | None:
+  """What differs between the config the run's workdir was trained with and the one this sweep
+  gives it (the base --config or its file may have changed since), in one line; None if they
+  agree or the run has not started. A workdir's name records only the run's own overrides."""
+  workdir = sweep.workdir(run)
+  if not (workdir / files.CONFIG_FILE).is_file():
+    return None
+  recorded = files.load(workdir)
+  planned = load_config(sweep.config_ref, [*sweep.fixed, *run.args])
+  differ = [
+    f'{key}: {value_text(schema.get(recorded, key))} there, {value_text(schema.get(planned, key))} '
+    'here'
+    for key in schema.KNOBS
+    if key not in _RESOLVED_AT_START
+    and value_text(schema.get(recorded, key)) != value_text(schema.get(planned, key))
+  ]
+  if not differ:
+    return None
+  more = f' and {len(differ) - limit} more' if len(differ) > limit else ''
+  return '; '.join(differ[:limit]) + more
+
+
 def shell_line(command: list[str]) -> str:
   return ' '.join(shlex.quote(part) for part in command)
 

@@ -207,9 +207,11 @@ def test_outcome_of_a_child():
 def test_runs_trained_elsewhere_or_diverged_are_not_launched(tmp_path):
   root = tmp_path / 'root'
   busy, diverged = root / 'seed=0', root / 'seed=1'
-  for workdir in (busy, diverged):
+  for seed, workdir in enumerate((busy, diverged)):
     workdir.mkdir(parents=True)
-    files.save(files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny'), workdir)
+    config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+    config.seed = seed
+    files.save(config, workdir)
   (diverged / writers.METRICS_FILE).write_text(json.dumps({'epoch': 1, 'nonfinite_images': 8}))
   with locks.exclusive(run_status.train_lock(busy), what='the run'):
     result = _sweep(f'--config={TINY}', f'--root={root}', '--seeds=0,1')
@@ -217,6 +219,22 @@ def test_runs_trained_elsewhere_or_diverged_are_not_launched(tmp_path):
   assert f'  not launched, being trained by another process: {busy}\n' in result.stdout
   assert f'  failed: {diverged}: diverged (rerunning repeats it)' in result.stdout
   assert not (busy / 'train.log').exists() and not (diverged / 'train.log').exists()
+
+
+def test_a_run_trained_with_another_config_is_not_resumed_or_skipped(tmp_path):
+  root = tmp_path / 'root'
+  workdir = root / 'seed=0'
+  workdir.mkdir(parents=True)
+  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
+  config.optim.learning_rate = 0.01  # as if the base config had changed since
+  files.save(config, workdir)
+  result = _sweep(f'--config={TINY}', f'--root={root}', '--seeds=0')
+  assert result.returncode == 1, result.stderr
+  assert (
+    'seed=0: trained with another config (optim.learning_rate: 1e-2 there, 1e-3 here); sweep '
+    f'into another --root, or delete {workdir} to train it with this one'
+  ) in result.stdout
+  assert not (workdir / 'train.log').exists()
 
 
 def _report_line(root) -> str:
