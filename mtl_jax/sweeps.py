@@ -231,12 +231,13 @@ def config_differences(sweep: Sweep, run: Run, limit: int = 3) -> str | None:
     return None
   recorded = files.load(workdir)
   planned = load_config(sweep.config_ref, [*sweep.fixed, *run.args])
-  differ = [
-    f'{key}: {value_text(schema.get(recorded, key))} there, {value_text(schema.get(planned, key))} '
-    'here'
+  texts = {
+    key: (value_text(schema.get(recorded, key)), value_text(schema.get(planned, key)))
     for key in schema.KNOBS
     if key not in _RESOLVED_AT_START
-    and value_text(schema.get(recorded, key)) != value_text(schema.get(planned, key))
+  }
+  differ = [
+    f'{key}: {there} there, {here} here' for key, (there, here) in texts.items() if there != here
   ]
   if not differ:
     return None

@@ -2,7 +2,8 @@
   --sweep sweeps/architectures.py
 
 The README's results: the study's architectures (its sections 1.2-1.3) at the laptop size (`cpu`:
-ResNet-18, 96×192 crops, 7 epochs of 2,000 images). Three runs, about 70 minutes on 2 cores.
+ResNet-18, 96×192 crops, 7 epochs of 2,000 images). Three runs; the README's table gives each
+one's wall time.
 The distilled model is the quick start's (64-channel heads): at the joint model's 128 channels
 its step costs 1.7× on a CPU. Adding the single-task baselines (`{'model.arch': 'single_task',
 'model.tasks': ('semseg',), ...}`) gives the report's Δm column.
