@@ -9,7 +9,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from mtl_jax.errors import DiskFull, UserError
+from mtl_jax.runtime.errors import DiskFull, UserError
 
 DEFAULT_XLA_CACHE = '~/.cache/mtl_jax/xla'
 

@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _COORDINATOR = flags.DEFINE_string(
   'coordinator_address',

@@ -11,7 +11,7 @@ from pathlib import Path
 from absl import app, flags
 
 from mtl_jax import cli
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
@@ -54,7 +54,7 @@ def main(argv):
     # Checked before the evaluation, which takes a while, rather than at the write after it.
     output = None if _OUTPUT.value is None else cli.file_flag('--output', _OUTPUT.value)
     result = evaluate_run(str(workdir), _SPLIT.value, _STEP.value)
-    from mtl_jax import progress  # pylint: disable=g-import-not-at-top  # fast --help
+    from mtl_jax.runtime import progress  # pylint: disable=g-import-not-at-top  # fast --help
 
     print(progress.eval_line(f'step {result["step"]} {result["split"]}', result), flush=True)
     if output is not None:

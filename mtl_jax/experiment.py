@@ -24,11 +24,13 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from mtl_jax import checkpointing, depth_codec, metrics, optim, parallel, progress, steps
+from mtl_jax import depth_codec, metrics, optim, parallel, steps
 from mtl_jax.config import files, schema
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import augment, pipeline, registry
 from mtl_jax.models import mtl
+from mtl_jax.runtime import progress
+from mtl_jax.workdir import checkpoints
 
 
 def task_spec(config: ml_collections.ConfigDict) -> steps.TaskSpec:
@@ -301,10 +303,10 @@ class Run:
 
 def open_run(workdir: str | Path, step: int | None = None) -> Run:
   """The run in `workdir` with checkpoint `step` restored (default: the best one); safe while
-  the run trains (`checkpointing.restore_for_reading`)."""
+  the run trains (`checkpoints.restore_for_reading`)."""
   experiment = Experiment.from_config(files.load(workdir))
   graphdef, template = experiment.init_state(experiment.optimizer(total_steps=1).tx)
-  step, state = checkpointing.restore_for_reading(
+  step, state = checkpoints.restore_for_reading(
     Path(workdir) / 'checkpoints', step, tasks=experiment.tasks, state_template=template
   )
   return Run(experiment, graphdef, state, step)
@@ -322,13 +324,13 @@ def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path
     raise ConfigError(f'{workdir} already holds a run; choose a new --workdir')
   workdir.mkdir(parents=True, exist_ok=True)
   _, state = steps.create_train_state(model, experiment.optimizer(total_steps=1).tx)
-  manager = checkpointing.make_manager(workdir / 'checkpoints', tasks=experiment.tasks)
-  checkpointing.save(
+  manager = checkpoints.make_manager(workdir / 'checkpoints', tasks=experiment.tasks)
+  checkpoints.save(
     manager,
     0,
     state=parallel.replicate(state, experiment.mesh),
     data_iterator=None,
-    meta=checkpointing.RunMeta.start(),
+    meta=checkpoints.RunMeta.start(),
   )
   manager.wait_until_finished()
   files.save(config, workdir)

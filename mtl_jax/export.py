@@ -21,12 +21,13 @@ import sys
 
 from absl import app, flags
 
-from mtl_jax import cli, exporting
+from mtl_jax import cli
+from mtl_jax.deploy import artifacts
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Folder for the exported model.')
 _FORMAT = flags.DEFINE_list(
-  'format', list(exporting.FORMATS), f'Any of {", ".join(exporting.FORMATS)}.'
+  'format', list(artifacts.FORMATS), f'Any of {", ".join(artifacts.FORMATS)}.'
 )
 _HEIGHT = flags.DEFINE_integer('height', None, 'Input height (default: the trained size).')
 _WIDTH = flags.DEFINE_integer('width', None, 'Input width (default: the trained size).')
@@ -41,7 +42,7 @@ def main(argv):
   with cli.user_errors('export'):
     workdir = cli.directory_flag('--workdir', _WORKDIR.value)
     out = cli.directory_flag('--output', _OUTPUT.value)
-    card = exporting.export_run(
+    card = artifacts.export_run(
       workdir, out, _FORMAT.value, _HEIGHT.value, _WIDTH.value, _STEP.value
     )
   written = ', '.join(
@@ -49,7 +50,7 @@ def main(argv):
   )
   print(
     f'export: checkpoint {card["checkpoint_step"]} at {card["input"]["shape"][1]}×'
-    f'{card["input"]["shape"][2]} → {out}: {written}, {exporting.MODEL_CARD}',
+    f'{card["input"]["shape"][2]} → {out}: {written}, {artifacts.MODEL_CARD}',
     file=sys.stderr,
   )
 

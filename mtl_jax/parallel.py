@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from mtl_jax.data.sample import DEVICE_KEYS
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 from mtl_jax.steps import STOP_KEY
 
 DATA_AXIS = 'data'

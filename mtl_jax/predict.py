@@ -18,7 +18,7 @@ prefix; a file's own name otherwise) it writes OUT/<kind>/<rel>.png, one folder 
   panel        input | semseg over the input | depth colour, side by side
 
 (a single-task run writes its task's kinds only). Images are fitted to the run's trained size
-as `mtl_jax.inference` describes, batched per fitted size: one compilation per size. A file
+as `mtl_jax.deploy.fitting` describes, batched per fitted size: one compilation per size. A file
 that is not a readable image is one line on stderr and the rest go on; the exit code is 1 if
 any failed. Existing outputs are kept (that image is skipped) unless --overwrite.
 """
@@ -28,7 +28,7 @@ import sys
 from absl import flags
 
 from mtl_jax import cli
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _INPUT = flags.DEFINE_multi_string(
@@ -47,20 +47,20 @@ flags.mark_flags_as_required(['input', 'output'])
 def main(argv):
   cli.setup()
   with cli.user_errors('predict'):
-    from mtl_jax import prediction  # pylint: disable=g-import-not-at-top  # fast --help
+    from mtl_jax.deploy import predict_files  # pylint: disable=g-import-not-at-top  # fast --help
 
     inputs = list(_INPUT.value) + list(argv[1:])  # `--input a b c` leaves b c as arguments
     if bool(_WORKDIR.value) == bool(_EXPORTED.value):
       raise UserError('give one of --workdir (a training run) or --exported (an export folder)')
     out = cli.directory_flag('--output', _OUTPUT.value)
-    items = prediction.collect(inputs)
+    items = predict_files.collect(inputs)
     if _EXPORTED.value:
-      predictor = prediction.ExportedPredictor(_EXPORTED.value)
+      predictor = predict_files.ExportedPredictor(_EXPORTED.value)
     else:
-      predictor = prediction.Predictor(
+      predictor = predict_files.Predictor(
         str(cli.directory_flag('--workdir', _WORKDIR.value)), _STEP.value
       )
-    result = prediction.predict_files(predictor, items, out, _BATCH_SIZE.value, _OVERWRITE.value)
+    result = predict_files.predict_files(predictor, items, out, _BATCH_SIZE.value, _OVERWRITE.value)
   failed = result['failed']
   print(
     f'predict: wrote {len(result["written"])} images to {out} from {predictor.source}; '

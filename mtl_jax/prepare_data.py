@@ -17,7 +17,7 @@ from absl import app, flags
 from mtl_jax import cli
 from mtl_jax.data import file_checks, registry
 from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _DATASET = flags.DEFINE_enum('dataset', 'synthetic', list(registry.DATASETS), 'Dataset to build.')
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'The unpacked dataset (not synthetic).')

@@ -11,7 +11,7 @@ from pathlib import Path
 from absl import flags
 
 from mtl_jax import cli
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _OUTPUT = flags.DEFINE_string('output', None, 'Directory to write the report into (created).')
 flags.mark_flags_as_required(['output'])

@@ -36,8 +36,9 @@ def main(argv):
   cli.setup()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from mtl_jax import progress, trainer  # after flag parsing: keeps --help fast
+  from mtl_jax import trainer  # after flag parsing: keeps --help fast
   from mtl_jax.config import files
+  from mtl_jax.runtime import progress  # after flag parsing: keeps --help fast
 
   with cli.user_errors('train'), distributed.exit_when_a_peer_dies('train'):
     distributed.initialize()

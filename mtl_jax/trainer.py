@@ -17,23 +17,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mtl_jax import (
-  checkpointing,
-  environment,
-  locks,
-  parallel,
-  preemption,
-  progress,
-  run_status,
-  steps,
-  writers,
-)
+from mtl_jax import parallel, steps
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import pipeline
-from mtl_jax.errors import DiskFull, UserError
 from mtl_jax.experiment import Experiment
 from mtl_jax.reports import samples
+from mtl_jax.runtime import locks, preemption, progress
+from mtl_jax.runtime.errors import DiskFull, UserError
+from mtl_jax.workdir import checkpoints, environment, run_status, writers
 
 
 class TrainingDiverged(UserError):
@@ -110,7 +102,7 @@ def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) ->
 
 
 def _check_layout(
-  meta: checkpointing.RunMeta, step: int, steps_per_epoch: int, total_steps: int
+  meta: checkpoints.RunMeta, step: int, steps_per_epoch: int, total_steps: int
 ) -> None:
   """A resumed run must count epochs as it did (same batch size and train split size) and
   still have its step ahead of it or at its end. A step-0 checkpoint (a converted model) has
@@ -130,7 +122,7 @@ def _check_layout(
 
 def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, total_steps: int):
   """(start step, state, wall time, epoch sums, eval history) from the newest good checkpoint."""
-  resumed = checkpointing.restore_newest(manager, state_template=state, data_iterator=train_iter)
+  resumed = checkpoints.restore_newest(manager, state_template=state, data_iterator=train_iter)
   if resumed is None:
     return 0, state, 0.0, EpochSums(), []
   step, state, meta = resumed
@@ -184,10 +176,10 @@ def train_and_evaluate(
     except DiskFull:
       raise
     except Exception as e:  # pylint: disable=broad-except  # metrics, events: any write
-      if not checkpointing.is_disk_full(e):
+      if not checkpoints.is_disk_full(e):
         raise
-      manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
-      raise checkpointing.disk_full(f'in {workdir}', manager) from e
+      manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
+      raise checkpoints.disk_full(f'in {workdir}', manager) from e
 
 
 def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
@@ -204,9 +196,9 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
   primary = progress.is_primary()
   ckpt_dir = workdir / 'checkpoints'
   # Safe under the lock: no live process is writing these. One process removes them.
-  for leftover in checkpointing.remove_unfinished(ckpt_dir) if primary else ():
+  for leftover in checkpoints.remove_unfinished(ckpt_dir) if primary else ():
     print(f'removed unfinished checkpoint {leftover}', flush=True)
-  manager = checkpointing.make_manager(
+  manager = checkpoints.make_manager(
     ckpt_dir, tasks=experiment.tasks, keep_latest=config.train.keep_checkpoints
   )
   start_step, state, wall_time_s, sums, history = _resume(
@@ -231,12 +223,12 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
 
   def save(done: int, state: steps.TrainState, scores: dict | None = None) -> None:
     nonlocal last_saved
-    checkpointing.save(
+    checkpoints.save(
       manager,
       done,
       state=state,
       data_iterator=train_iter,
-      meta=checkpointing.RunMeta(
+      meta=checkpoints.RunMeta(
         epoch=done // steps_per_epoch,
         steps_per_epoch=steps_per_epoch,
         wall_time_s=time.perf_counter() - t_start,

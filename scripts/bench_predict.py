@@ -4,11 +4,11 @@
       [--batch_size 8]
 
 Per input size: --images random JPEGs are written to a temporary folder, then
-`mtl_jax.prediction.predict_files` (what `python -m mtl_jax.predict` runs) reads, fits,
+`mtl_jax.deploy.predict_files.predict_files` (what `python -m mtl_jax.predict` runs) reads, fits,
 predicts and writes every output; images/s counts all of it, after one warm-up pass that
 compiles. Then the latency of one image (batch 1) through the in-process predict step and
-through the run's StableHLO export (`mtl_jax.exporting`), median of 10 calls each, at the run's
-trained size.
+through the run's StableHLO export (`mtl_jax.deploy.artifacts`), median of 10 calls each, at the
+run's trained size.
 """
 
 import argparse
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from mtl_jax import exporting, prediction
+from mtl_jax.deploy import artifacts, predict_files
 
 
 def write_photos(folder: pathlib.Path, count: int, size: tuple[int, int]) -> None:
@@ -38,10 +38,10 @@ def files_per_second(predictor, size, count: int, batch_size: int) -> float:
     tmp = pathlib.Path(tmp)
     (tmp / 'in').mkdir()
     write_photos(tmp / 'in', count, size)
-    items = prediction.collect([str(tmp / 'in')])
-    prediction.predict_files(predictor, items[:batch_size], tmp / 'warm', batch_size, True)
+    items = predict_files.collect([str(tmp / 'in')])
+    predict_files.predict_files(predictor, items[:batch_size], tmp / 'warm', batch_size, True)
     start = time.perf_counter()
-    prediction.predict_files(predictor, items, tmp / 'out', batch_size, True)
+    predict_files.predict_files(predictor, items, tmp / 'out', batch_size, True)
     return count / (time.perf_counter() - start)
 
 
@@ -62,7 +62,7 @@ def main():
   parser.add_argument('--images', type=int, default=32)
   parser.add_argument('--batch_size', type=int, default=8)
   args = parser.parse_args()
-  predictor = prediction.Predictor(args.workdir, None)
+  predictor = predict_files.Predictor(args.workdir, None)
   print(
     f'{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}; run {args.workdir} '
     f'({predictor.run.config.model.arch}, {predictor.run.config.model.encoder}, trained at '
@@ -76,8 +76,8 @@ def main():
 
   image = np.random.default_rng(1).integers(0, 256, (1, *predictor.trained, 3), dtype=np.uint8)
   with tempfile.TemporaryDirectory() as tmp:
-    exporting.export_run(pathlib.Path(args.workdir), pathlib.Path(tmp), ['stablehlo'])
-    exported = prediction.ExportedPredictor(tmp)
+    artifacts.export_run(pathlib.Path(args.workdir), pathlib.Path(tmp), ['stablehlo'])
+    exported = predict_files.ExportedPredictor(tmp)
     rows = {
       'in-process predict step': median_ms(lambda: predictor(image)),
       'exported StableHLO (jax.export)': median_ms(lambda: exported(image)),

@@ -14,7 +14,7 @@ depth is read from the keys unless given. Prints which keys were loaded and whic
 import argparse
 import sys
 
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 PROGRAM = 'convert_torchvision_resnet'
 

@@ -22,7 +22,7 @@ from mtl_jax import cli, experiment, parallel
 from mtl_jax.data import miniscapes, pipeline, registry
 from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.data.sample import IGNORE_LABEL
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 JPEG_QUALITY = 95
 

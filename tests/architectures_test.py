@@ -6,8 +6,9 @@ import optax
 import pytest
 from conftest import REPO, model_cases
 
-from mtl_jax import evaluate, experiment, steps, trainer, writers
+from mtl_jax import evaluate, experiment, steps, trainer
 from mtl_jax.config import files, schema
+from mtl_jax.workdir import writers
 
 # Every distinct tiny model of the shipped configs; `dilated` only moves the output stride.
 CASES = model_cases('tiny', skip=('tiny', 'cpu', 'dilated'))

@@ -12,8 +12,8 @@ from flax import nnx
 
 from mtl_jax import experiment
 from mtl_jax.config import files, presets, schema
-from mtl_jax.errors import UserError
 from mtl_jax.models import pretrained
+from mtl_jax.runtime.errors import UserError
 
 CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
 

@@ -13,9 +13,10 @@ from conftest import run_tiny_train, tiny_joint_model
 from flax import nnx
 from resilience_test import _assert_same_arrays, _config
 
-from mtl_jax import checkpointing, evaluate, experiment, metrics, steps, trainer, writers
+from mtl_jax import evaluate, experiment, metrics, steps, trainer
 from mtl_jax.data import sample
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import checkpoints, writers
 
 
 def _all_finite(tree) -> bool:
@@ -50,7 +51,7 @@ def test_nan_weights_score_nan_not_a_class_id(scene_batch):
 
 
 def _checkpointed_arrays_finite(workdir) -> list[int]:
-  manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
+  manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
   for step in manager.all_steps():
     assert _all_finite(experiment.open_run(str(workdir), step).state), step
   return manager.all_steps()
@@ -110,15 +111,15 @@ def test_nan_outputs_at_an_eval_stop_the_run_unsaved_and_unscored(data_dir, tmp_
 
 
 def test_a_nan_score_is_never_the_best_checkpoint(tmp_path):
-  manager = checkpointing.make_manager(tmp_path, keep_latest=1)
+  manager = checkpoints.make_manager(tmp_path, keep_latest=1)
   state = {'w': jnp.zeros(2)}
   for step, total in ((1, -5.0), (2, math.nan), (3, math.nan)):
-    checkpointing.save(
+    checkpoints.save(
       manager,
       step,
       state=state,
       data_iterator=None,
-      meta=checkpointing.RunMeta.start(),
+      meta=checkpoints.RunMeta.start(),
       metrics={'total': total},
     )
   manager.wait_until_finished()

@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from mtl_jax import experiment, exporting, parallel
+from mtl_jax import experiment, parallel
+from mtl_jax.deploy import artifacts
 
 # Run from a temporary folder with the package off the path: only jax / tensorflow and numpy.
 LOADERS = {
@@ -49,7 +50,7 @@ def exported(tiny_run, tmp_path_factory):
   return workdir, out
 
 
-@pytest.mark.parametrize('fmt', exporting.FORMATS)
+@pytest.mark.parametrize('fmt', artifacts.FORMATS)
 def test_artifact_in_a_fresh_process_predicts_as_predict_step(exported, fmt, tmp_path):
   workdir, out = exported
   run = experiment.open_run(workdir)
@@ -77,13 +78,13 @@ def test_artifact_in_a_fresh_process_predicts_as_predict_step(exported, fmt, tmp
 
 def test_model_card_describes_the_artifacts(exported):
   workdir, out = exported
-  card = json.loads((out / exporting.MODEL_CARD).read_text())
+  card = json.loads((out / artifacts.MODEL_CARD).read_text())
   run = experiment.open_run(workdir)
   assert card['checkpoint_step'] == run.step
   assert card['input']['shape'] == ['batch', run.config.data.height, run.config.data.width, 3]
   assert len(card['class_names']) == len(card['palette']) == run.config.model.num_classes
   assert card['metrics']['step'] == run.step and 'miou' in card['metrics']
-  assert set(card['formats']) == set(exporting.FORMATS)
+  assert set(card['formats']) == set(artifacts.FORMATS)
   assert card['config']['model']['arch'] == run.config.model.arch
 
 

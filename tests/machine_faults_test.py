@@ -17,7 +17,7 @@ from resilience_test import (  # noqa: F401  # `reference` is a fixture used her
   reference,
 )
 
-from mtl_jax import writers
+from mtl_jax.workdir import writers
 
 
 def _mount(*args: str) -> None:

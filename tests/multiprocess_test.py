@@ -15,7 +15,8 @@ import time
 import pytest
 from conftest import REPO, tiny_train_command
 
-from mtl_jax import distributed, writers
+from mtl_jax import distributed
+from mtl_jax.workdir import writers
 
 DEVICES_EACH, PROCESSES = 2, 2
 # SGD at a small learning rate: the job sums its 4 devices' gradients in another order than one

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from conftest import CONFIG_DIR, REPO, run_on_eight_devices, run_tiny_train, tiny_train_command
 
-from mtl_jax import writers
 from mtl_jax.config import files
 from mtl_jax.experiment import Experiment
+from mtl_jax.workdir import writers
 
 # Shared by the scripts: one way to build a state, run a few steps in a mode, and a batch whose
 # every pixel is valid (so a mean of per-device or per-micro-batch losses is the batch's mean).

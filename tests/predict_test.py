@@ -9,7 +9,8 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from mtl_jax import experiment, inference, parallel, prediction
+from mtl_jax import experiment, parallel
+from mtl_jax.deploy import fitting, predict_files
 
 ORIENTATION = 0x0112  # the EXIF tag
 ROTATED_90_CW = 6  # stored landscape, shown portrait (turned 90° clockwise)
@@ -84,19 +85,19 @@ def test_outputs_equal_predict_step_on_the_fitted_input(photos, predicted, name)
   run = experiment.open_run(workdir)
   config = run.config
   file = next(root.rglob(f'{name}.*'))
-  rgb = inference.read_rgb(file)
+  rgb = fitting.read_rgb(file)
   assert rgb.shape[:2] == sizes[relative]
   trained = (config.data.height, config.data.width)
-  fit = inference.Fit.of(rgb.shape[:2], trained, config.model.output_stride)
-  images = parallel.replicate(inference.fit_image(rgb, fit)[None], run.experiment.mesh)
+  fit = fitting.Fit.of(rgb.shape[:2], trained, config.model.output_stride)
+  images = parallel.replicate(fitting.fit_image(rgb, fit)[None], run.experiment.mesh)
   preds = jax.device_get(run.experiment.predict_step(run.graphdef)(run.state, images))
   labels = np.asarray(Image.open(out / 'labels' / f'{relative}.png'))
   if name == 'same_size':  # at the trained size the network's own output, untouched
     np.testing.assert_array_equal(labels, preds['semseg'][0])
-  np.testing.assert_array_equal(labels, inference.labels_back(preds['semseg'][0], fit))
-  metres = inference.depth_back(preds['depth'][0], fit)
-  decoded = inference.decode_depth_png(np.asarray(Image.open(out / 'depth' / f'{relative}.png')))
-  in_range = metres < inference.DEPTH_PNG_MAX / inference.DEPTH_PNG_SCALE
+  np.testing.assert_array_equal(labels, fitting.labels_back(preds['semseg'][0], fit))
+  metres = fitting.depth_back(preds['depth'][0], fit)
+  decoded = fitting.decode_depth_png(np.asarray(Image.open(out / 'depth' / f'{relative}.png')))
+  in_range = metres < fitting.DEPTH_PNG_MAX / fitting.DEPTH_PNG_SCALE
   assert in_range.mean() > 0.5
   np.testing.assert_allclose(decoded[in_range], metres[in_range], atol=0.5e-3 + 1e-6)
 
@@ -117,42 +118,42 @@ def test_existing_outputs_are_kept_unless_overwrite(tiny_run, photos, tmp_path):
 
 def test_glob_inputs_mirror_the_tree_below_the_pattern(photos):
   root, _ = photos
-  items = prediction.collect([str(root / '**' / '*.jpg')])
+  items = predict_files.collect([str(root / '**' / '*.jpg')])
   assert sorted(str(i.relative) for i in items) == ['notes', 'rotated', 'street/same_size']
 
 
 def test_a_path_naming_nothing_is_one_clear_error(tmp_path):
   with pytest.raises(ValueError, match=r'^--input .*missing: no such file or folder$'):
-    prediction.collect([str(tmp_path / 'missing')])
+    predict_files.collect([str(tmp_path / 'missing')])
   with pytest.raises(ValueError, match=r'no file matches'):
-    prediction.collect([str(tmp_path / '*.png')])
+    predict_files.collect([str(tmp_path / '*.png')])
 
 
 @pytest.mark.parametrize(
   'original, padded', [((32, 64), (32, 64)), ((50, 70), (32, 48)), ((1024, 2048), (32, 64))]
 )
 def test_an_image_fits_the_trained_size_padded_to_the_stride(original, padded):
-  fit = inference.Fit.of(original, (32, 64), 16)
+  fit = fitting.Fit.of(original, (32, 64), 16)
   assert fit.padded == padded
   assert fit.resized[0] <= 32 and fit.resized[1] <= 64
 
 
 def test_predictions_map_back_without_the_padding():
-  fit = inference.Fit.of((50, 70), (32, 64), 16)  # resized 32×45, padded 32×48
+  fit = fitting.Fit.of((50, 70), (32, 64), 16)  # resized 32×45, padded 32×48
   labels = np.full(fit.padded, 7, np.uint8)  # 7 marks the padding
   labels[:, :22], labels[:, 22:45] = 1, 2  # left and right of the resized image
-  back = inference.labels_back(labels, fit)
+  back = fitting.labels_back(labels, fit)
   assert back.shape == (50, 70) and 7 not in back
   assert (back[:, :30] == 1).all() and (back[:, 40:] == 2).all()
   depth = np.where(labels == 7, 1000.0, 5.0).astype(np.float32)
-  np.testing.assert_allclose(inference.depth_back(depth, fit), 5.0)
+  np.testing.assert_allclose(fitting.depth_back(depth, fit), 5.0)
 
 
 def test_depth_png_is_millimetres_with_zero_for_none_and_saturation():
   metres = np.asarray([[0.0, 1.2344, 65.535, 300.0, np.nan]], np.float32)
-  mm = inference.encode_depth_png(metres)
+  mm = fitting.encode_depth_png(metres)
   np.testing.assert_array_equal(mm, [[0, 1234, 65535, 65535, 0]])
-  np.testing.assert_allclose(inference.decode_depth_png(mm)[0, :3], [0.0, 1.234, 65.535])
+  np.testing.assert_allclose(fitting.decode_depth_png(mm)[0, :3], [0.0, 1.234, 65.535])
 
 
 def test_two_images_that_would_write_the_same_outputs_are_one_error(tmp_path):
@@ -160,12 +161,12 @@ def test_two_images_that_would_write_the_same_outputs_are_one_error(tmp_path):
     (tmp_path / folder).mkdir()
     Image.fromarray(_photo(8, 8, 0)).save(tmp_path / folder / 'x.png')
   with pytest.raises(ValueError, match=r'a/x.png and .*b/x.png would write the same outputs'):
-    prediction.collect([str(tmp_path / 'a'), str(tmp_path / 'b')])
+    predict_files.collect([str(tmp_path / 'a'), str(tmp_path / 'b')])
 
 
 def test_dotted_file_names_keep_their_stems(tmp_path):
   for name in ('frame.001.jpg', 'frame.002.jpg'):
     Image.fromarray(_photo(8, 8, 0)).save(tmp_path / name)
-  items = prediction.collect([str(tmp_path)])
-  paths = [prediction.output_paths(tmp_path / 'out', i, ['labels'])['labels'] for i in items]
+  items = predict_files.collect([str(tmp_path)])
+  paths = [predict_files.output_paths(tmp_path / 'out', i, ['labels'])['labels'] for i in items]
   assert [p.name for p in paths] == ['frame.001.png', 'frame.002.png']

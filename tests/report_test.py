@@ -22,9 +22,10 @@ from cli_test import assert_one_line_error, run
 from PIL import Image
 from tensorboardX.proto import event_pb2
 
-from mtl_jax import locks, run_status, writers
-from mtl_jax.errors import UserError
 from mtl_jax.reports import build, runs, samples, scores, settings, table
+from mtl_jax.runtime import locks
+from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import run_status, writers
 
 # (mIoU, SI-log) per epoch of the three seeds of setting A; best = highest total = mIoU − SI-log.
 SEED_EVALS = {

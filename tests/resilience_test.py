@@ -14,8 +14,9 @@ import optax
 import pytest
 from conftest import REPO, tiny_joint_model
 
-from mtl_jax import checkpointing, environment, experiment, steps, trainer, writers
+from mtl_jax import experiment, steps, trainer
 from mtl_jax.config import files, schema
+from mtl_jax.workdir import checkpoints, environment, writers
 
 DRIVER = REPO / 'tests' / 'resume_driver.py'
 # 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6, 8, 9, 12.
@@ -126,7 +127,7 @@ def test_sigterm_saves_then_resume_continues_at_the_next_step(reference, data_di
   # Step 5 carries the request (its stop vote); the loop reads that vote while step 6 runs, so
   # every process of a job stops after step 6, at done = 7.
   assert stopped['stopped_by'] == 'SIGTERM' and stopped['step'] == 7
-  assert 7 in checkpointing.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
+  assert 7 in checkpoints.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
   seen = []
   final = trainer.train_and_evaluate(
     config, str(workdir), batch_hook=lambda step, batch: seen.append(step)
@@ -164,7 +165,7 @@ def test_sigterm_to_the_train_command_exits_0_with_a_checkpoint(data_dir, tmp_pa
   stopped = out.strip().splitlines()[-1]
   assert stopped.startswith('stopped by SIGTERM after step ') and 'checkpoint saved' in stopped
   step = int(stopped.split('after step ')[1].split(';')[0])
-  assert step in checkpointing.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
+  assert step in checkpoints.make_manager(workdir / 'checkpoints', read_only=True).all_steps()
 
 
 # ----------------------------------------------------------------------------- NaN / Inf
@@ -221,7 +222,7 @@ def test_consecutive_nonfinite_steps_stop_with_the_last_good_checkpoint(data_dir
     r'good checkpoint is step 4',
   ):
     trainer.train_and_evaluate(config, str(tmp_path / 'run'), batch_hook=_poison(range(5, 12)))
-  manager = checkpointing.make_manager(tmp_path / 'run' / 'checkpoints', read_only=True)
+  manager = checkpoints.make_manager(tmp_path / 'run' / 'checkpoints', read_only=True)
   assert manager.all_steps() == [4]
   assert experiment.open_run(str(tmp_path / 'run'), 4).step == 4  # intact and restorable
 
@@ -256,7 +257,7 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
     section, key = dotted.split('.')
     changed[section][key] = value
   with pytest.raises(
-    checkpointing.CheckpointMismatch,
+    checkpoints.CheckpointMismatch,
     match=r'checkpoint 8 in .* was written by a different model: ' + message,
   ):
     trainer.train_and_evaluate(changed, str(copy))
@@ -269,14 +270,14 @@ def test_restore_refuses_another_class_count_instead_of_casting(tiny_run):
   config.model.num_classes = 7
   exp = experiment.Experiment.from_config(config)
   _, template = exp.init_state(exp.optimizer(total_steps=1).tx)
-  manager = checkpointing.make_manager(workdir / 'checkpoints', read_only=True)
+  manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
   with pytest.raises(
-    checkpointing.CheckpointMismatch,
+    checkpoints.CheckpointMismatch,
     match=r'6 arrays differ in shape or dtype '
     r'\(params/head/bias/value: float32\[20\] in the checkpoint vs float32\[8\] '
     r'in the model; params/head/kernel/value',
   ):
-    checkpointing.restore(manager, 8, state_template=template)
+    checkpoints.restore(manager, 8, state_template=template)
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(
@@ -356,7 +357,7 @@ def test_when_no_checkpoint_restores_nothing_is_moved(tiny_run, tmp_path):
       if path.is_file():
         path.write_text('{"not": "a grain iterator state"}')
   with pytest.raises(
-    checkpointing.CheckpointUnreadable,
+    checkpoints.CheckpointUnreadable,
     match=r'no checkpoint in .* restores '
     r'\(step 8: .*; step 4: .*\)\. If config.data',
   ):

@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from mtl_jax import locks, run_status, writers
 from mtl_jax.config.schema import ConfigError
+from mtl_jax.runtime import locks
+from mtl_jax.workdir import run_status, writers
 
 
 @pytest.fixture

@@ -16,16 +16,18 @@ import pytest
 from cli_test import assert_one_line_error, run
 from conftest import REPO
 
-from mtl_jax import locks, run_status, sweep_runner, sweeps, writers
 from mtl_jax.config import files
-from mtl_jax.errors import UserError
+from mtl_jax.runtime import locks
+from mtl_jax.runtime.errors import UserError
+from mtl_jax.sweep import planning, runner
+from mtl_jax.workdir import run_status, writers
 
 TINY = 'configs/joint.py:tiny'
 
 
 def _names(grid=(), seeds=(), sweep=({},), fixed=()) -> list[str]:
-  combos = sweeps.combinations(list(sweep), sweeps.parse_grid(list(grid)), list(seeds))
-  return [r.name for r in sweeps.plan(TINY, list(fixed), combos, REPO / 'runs').runs]
+  combos = planning.combinations(list(sweep), planning.parse_grid(list(grid)), list(seeds))
+  return [r.name for r in planning.plan(TINY, list(fixed), combos, REPO / 'runs').runs]
 
 
 def test_grid_product_order_seeds_outermost():
@@ -65,7 +67,7 @@ def test_sweep_files(tmp_path):
     'def get_sweep():\n'
     "  return [{'config.optim.name': 'sgd', 'optim.momentum': 0.8}, {'optim.name': 'adam'}]\n"
   )
-  sweep = sweeps.load_sweep_file(path)
+  sweep = planning.load_sweep_file(path)
   assert sweep == [{'optim.name': 'sgd', 'optim.momentum': 0.8}, {'optim.name': 'adam'}]
   assert _names(['train.num_epochs=1,2'], sweep=sweep) == [
     'optim.name=sgd,optim.momentum=0.8,train.num_epochs=1,seed=0',
@@ -74,7 +76,7 @@ def test_sweep_files(tmp_path):
     'optim.name=adam,train.num_epochs=2,seed=0',
   ]
   # The shipped example: the study's optimiser × learning-rate comparison.
-  study = _names(sweep=sweeps.load_sweep_file(REPO / 'sweeps' / 'lr.py'))
+  study = _names(sweep=planning.load_sweep_file(REPO / 'sweeps' / 'lr.py'))
   assert study == [
     f'optim.name={name},optim.learning_rate={rate},seed=0'
     for name, rates in (
@@ -168,9 +170,9 @@ def test_more_bad_input(tmp_path):
     ('optim', '--grid optim: expected key=value1'),
   ]:
     with pytest.raises(UserError, match=re.escape(message)):
-      sweeps.parse_grid([spec])
+      planning.parse_grid([spec])
   with pytest.raises(UserError, match='optim.name is swept by another --grid already'):
-    sweeps.parse_grid(['optim.name=sgd', 'config.optim.name=adam'])
+    planning.parse_grid(['optim.name=sgd', 'config.optim.name=adam'])
   with pytest.raises(UserError, match='optim.name is both swept and set by --config'):
     _names(['optim.name=sgd'], fixed=['--config.optim.name=adam'])
   with pytest.raises(UserError, match='seed is swept by --grid or the sweep file and by --seeds'):
@@ -178,7 +180,7 @@ def test_more_bad_input(tmp_path):
   with pytest.raises(UserError, match='optim.name is set by both the sweep file and --grid'):
     _names(['optim.name=sgd'], sweep=[{'optim.name': 'adam'}])
   with pytest.raises(UserError, match="cannot read sweep file '.*none.py'"):
-    sweeps.load_sweep_file(tmp_path / 'none.py')
+    planning.load_sweep_file(tmp_path / 'none.py')
   for text, message in [
     ("def get_sweep():\n  return [{'optim.rate': 1}]\n", "'optim.rate' is not a config key"),
     ('def get_sweep():\n  return []\n', 'must return a non-empty list of dicts'),
@@ -187,16 +189,16 @@ def test_more_bad_input(tmp_path):
   ]:
     (tmp_path / 'bad.py').write_text(text)
     with pytest.raises(UserError, match=re.escape(message)):
-      sweeps.load_sweep_file(tmp_path / 'bad.py')
+      planning.load_sweep_file(tmp_path / 'bad.py')
 
 
 def test_outcome_of_a_child():
   finished, stopped = run_status.FINISHED, run_status.STOPPED
-  outcome = sweep_runner.outcome
-  assert outcome(0, 'final: step 8', finished, stopping=False) == sweep_runner.FINISHED
+  outcome = runner.outcome
+  assert outcome(0, 'final: step 8', finished, stopping=False) == runner.FINISHED
   # Another process took the run between the sweep's check and its launch: not a failure.
   in_use = 'train: error: the run in r is in use by pid 7 on h since t (lock r/train.lock); ...'
-  assert outcome(2, in_use, None, stopping=False) == sweep_runner.BUSY
+  assert outcome(2, in_use, None, stopping=False) == runner.BUSY
   assert outcome(0, 'stopped by SIGTERM after step 3', stopped, stopping=True) == 'interrupted'
   assert outcome(-15, 'step 2/8', None, stopping=True) == 'interrupted'
   assert outcome(0, 'stopped by SIGTERM after step 3', stopped, stopping=False) == 'failed'

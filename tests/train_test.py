@@ -5,8 +5,9 @@ import shutil
 
 import numpy as np
 
-from mtl_jax import evaluate, metrics, trainer, writers
+from mtl_jax import evaluate, metrics, trainer
 from mtl_jax.data.labels import CLASS_NAMES
+from mtl_jax.workdir import writers
 
 RECORD_KEYS = (  # every record has these: the README's metrics, losses and bookkeeping
   'miou',

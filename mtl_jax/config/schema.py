@@ -24,7 +24,7 @@ import ml_collections
 
 from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.data.sample import TASKS
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 EVAL_SPLITS = ('validation', 'test')
 PRETRAINED_AUTO = 'auto'  # model.pretrained: converted weights from the cache if present

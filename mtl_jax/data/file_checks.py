@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 # 2048×2048×16: far above any street-scene frame (Cityscapes is 2048×1024), far below what
 # decoding would take the machine down with.

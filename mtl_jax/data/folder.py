@@ -46,7 +46,7 @@ import numpy as np
 from mtl_jax.data import file_checks, layouts
 from mtl_jax.data.file_checks import BadFile
 from mtl_jax.data.sample import IGNORE_LABEL
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 NAME = 'folder'
 SPEC_FILE = 'dataset.json'

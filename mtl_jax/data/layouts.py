@@ -22,7 +22,7 @@ import numpy as np
 from mtl_jax.data import file_checks
 from mtl_jax.data.labels import CLASS_NAMES
 from mtl_jax.data.sample import IGNORE_LABEL
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

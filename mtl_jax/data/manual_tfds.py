@@ -27,7 +27,7 @@ import tensorflow_datasets as tfds
 
 from mtl_jax.data import cityscapes, file_checks, folder, layouts, miniscapes, tfds_records
 from mtl_jax.data import sample as sample_lib
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 MIN_SAMPLES_FOR_POOL = 64  # below this, starting worker processes costs more than it saves
 

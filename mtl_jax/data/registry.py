@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mtl_jax import locks
 from mtl_jax.data.labels import CLASS_NAMES, TRAIN_CLASSES
 from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as SYNTHETIC_DEFAULTS  # re-export
+from mtl_jax.runtime import locks
 
 DEFAULT_DATA_DIR = '~/tensorflow_datasets'  # TFDS's own default
 

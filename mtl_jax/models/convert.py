@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx
 from flax.nnx import traversals
 
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _TORCH_NAMES = {
   'kernel': 'weight',

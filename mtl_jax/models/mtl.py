@@ -28,9 +28,9 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from mtl_jax.data.sample import TASKS
-from mtl_jax.errors import lookup
 from mtl_jax.models import context, distillation, heads, layers, resnet
 from mtl_jax.models import decoder as decoder_lib  # `decoder` names a HeadOptions field
+from mtl_jax.runtime.errors import lookup
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -19,8 +19,8 @@ from flax.nnx import traversals
 
 from mtl_jax.config.schema import PRETRAINED_AUTO as AUTO
 from mtl_jax.config.schema import pretrained_cache_dir as cache_dir
-from mtl_jax.errors import UserError
 from mtl_jax.models import convert, resnet
+from mtl_jax.runtime.errors import UserError
 
 METADATA_FILE = 'encoder.json'
 STATE_DIR = 'state'

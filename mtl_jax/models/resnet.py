@@ -17,8 +17,8 @@ import numpy as np
 from flax import nnx
 from jax.typing import DTypeLike
 
-from mtl_jax.errors import UserError, lookup
 from mtl_jax.models import convert, layers
+from mtl_jax.runtime.errors import UserError, lookup
 
 FEATURE_NAMES = ('stride4', 'stride8', 'stride16', 'stride32')
 

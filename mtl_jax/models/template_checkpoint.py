@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import numpy as np
 from flax import nnx
 
-from mtl_jax.errors import UserError
 from mtl_jax.models import convert
+from mtl_jax.runtime.errors import UserError
 
 TASK_SUFFIX = {'semseg': 'segm', 'depth': 'depth'}
 LIGHTNING_PREFIX = 'net.'  # the template's LightningModule holds the model as `self.net`

@@ -19,10 +19,10 @@ from pathlib import Path
 from PIL import Image
 
 from mtl_jax.data.sample import TASKS
-from mtl_jax.errors import UserError
 from mtl_jax.reports import html, plots, samples, scores, settings, table
 from mtl_jax.reports import runs as runs_lib
 from mtl_jax.reports.runs import ReportRun
+from mtl_jax.runtime.errors import UserError
 
 INDEX, CSV, MARKDOWN = 'index.html', 'summary.csv', 'summary.md'
 CURVES, PER_CLASS_IOU, DEPTH = 'curves.png', 'per_class_iou.png', 'depth_by_distance.png'

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import ml_collections
 
-from mtl_jax import run_status
 from mtl_jax.config import files, schema
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import run_status
 
 # The knobs that fix which images a run is scored on: runs differing in any of them score
 # different images. The synthetic data's seed and split size define its validation images.

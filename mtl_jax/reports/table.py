@@ -10,10 +10,10 @@ import csv
 import dataclasses
 from pathlib import Path
 
-from mtl_jax import run_status
-from mtl_jax.progress import format_duration
 from mtl_jax.reports import scores
 from mtl_jax.reports.settings import Setting, format_value
+from mtl_jax.runtime.progress import format_duration
+from mtl_jax.workdir import run_status
 
 CHECK = '✓'
 SCORES = (('miou', 'mIoU'), ('silog', 'SI-log'), ('total', 'total'), ('grader', 'grader'))

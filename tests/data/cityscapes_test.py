@@ -15,7 +15,7 @@ from PIL import Image
 
 from mtl_jax.data import cityscapes
 from mtl_jax.data.file_checks import BadFile
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 H, W = 8, 16
 SPLITS = {'train': 3, 'validation': 2, 'test': 2}

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mtl_jax.data import file_checks, layouts, miniscapes
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from conftest import REPO
 from mtl_jax import cli, evaluate, experiment, prepare_data, trainer
 from mtl_jax.config import files
 from mtl_jax.data import cityscapes, file_checks, folder, miniscapes, pipeline, registry
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 FIXTURES = {
   'miniscapes': (miniscapes_fixture.write_miniscapes, miniscapes),

@@ -12,9 +12,9 @@ import types
 
 import pytest
 
-from mtl_jax import locks
 from mtl_jax.data import registry
 from mtl_jax.data.labels import TRAIN_CLASSES
+from mtl_jax.runtime import locks
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):

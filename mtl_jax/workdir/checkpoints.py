@@ -34,8 +34,8 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from mtl_jax import environment
-from mtl_jax.errors import DiskFull, UserError
+from mtl_jax.runtime.errors import DiskFull, UserError
+from mtl_jax.workdir import environment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +47,7 @@ class RunMeta:
   wall_time_s: float  # training time so far, across resumes
   epoch_sums: dict  # the running epoch's partial step-metric sums (trainer.EpochSums)
   history: list[dict]  # every eval record so far (metrics.jsonl is rewritten from it)
-  environment: dict[str, str]  # software versions (mtl_jax.environment.describe())
+  environment: dict[str, str]  # software versions (mtl_jax.workdir.environment.describe())
 
   @classmethod
   def start(cls) -> 'RunMeta':

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 

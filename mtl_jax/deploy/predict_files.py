@@ -13,10 +13,12 @@ import jax
 import numpy as np
 from PIL import Image
 
-from mtl_jax import experiment, exporting, inference, progress
+from mtl_jax import experiment
 from mtl_jax.data import registry
-from mtl_jax.errors import UserError
+from mtl_jax.deploy import artifacts, fitting
 from mtl_jax.reports import samples
+from mtl_jax.runtime import progress
+from mtl_jax.runtime.errors import UserError
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 KINDS = {  # output kind → the task it needs
@@ -104,7 +106,7 @@ class Predictor:
     self._predict = self.run.experiment.predict_step(self.run.graphdef)
 
   def fit(self, original: tuple[int, int]):
-    return inference.Fit.of(original, self.trained, self.stride)
+    return fitting.Fit.of(original, self.trained, self.stride)
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
     """[B, H, W, 3] uint8 fitted images → {'semseg': [B, H, W] ids, 'depth': metres}."""
@@ -118,8 +120,8 @@ class ExportedPredictor:
   def __init__(self, folder: str):
     folder = Path(folder)
     try:
-      card = json.loads((folder / exporting.MODEL_CARD).read_text())
-      blob = (folder / exporting.STABLEHLO_FILE).read_bytes()
+      card = json.loads((folder / artifacts.MODEL_CARD).read_text())
+      blob = (folder / artifacts.STABLEHLO_FILE).read_bytes()
     except OSError as e:
       raise UserError(
         f'--exported {folder}: no exported model there ({e.strerror}: {e.filename}); write one '
@@ -128,11 +130,11 @@ class ExportedPredictor:
     self.trained = tuple(card['input']['shape'][1:3])
     self.tasks = tuple(card['tasks'])
     self.colors = tuple(tuple(c) for c in card['palette'])
-    self.source = f'{folder / exporting.STABLEHLO_FILE} (checkpoint {card["checkpoint_step"]})'
+    self.source = f'{folder / artifacts.STABLEHLO_FILE} (checkpoint {card["checkpoint_step"]})'
     self._exported = jax.export.deserialize(bytearray(blob))
 
   def fit(self, original: tuple[int, int]):
-    return inference.Fit.of(original, self.trained, stride=1, pad_to=self.trained)
+    return fitting.Fit.of(original, self.trained, stride=1, pad_to=self.trained)
 
   def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
     return jax.device_get(self._exported.call(images))
@@ -151,14 +153,14 @@ def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
   groups: dict[tuple, list] = {}
   for item in items:
     try:
-      rgb = inference.read_rgb(item.path)
+      rgb = fitting.read_rgb(item.path)
     except UserError as e:
       print(f'predict: skipped {e}', file=sys.stderr, flush=True)
       failed.append(item)
       continue
     fit = predictor.fit(rgb.shape[:2])
     group = groups.setdefault(fit.padded, [])
-    group.append((item, fit, inference.fit_image(rgb, fit)))
+    group.append((item, fit, fitting.fit_image(rgb, fit)))
     if len(group) == batch_size:
       yield _stacked(groups.pop(fit.padded), batch_size)
   for group in groups.values():
@@ -175,15 +177,15 @@ def outputs(rgb: np.ndarray, preds: dict, fit, colors) -> Iterator[tuple[str, np
   """(kind, image array) of one image's predictions, mapped back to its own size."""
   panel = [rgb]
   if 'semseg' in preds:
-    labels = inference.labels_back(preds['semseg'], fit)
+    labels = fitting.labels_back(preds['semseg'], fit)
     color = samples.colorize_semseg(labels, colors)
     yield 'labels', labels
     yield 'semseg', color
-    panel.append(inference.overlay(rgb, color))
+    panel.append(fitting.overlay(rgb, color))
   if 'depth' in preds:
-    metres = inference.depth_back(preds['depth'], fit)
+    metres = fitting.depth_back(preds['depth'], fit)
     depth_color = samples.colorize_depth(metres)
-    yield 'depth', inference.encode_depth_png(metres)
+    yield 'depth', fitting.encode_depth_png(metres)
     yield 'depth_color', depth_color
     panel.append(depth_color)
   yield 'panel', samples.join_tiles(panel, axis=1)
@@ -223,7 +225,7 @@ def predict_files(
     preds = predictor(images)
     for row, (item, fit) in enumerate(zip(batch_items, fits)):
       one = {task: preds[task][row] for task in preds}
-      rgb = inference.read_rgb(item.path)  # again: the original is not kept while batching
+      rgb = fitting.read_rgb(item.path)  # again: the original is not kept while batching
       _write(output_paths(out, item, kinds), outputs(rgb, one, fit, predictor.colors))
       result['written'].append(item)
     done = len(result['written']) + len(result['failed'])

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mtl_jax.errors import UserError
 from mtl_jax.models.mtl import IMAGENET_MEAN
+from mtl_jax.runtime.errors import UserError
 
 # The 16-bit depth PNG: millimetres, 0 = no prediction; 65.535 m and beyond saturate.
 DEPTH_PNG_SCALE = 1000.0

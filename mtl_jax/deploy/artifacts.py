@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 FORMATS = ('stablehlo', 'savedmodel')
 STABLEHLO_FILE = 'model.jax_exported'
@@ -67,7 +67,7 @@ def export_savedmodel(fn, size: tuple[int, int], path: Path) -> None:
 
 def checkpoint_metrics(workdir: Path, step: int) -> dict:
   """The validation metrics recorded at `step` (empty if none were)."""
-  from mtl_jax import writers  # pylint: disable=g-import-not-at-top
+  from mtl_jax.workdir import writers  # pylint: disable=g-import-not-at-top
 
   records = writers.read_records(workdir / writers.METRICS_FILE)
   matching = [r for r in records if r.get('step') == step and r.get('split') == 'validation']

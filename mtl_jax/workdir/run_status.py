@@ -11,8 +11,9 @@ resume the others, reports mark runs still training or stopped early.
 import dataclasses
 from pathlib import Path
 
-from mtl_jax import locks, writers
 from mtl_jax.config import files
+from mtl_jax.runtime import locks
+from mtl_jax.workdir import writers
 
 TRAINING, FINISHED, DIVERGED, STOPPED = 'training', 'finished', 'diverged', 'stopped'
 

@@ -29,7 +29,7 @@ from ml_collections import config_flags
 
 from mtl_jax import cli
 from mtl_jax.config import files, schema
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 SEED = 'seed'
 LOG_FILE = 'train.log'  # a run's train output, appended to by every attempt

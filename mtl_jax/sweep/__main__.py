@@ -4,7 +4,7 @@
 override dicts).
 
 Every combination × seed trains in its own workdir under --root, named by its overrides (see
-mtl_jax/sweeps.py), N at a time; finished runs are skipped and stopped ones resumed, so rerunning
+mtl_jax/planning.py), N at a time; finished runs are skipped and stopped ones resumed, so rerunning
 the command continues the sweep. `--config.key=value` applies to every run. --print_commands
 prints the train commands instead and --slurm FILE writes them as a SLURM job array. The report
 (root/report/index.html) is written when every run has ended.
@@ -17,7 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from mtl_jax import cli
-from mtl_jax.errors import UserError
+from mtl_jax.runtime.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Config file and presets of every run, e.g. configs/joint.py:cpu'
@@ -40,7 +40,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   cli.setup()  # quiet logs for the report, which reads checkpoints in this process
-  from mtl_jax import sweeps  # after flag parsing: keeps --help fast
+  from mtl_jax.sweep import planning  # after flag parsing: keeps --help fast
 
   with cli.user_errors('sweep'):
     root = cli.directory_flag('--root', _ROOT.value)
@@ -48,33 +48,33 @@ def main(argv):
     if _PARALLEL.value < 1:
       raise UserError(f'--parallel={_PARALLEL.value}: runs at a time must be >= 1')
     fixed = [
-      f'--config.{key}={sweeps.value_text(value)}'
+      f'--config.{key}={planning.value_text(value)}'
       for key, value in config_flags.get_override_values(flags.FLAGS['config']).items()
     ]
-    sweep = sweeps.plan(cli.flag_value(sys.argv, 'config'), fixed, _combinations(sweeps), root)
+    sweep = planning.plan(cli.flag_value(sys.argv, 'config'), fixed, _combinations(planning), root)
     if _PRINT.value:
-      print('\n'.join(sweeps.shell_line(sweep.command(run)) for run in sweep.runs))
+      print('\n'.join(planning.shell_line(sweep.command(run)) for run in sweep.runs))
     if slurm:
-      written_by = sweeps.shell_line(['python', '-m', 'mtl_jax.sweep', *sys.argv[1:]])
-      slurm.write_text(sweeps.slurm_script(sweep, written_by))
+      written_by = planning.shell_line(['python', '-m', 'mtl_jax.sweep', *sys.argv[1:]])
+      slurm.write_text(planning.slurm_script(sweep, written_by))
       root.mkdir(parents=True, exist_ok=True)  # for the tasks' --output: SLURM does not create it
       print(f'wrote {slurm}: {len(sweep.runs)} array tasks (sbatch {slurm})')
     if _PRINT.value or slurm:
       return
-    from mtl_jax import sweep_runner  # pylint: disable=g-import-not-at-top  # reads runs
+    from mtl_jax.sweep import runner  # pylint: disable=g-import-not-at-top  # reads runs
 
-    code = sweep_runner.Runner(sweep, _PARALLEL.value).run()
+    code = runner.Runner(sweep, _PARALLEL.value).run()
   sys.exit(code)
 
 
-def _combinations(sweeps):
+def _combinations(planning):
   if not _GRID.value and _SWEEP.value is None and _SEEDS.value is None:
     raise UserError('nothing to sweep: give --grid key=v1,v2, --sweep FILE or --seeds')
   seeds = [] if _SEEDS.value is None else _SEEDS.value.split(',')
   if _SEEDS.value is not None and not all(seeds):
     raise UserError(f'--seeds={_SEEDS.value}: expected integers like 0,1,2')
-  sweep = [{}] if _SWEEP.value is None else sweeps.load_sweep_file(Path(_SWEEP.value))
-  return sweeps.combinations(sweep, sweeps.parse_grid(_GRID.value), seeds)
+  sweep = [{}] if _SWEEP.value is None else planning.load_sweep_file(Path(_SWEEP.value))
+  return planning.combinations(sweep, planning.parse_grid(_GRID.value), seeds)
 
 
 if __name__ == '__main__':

@@ -29,10 +29,11 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from mtl_jax import progress, run_status, writers
 from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
-from mtl_jax.sweeps import LOG_FILE, Run, Sweep, config_differences, shell_line
+from mtl_jax.runtime import progress
+from mtl_jax.sweep.planning import LOG_FILE, Run, Sweep, config_differences, shell_line
+from mtl_jax.workdir import run_status, writers
 
 POLL_S = 0.5
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)  # passed on to the runs

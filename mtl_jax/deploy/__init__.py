@@ -1,0 +1,1 @@
+"""A trained network outside training: fitting images, predicting files, exported artifacts."""

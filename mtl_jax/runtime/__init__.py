@@ -1,0 +1,1 @@
+"""What every process shares: user errors, console progress, stop signals, file locks."""
