@@ -8,6 +8,7 @@ from conftest import REPO, model_cases
 
 from mtl_jax import evaluate, experiment, steps, trainer
 from mtl_jax.config import files, schema
+from mtl_jax.models import pretrained_cache
 from mtl_jax.workdir import writers
 
 # Every distinct tiny model of the shipped configs; `dilated` only moves the output stride.
@@ -66,7 +67,7 @@ def test_training_state_starts_from_converted_imagenet_encoder(tmp_path, monkeyp
 
   source = resnet.ResNetTiny(rngs=nnx.Rngs(123))
   pretrained.save_pretrained_encoder(source, tmp_path / 'resnet_tiny')
-  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path))  # where the ladder reads it
+  monkeypatch.setenv(pretrained_cache.CACHE_ENV, str(tmp_path))  # where the ladder reads it
   config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny,pretrained')
   schema.validate(config)
   loaded = nnx.state(experiment.build_model(config, load_pretrained=True).encoder, nnx.Param)

@@ -12,7 +12,7 @@ from flax import nnx
 
 from mtl_jax import experiment
 from mtl_jax.config import files, presets, schema
-from mtl_jax.models import pretrained
+from mtl_jax.models import pretrained, pretrained_cache
 from mtl_jax.runtime.errors import UserError
 
 CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
@@ -41,7 +41,7 @@ def test_config_validates_and_builds(path, preset):
 
 
 def test_ladder_rows_add_one_change_each_with_their_table_4_epochs(monkeypatch):
-  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, '/weights')
+  monkeypatch.setenv(pretrained_cache.CACHE_ENV, '/weights')
   rows = [
     presets.apply(schema.base_config(), p) for p in ('plain', 'pretrained', 'dilated', 'aspp')
   ]
@@ -179,9 +179,9 @@ def test_default_workdir_names_the_config_and_its_presets(ref, workdir):
 
 
 def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, monkeypatch):
-  monkeypatch.delenv(schema.PRETRAINED_CACHE_ENV, raising=False)
+  monkeypatch.delenv(pretrained_cache.CACHE_ENV, raising=False)
   assert pretrained.cache_dir('resnet34') == '~/.cache/mtl_jax/pretrained/resnet34'
-  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path))
+  monkeypatch.setenv(pretrained_cache.CACHE_ENV, str(tmp_path))
   directory, line = pretrained.resolve('auto', 'resnet34')
   assert directory == ''
   assert 'random init' in line
@@ -196,7 +196,7 @@ def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, mo
 
 
 def test_a_missing_pretrained_directory_stops_only_a_training_start(tmp_path, monkeypatch):
-  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path / 'cache'))
+  monkeypatch.setenv(pretrained_cache.CACHE_ENV, str(tmp_path / 'cache'))
   config = files.load_config_file(CONFIG_DIR / 'joint.py', 'tiny,pretrained')
   cached = f'{tmp_path}/cache/resnet_tiny'
   # The ladder names the cache, so the run does not depend on the working directory.

@@ -9,8 +9,8 @@ from conftest import CONFIG_DIR
 from flax import nnx
 
 from mtl_jax import evaluate, trainer
-from mtl_jax.config import files, schema
-from mtl_jax.models import pretrained, resnet
+from mtl_jax.config import files
+from mtl_jax.models import pretrained, pretrained_cache, resnet
 
 
 def _one_epoch(preset: str, data_dir):
@@ -49,7 +49,7 @@ def test_train_runs_outside_the_repository_without_a_workdir(data_dir, tmp_path)
 def test_auto_pretrained_is_recorded_at_the_start_and_kept_on_resume(
   data_dir, tmp_path, monkeypatch, capsys
 ):
-  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(tmp_path / 'cache'))
+  monkeypatch.setenv(pretrained_cache.CACHE_ENV, str(tmp_path / 'cache'))
   config = _one_epoch('tiny', data_dir)
   config.model.pretrained = 'auto'
   run = tmp_path / 'run'
@@ -66,7 +66,7 @@ def test_auto_pretrained_is_recorded_at_the_start_and_kept_on_resume(
 def test_a_ladder_run_is_evaluated_from_another_directory(data_dir, tmp_path, monkeypatch):
   home, elsewhere = tmp_path / 'home', tmp_path / 'elsewhere'
   elsewhere.mkdir()
-  monkeypatch.setenv(schema.PRETRAINED_CACHE_ENV, str(home / 'cache'))
+  monkeypatch.setenv(pretrained_cache.CACHE_ENV, str(home / 'cache'))
   _convert_fake_imagenet_encoder(home / 'cache' / 'resnet_tiny')
   monkeypatch.chdir(home)
   final = trainer.train_and_evaluate(_one_epoch('tiny,pretrained', data_dir), 'run')

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import ml_collections
 
-from mtl_jax.config.schema import PRETRAINED_AUTO, pretrained_cache_dir
+from mtl_jax.models.pretrained_cache import AUTO as PRETRAINED_AUTO
+from mtl_jax.models.pretrained_cache import cache_dir as pretrained_cache_dir
 
 Preset = Callable[[ml_collections.ConfigDict], ml_collections.ConfigDict]
 

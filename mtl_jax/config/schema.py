@@ -17,26 +17,16 @@ The defaults are the full presets: the study's final setting (its Table 4) — A
 import dataclasses
 import importlib
 import math
-import os
 from typing import Any
 
 import ml_collections
 
 from mtl_jax.data.registry import SYNTHETIC_DEFAULTS
 from mtl_jax.data.sample import TASKS
+from mtl_jax.models.pretrained_cache import AUTO as PRETRAINED_AUTO
 from mtl_jax.runtime.errors import UserError
 
 EVAL_SPLITS = ('validation', 'test')
-PRETRAINED_AUTO = 'auto'  # model.pretrained: converted weights from the cache if present
-PRETRAINED_CACHE_ENV = 'MTL_JAX_PRETRAINED_DIR'
-_DEFAULT_PRETRAINED_CACHE = '~/.cache/mtl_jax/pretrained'
-
-
-def pretrained_cache_dir(encoder: str) -> str:
-  """Where converted ImageNet weights of `encoder` live: $MTL_JAX_PRETRAINED_DIR/<encoder>, by
-  default ~/.cache/mtl_jax/pretrained/<encoder> (~ kept, as the user would type it). 'auto'
-  looks there, and the ladder presets name it."""
-  return f'{os.environ.get(PRETRAINED_CACHE_ENV, _DEFAULT_PRETRAINED_CACHE).rstrip("/")}/{encoder}'
 
 
 class ConfigError(UserError):

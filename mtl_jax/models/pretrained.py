@@ -17,9 +17,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax.nnx import traversals
 
-from mtl_jax.config.schema import PRETRAINED_AUTO as AUTO
-from mtl_jax.config.schema import pretrained_cache_dir as cache_dir
 from mtl_jax.models import convert, resnet
+from mtl_jax.models.pretrained_cache import AUTO, cache_dir
 from mtl_jax.runtime.errors import UserError
 
 METADATA_FILE = 'encoder.json'

@@ -1,0 +1,17 @@
+"""Where converted ImageNet encoders are looked for: the one place that names the cache.
+
+Light on purpose (no JAX): the config schema and presets read it while loading a config file.
+"""
+
+import os
+
+AUTO = 'auto'  # model.pretrained: converted weights from the cache if present, else random init
+CACHE_ENV = 'MTL_JAX_PRETRAINED_DIR'
+_DEFAULT_CACHE = '~/.cache/mtl_jax/pretrained'
+
+
+def cache_dir(encoder: str) -> str:
+  """Where converted ImageNet weights of `encoder` live: $MTL_JAX_PRETRAINED_DIR/<encoder>, by
+  default ~/.cache/mtl_jax/pretrained/<encoder> (~ kept, as the user would type it). 'auto'
+  looks there, and the ladder presets name it."""
+  return f'{os.environ.get(CACHE_ENV, _DEFAULT_CACHE).rstrip("/")}/{encoder}'

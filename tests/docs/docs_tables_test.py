@@ -1,0 +1,80 @@
+"""Every generated block of README.md and docs/ is what scripts/docs_tables.py writes."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location('docs_tables', REPO / 'scripts' / 'docs_tables.py')
+docs_tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(docs_tables)
+
+SUMMARY = """\
+| setting | model | best mIoU | state | runs |
+|---|---|---:|---|---|
+| a=1 | joint | 41.50 | finished | a=1,seed=0 |
+| a=2 | branched | 44.80 | training (epoch 3/7) | a=2,seed=0 |
+"""
+
+
+@pytest.fixture(scope='module')
+def blocks() -> dict[str, str]:
+  return {name: write() for name, write in docs_tables.BLOCKS.items()}
+
+
+def test_every_generated_block_is_what_the_script_writes(blocks):
+  stale = docs_tables.stale(blocks)
+  assert not stale, (
+    f'generated blocks differ in {", ".join(str(p.relative_to(REPO)) for p in stale)}: '
+    'run python scripts/docs_tables.py'
+  )
+
+
+def test_every_block_appears_somewhere_and_the_results_in_the_readme():
+  found = {name for page in docs_tables.pages() for name in docs_tables.block_names(page.read_text())}
+  assert found == set(docs_tables.BLOCKS)
+  assert 'results' in docs_tables.block_names((REPO / 'README.md').read_text())
+
+
+def test_results_name_their_date_commit_and_machine(blocks):
+  assert 'Measured 2026-11-29, commit `b0b9a79`, 2-core x86_64 CPU' in blocks['results']
+  for name in ('parameters', 'synthetic-classes'):
+    assert 'commit `' in blocks[name] and ' CPU' in blocks[name], name
+
+
+def test_parameter_counts_cover_every_architecture_and_the_full_and_cpu_presets():
+  models = docs_tables.json.loads(docs_tables.PARAMETERS.read_text())['models']
+  rows = {(m['config'], m['presets']) for m in models}
+  for config in ('joint.py', 'branched.py', 'distilled.py', 'single_task.py'):
+    assert {(config, ''), (config, 'cpu')} <= rows
+  assert all(m['parameters'] > m['encoder_parameters'] > 0 for m in models)
+
+
+def test_table_keeps_the_chosen_columns_in_order_with_their_alignment():
+  table = docs_tables.summary_table(SUMMARY, columns=('best mIoU', 'model'))
+  assert table.splitlines() == [
+    '| best mIoU | model |',
+    '|---:|---|',
+    '| 41.50 | joint |',
+    '| 44.80 | branched |',
+  ]
+
+
+def test_a_missing_column_is_named():
+  with pytest.raises(SystemExit, match='no column Δm %; it has setting, model'):
+    docs_tables.summary_table(SUMMARY, columns=('model', 'Δm %'))
+
+
+def test_blocks_between_markers_are_replaced_and_the_rest_kept():
+  text = 'intro\n<!-- a:begin -->\nold\n<!-- a:end -->\nmid\n<!-- b:begin -->\n<!-- b:end -->\nend\n'
+  assert docs_tables.replace_blocks(text, {'a': 'A', 'b': 'B'}) == (
+    'intro\n<!-- a:begin -->\nA\n<!-- a:end -->\nmid\n<!-- b:begin -->\nB\n<!-- b:end -->\nend\n'
+  )
+
+
+def test_an_unknown_or_unclosed_block_is_named():
+  with pytest.raises(SystemExit, match="page.md: no generator for block 'c'"):
+    docs_tables.replace_blocks('<!-- c:begin -->\n<!-- c:end -->\n', {'a': 'A'}, 'page.md')
+  with pytest.raises(SystemExit, match='page.md: <!-- a:begin --> has no <!-- a:end -->'):
+    docs_tables.replace_blocks('<!-- a:begin -->\nold\n', {'a': 'A'}, 'page.md')
