@@ -39,7 +39,7 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
     raise UserError(
       f'the {split} split of dataset {run.config.data.name} has no labels (no labelled semseg '
       f'pixel, no valid depth pixel), so there is nothing to score; to write its predictions '
-      f'instead: python scripts/export_miniscapes.py --workdir {workdir} --splits {split} '
+      f'instead: python -m mtl_jax.convert miniscapes --workdir {workdir} --splits {split} '
       '--output DIR'
     )
   return {'step': run.step, 'split': split, **scores}
@@ -54,9 +54,9 @@ def main(argv):
     # Checked before the evaluation, which takes a while, rather than at the write after it.
     output = None if _OUTPUT.value is None else cli.file_flag('--output', _OUTPUT.value)
     result = evaluate_run(str(workdir), _SPLIT.value, _STEP.value)
-    from mtl_jax.runtime import progress  # pylint: disable=g-import-not-at-top  # fast --help
+    from mtl_jax import metrics  # pylint: disable=g-import-not-at-top  # fast --help
 
-    print(progress.eval_line(f'step {result["step"]} {result["split"]}', result), flush=True)
+    print(metrics.eval_line(f'step {result["step"]} {result["split"]}', result), flush=True)
     if output is not None:
       _write(output, result)
       return

@@ -25,12 +25,12 @@ import optax
 from jax.sharding import Mesh
 
 from mtl_jax import depth_codec, metrics, optim, parallel, steps
-from mtl_jax.config import files, schema
+from mtl_jax.config import schema
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import augment, pipeline, registry
 from mtl_jax.models import mtl
 from mtl_jax.runtime import progress
-from mtl_jax.workdir import checkpoints
+from mtl_jax.workdir import checkpoints, layout, restoring, run_config, run_meta
 
 
 def task_spec(config: ml_collections.ConfigDict) -> steps.TaskSpec:
@@ -303,11 +303,11 @@ class Run:
 
 def open_run(workdir: str | Path, step: int | None = None) -> Run:
   """The run in `workdir` with checkpoint `step` restored (default: the best one); safe while
-  the run trains (`checkpoints.restore_for_reading`)."""
-  experiment = Experiment.from_config(files.load(workdir))
+  the run trains (`restoring.restore_for_reading`)."""
+  experiment = Experiment.from_config(run_config.load(workdir))
   graphdef, template = experiment.init_state(experiment.optimizer(total_steps=1).tx)
-  step, state = checkpoints.restore_for_reading(
-    Path(workdir) / 'checkpoints', step, tasks=experiment.tasks, state_template=template
+  step, state = restoring.restore_for_reading(
+    layout.checkpoints_dir(workdir), step, tasks=experiment.tasks, state_template=template
   )
   return Run(experiment, graphdef, state, step)
 
@@ -320,18 +320,18 @@ def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path
   config.model.pretrained = ''  # the weights are the checkpoint's; no ImageNet load on resume
   experiment = Experiment.from_config(config)
   workdir = Path(workdir)
-  if (workdir / files.CONFIG_FILE).exists():
+  if (workdir / layout.CONFIG_FILE).exists():
     raise ConfigError(f'{workdir} already holds a run; choose a new --workdir')
   workdir.mkdir(parents=True, exist_ok=True)
   _, state = steps.create_train_state(model, experiment.optimizer(total_steps=1).tx)
-  manager = checkpoints.make_manager(workdir / 'checkpoints', tasks=experiment.tasks)
+  manager = checkpoints.make_manager(layout.checkpoints_dir(workdir), tasks=experiment.tasks)
   checkpoints.save(
     manager,
     0,
     state=parallel.replicate(state, experiment.mesh),
     data_iterator=None,
-    meta=checkpoints.RunMeta.start(),
+    meta=run_meta.RunMeta.start(),
   )
   manager.wait_until_finished()
-  files.save(config, workdir)
+  run_config.save(config, workdir)
   return workdir

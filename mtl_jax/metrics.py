@@ -63,8 +63,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mtl_jax.data.labels import CLASS_NAMES, NUM_CLASSES
+from mtl_jax.data.labels import NUM_CLASSES, default_class_names
 from mtl_jax.data.sample import DEPTH_RANGE_M, IGNORE_LABEL, TASKS
+from mtl_jax.runtime.progress import format_duration
 
 DEPTH_KEYS = (
   'silog',
@@ -128,12 +129,6 @@ def semseg_update(
   index = jnp.where(valid, label * c + pred, 0).ravel()
   counts = jnp.bincount(index, weights=valid.ravel().astype(jnp.int32), length=c * c)
   return SemsegState(state.confusion + counts.reshape(c, c).astype(jnp.int32))
-
-
-def default_class_names(num_classes: int) -> tuple[str, ...]:
-  if num_classes == NUM_CLASSES:
-    return CLASS_NAMES
-  return tuple(f'class_{i}' for i in range(num_classes))
 
 
 def semseg_compute(
@@ -350,3 +345,37 @@ def depth_metrics(pred, gt) -> dict[str, float]:
     sums += np.asarray(chunk.sums, np.float64)
     count += float(chunk.count)
   return depth_compute(DepthState(sums, np.float64(count)))
+
+
+# --- how scores are shown ---
+
+# (key, label, format) of the scores a run is summarised and compared by, in the order shown: the
+# final line, the report's tables and its curves. Eval lines show two more (`_EVAL_LINE`).
+HEADLINE = (
+  ('miou', 'mIoU', '.2f'),
+  ('silog', 'SI-log', '.2f'),
+  ('total', 'total', '.2f'),
+  ('grader', 'grader', '.2f'),
+)
+_EVAL_LINE = (
+  *HEADLINE[:2],
+  ('pixel_acc', 'pixel acc', '.2f'),
+  ('abs_rel', 'abs_rel', '.3f'),
+  *HEADLINE[2:],
+)
+
+
+def _scores_text(m: dict[str, float], shown) -> str:
+  """'mIoU 42.01 | SI-log 25.32 | …' for the scores of `shown` that `m` has."""
+  return ' | '.join(f'{label} {m[key]:{fmt}}' for key, label, fmt in shown if key in m)
+
+
+def eval_line(label: str, m: dict[str, float]) -> str:
+  return f'{label}: {_scores_text(m, _EVAL_LINE)}'
+
+
+def summary_line(m: dict[str, float], best_step: int | None) -> str:
+  return (
+    f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | {_scores_text(m, HEADLINE)} '
+    f'| best checkpoint step {best_step} | wall time {format_duration(m["wall_time_s"])}'
+  )

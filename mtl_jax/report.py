@@ -17,20 +17,15 @@ _OUTPUT = flags.DEFINE_string('output', None, 'Directory to write the report int
 flags.mark_flags_as_required(['output'])
 
 
-def write_report(paths: list[Path], output: Path) -> Path:
-  """The report of the runs under `paths` written into `output`; returns its index.html."""
-  from mtl_jax.reports import build  # pylint: disable=g-import-not-at-top  # fast --help
-
-  return build.write_report(paths, output)
-
-
 def main(argv):
   cli.setup()
   with cli.user_errors('report'):
     if len(argv) < 2:
       raise UserError('name at least one run directory or directory of runs')
     output = cli.directory_flag('--output', _OUTPUT.value)
-    index = write_report([Path(p) for p in argv[1:]], output)
+    from mtl_jax.reports import build  # pylint: disable=g-import-not-at-top  # fast --help
+
+    index = build.write_report([Path(p) for p in argv[1:]], output)
   print(f'wrote {index}', flush=True)
 
 

@@ -21,6 +21,7 @@ from flax import nnx
 
 from mtl_jax import losses, metrics
 from mtl_jax.data import sample
+from mtl_jax.data.sample import TASKS
 from mtl_jax.depth_codec import DepthCodec
 
 # Optional train-batch entry, float32 [B]: 1.0 on every row of a process asked to stop. The step
@@ -42,7 +43,7 @@ class TrainState:
 class TaskSpec:
   """Everything static the steps need to turn model outputs into losses and predictions."""
 
-  tasks: tuple[str, ...] = ('semseg', 'depth')
+  tasks: tuple[str, ...] = TASKS
   weights: tuple[float, ...] = (0.5, 0.5)
   depth_loss: str = 'l1'
   codec: DepthCodec = DepthCodec()
@@ -208,6 +209,21 @@ def train_step(
     return task['loss/total'], (task, new_stats)
 
   grads, task, new_stats = _gradients(loss_fn, state, batch, micro_batches, axis_name)
+  new_state, finite, grad_norm = _guarded_update(state, grads, task, new_stats, tx)
+  reported = {k: jnp.where(finite, v, 0.0) for k, v in {**task, 'grad_norm': grad_norm}.items()}
+  step_metrics = {
+    **reported,
+    'nonfinite': 1.0 - finite.astype(jnp.float32),
+    'nonfinite_streak': new_state.nonfinite_streak,
+  }
+  if stop is not None:
+    step_metrics['stop_vote'] = _stop_vote(stop, axis_name)
+  return new_state, step_metrics
+
+
+def _guarded_update(state: TrainState, grads, task: dict, new_stats, tx):
+  """(new state, whether the step was finite, gradient norm): the optimizer's update applied
+  only when the loss, gradients, update and new statistics are all finite (`train_step`)."""
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   grad_norm = optax.tree.norm(grads)
   finite = (
@@ -226,15 +242,7 @@ def train_step(
     opt_state=keep(opt_state, state.opt_state),
     nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
   )
-  reported = {k: jnp.where(finite, v, 0.0) for k, v in {**task, 'grad_norm': grad_norm}.items()}
-  step_metrics = {
-    **reported,
-    'nonfinite': 1.0 - finite.astype(jnp.float32),
-    'nonfinite_streak': new_state.nonfinite_streak,
-  }
-  if stop is not None:
-    step_metrics['stop_vote'] = _stop_vote(stop, axis_name)
-  return new_state, step_metrics
+  return new_state, finite, grad_norm
 
 
 def _predictions(outputs: dict[str, jax.Array], spec: TaskSpec) -> dict[str, jax.Array]:

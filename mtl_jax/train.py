@@ -36,9 +36,10 @@ def main(argv):
   cli.setup()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from mtl_jax import trainer  # after flag parsing: keeps --help fast
-  from mtl_jax.config import files
-  from mtl_jax.runtime import progress  # after flag parsing: keeps --help fast
+  # After flag parsing: keeps --help fast.
+  from mtl_jax import metrics, trainer  # pylint: disable=g-import-not-at-top
+  from mtl_jax.config import files  # pylint: disable=g-import-not-at-top
+  from mtl_jax.runtime import progress  # pylint: disable=g-import-not-at-top
 
   with cli.user_errors('train'), distributed.exit_when_a_peer_dies('train'):
     distributed.initialize()
@@ -57,7 +58,7 @@ def main(argv):
       flush=True,
     )
     return
-  print(progress.summary_line(final, final['best_step']), flush=True)
+  print(metrics.summary_line(final, final['best_step']), flush=True)
 
 
 if __name__ == '__main__':

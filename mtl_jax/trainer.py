@@ -11,21 +11,30 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mtl_jax import parallel, steps
-from mtl_jax.config import files
+from mtl_jax import metrics, parallel, steps
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import pipeline
 from mtl_jax.experiment import Experiment
 from mtl_jax.reports import samples
 from mtl_jax.runtime import locks, preemption, progress
 from mtl_jax.runtime.errors import DiskFull, UserError
-from mtl_jax.workdir import checkpoints, environment, run_status, writers
+from mtl_jax.workdir import (
+  checkpoints,
+  environment,
+  layout,
+  restoring,
+  run_config,
+  run_meta,
+  run_status,
+  writers,
+)
 
 
 class TrainingDiverged(UserError):
@@ -102,7 +111,7 @@ def _check_finite(step_metrics: dict, limit: int, last_good_step: int | None) ->
 
 
 def _check_layout(
-  meta: checkpoints.RunMeta, step: int, steps_per_epoch: int, total_steps: int
+  meta: run_meta.RunMeta, step: int, steps_per_epoch: int, total_steps: int
 ) -> None:
   """A resumed run must count epochs as it did (same batch size and train split size) and
   still have its step ahead of it or at its end. A step-0 checkpoint (a converted model) has
@@ -122,7 +131,7 @@ def _check_layout(
 
 def _resume(manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch: int, total_steps: int):
   """(start step, state, wall time, epoch sums, eval history) from the newest good checkpoint."""
-  resumed = checkpoints.restore_newest(manager, state_template=state, data_iterator=train_iter)
+  resumed = restoring.restore_newest(manager, state_template=state, data_iterator=train_iter)
   if resumed is None:
     return 0, state, 0.0, EpochSums(), []
   step, state, meta = resumed
@@ -156,7 +165,7 @@ def train_and_evaluate(
   config, the data, the batch against the split) is checked before the workdir is touched.
   """
   experiment = Experiment.from_config(
-    files.with_recorded_pretrained(config, workdir), training=True
+    run_config.with_recorded_pretrained(config, workdir), training=True
   )
   eval_split = experiment.config.train.eval_split
   sources = experiment.sources(('train', eval_split))
@@ -178,132 +187,203 @@ def train_and_evaluate(
     except Exception as e:  # pylint: disable=broad-except  # metrics, events: any write
       if not checkpoints.is_disk_full(e):
         raise
-      manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
+      manager = checkpoints.make_manager(layout.checkpoints_dir(workdir), read_only=True)
       raise checkpoints.disk_full(f'in {workdir}', manager) from e
 
 
 def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
-  """train_and_evaluate under the workdir lock."""
+  """train_and_evaluate under the workdir lock: set up, resume, then run the loop."""
   config = experiment.config  # model.pretrained resolved: what config.json records
-  mesh = experiment.mesh
-  placement = experiment.placement()
-  eval_split = config.train.eval_split
   total_steps = steps_per_epoch * config.train.num_epochs
   optimizer = experiment.optimizer(total_steps)
   graphdef, state = experiment.init_state(optimizer.tx, load_pretrained=True)
   train_iter = experiment.train_iterator(sources['train'])
-
-  primary = progress.is_primary()
-  ckpt_dir = workdir / 'checkpoints'
-  # Safe under the lock: no live process is writing these. One process removes them.
-  for leftover in checkpoints.remove_unfinished(ckpt_dir) if primary else ():
-    print(f'removed unfinished checkpoint {leftover}', flush=True)
-  manager = checkpoints.make_manager(
-    ckpt_dir, tasks=experiment.tasks, keep_latest=config.train.keep_checkpoints
-  )
+  manager = _open_checkpoints(experiment, layout.checkpoints_dir(workdir))
   start_step, state, wall_time_s, sums, history = _resume(
-    manager, state, train_iter, mesh, ckpt_dir, steps_per_epoch, total_steps
+    manager,
+    state,
+    train_iter,
+    experiment.mesh,
+    layout.checkpoints_dir(workdir),
+    steps_per_epoch,
+    total_steps,
   )
   if start_step == total_steps:  # nothing to do, so write nothing (the disk may be read-only)
     progress.say(f'the run in {workdir} is already finished (step {start_step})')
     return {**history[-1], 'best_step': manager.best_step()}
-  if primary:  # only now: a mismatched resume leaves it untouched
-    files.save(config, workdir)
-  log = writers.MetricsLog(workdir) if primary else writers.Discard()
+  if progress.is_primary():  # only now: a mismatched resume leaves it untouched
+    run_config.save(config, workdir)
+  log = writers.MetricsLog(workdir) if progress.is_primary() else writers.Discard()
   log.replace_records(history)  # the checkpoint's history is the truth (drops later evals)
+  eval_source = sources[config.train.eval_split]
+  loop = _Loop(
+    experiment=experiment,
+    placement=experiment.placement(),
+    steps_per_epoch=steps_per_epoch,
+    total_steps=total_steps,
+    optimizer=optimizer,
+    train_iter=train_iter,
+    manager=manager,
+    log=log,
+    train_step=experiment.train_step(graphdef, optimizer.tx),
+    evaluate=experiment.evaluator(graphdef, eval_source),
+    sample_grid=samples.SampleGrid.of(experiment, graphdef, eval_source),
+    meter=progress.Progress(total_steps, start_step, config.train.batch_size),
+    sums=sums,
+    history=history,
+    last_saved=manager.latest_step(),
+  )
+  loop.t_start = time.perf_counter() - wall_time_s
+  return loop.run(state, start_step, batch_hook)
 
-  train_step = experiment.train_step(graphdef, optimizer.tx)
-  evaluate = experiment.evaluator(graphdef, sources[eval_split])
-  sample_grid = samples.SampleGrid.of(experiment, graphdef, sources[eval_split])
-  meter = progress.Progress(total_steps, start_step, config.train.batch_size)
-  every, limit = config.train.checkpoint_every_steps, config.train.max_nonfinite_steps
-  last_saved = manager.latest_step()
-  pending = None
-  t_start = time.perf_counter() - wall_time_s
 
-  def save(done: int, state: steps.TrainState, scores: dict | None = None) -> None:
-    nonlocal last_saved
+def _open_checkpoints(experiment: Experiment, ckpt_dir: Path):
+  """The run's checkpoint manager, after removing what interrupted saves left (safe under the
+  lock: no live process is writing them; one process removes them)."""
+  for leftover in checkpoints.remove_unfinished(ckpt_dir) if progress.is_primary() else ():
+    print(f'removed unfinished checkpoint {leftover}', flush=True)
+  return checkpoints.make_manager(
+    ckpt_dir, tasks=experiment.tasks, keep_latest=experiment.config.train.keep_checkpoints
+  )
+
+
+@dataclasses.dataclass
+class _Loop:
+  """What the training loop's named steps share: its compiled parts, writers and running
+  records (epoch sums, eval history, the last saved step, the previous step's scalars)."""
+
+  experiment: Experiment
+  placement: parallel.Placement
+  steps_per_epoch: int
+  total_steps: int
+  optimizer: Any
+  train_iter: Any
+  manager: Any
+  log: writers.MetricsLog
+  train_step: Callable
+  evaluate: Callable
+  sample_grid: samples.SampleGrid
+  meter: progress.Progress
+  sums: EpochSums
+  history: list
+  last_saved: int | None
+  t_start: float = 0.0
+  pending: dict | None = None  # the previous step's scalars, read one step late (no stall)
+
+  def run(self, state: steps.TrainState, start_step: int, batch_hook) -> dict:
+    """Steps from `start_step` to the end, or to a stop request (saved, then returned)."""
+    placed = self.placement.state_in(state)  # the train step's layout (config.parallel.mode)
+    with preemption.StopRequest() as stop:
+      for step in range(start_step, self.total_steps):
+        placed, stopping = self._step(placed, step, stop, batch_hook)
+        done = step + 1
+        if self._is_save_point(done) or stopping:
+          self._save_point(placed, done)
+        if stopping and done < self.total_steps:  # at the end: just finish
+          return self._stopped(stop, done)
+    return self._finished()
+
+  def _step(self, placed, step: int, stop: preemption.StopRequest, batch_hook):
+    """One train step; returns the new placed state and whether the previous step's vote says
+    to stop. Every process must stop at the same step (a save is collective), so a stop request
+    rides in the batch (`steps.STOP_KEY`) and the step returns its vote over all processes; each
+    process reads the vote of the previous step, like every other scalar, without a stall."""
+    config = self.experiment.config
+    host_batch = next(self.train_iter)
+    if batch_hook is not None:
+      batch_hook(step, host_batch)
+    local_rows = config.train.batch_size // jax.process_count()
+    host_batch[steps.STOP_KEY] = np.full(local_rows, float(stop.requested), np.float32)
+    placed, step_metrics = self.train_step(placed, self.placement.batch(host_batch))
+    step_metrics = self.placement.scalars(step_metrics)
+    stopping = False
+    if self.pending is not None:
+      # The previous step's scalars: this step is already dispatched, so no stall.
+      stopping = _check_finite(self.pending, config.train.max_nonfinite_steps, self.last_saved)
+      if step % config.train.log_every_steps == 0:
+        self._log_train(step)
+    self.pending = step_metrics
+    self.sums.add(step_metrics)
+    return placed, stopping
+
+  def _log_train(self, step: int) -> None:
+    scalars = jax.device_get(self.pending)
+    learning_rate = self.optimizer.schedule(step)
+    self.log.scalars(step, {**scalars, 'learning_rate': learning_rate}, prefix='train/')
+    progress.say(self.meter.line(step, scalars))
+
+  def _is_save_point(self, done: int) -> bool:
+    every = self.experiment.config.train.checkpoint_every_steps
+    return done % self.steps_per_epoch == 0 or bool(every and done % every == 0)
+
+  def _save_point(self, placed, done: int) -> None:
+    """Checks the step, evaluates at an epoch end, saves. Nothing is recorded or saved if the
+    step diverged."""
+    limit = self.experiment.config.train.max_nonfinite_steps
+    _check_finite(self.pending, limit, self.last_saved)
+    state = self.placement.state_out(placed)  # mesh-replicated, whatever the mode
+    scores = self._end_epoch(state, done) if done % self.steps_per_epoch == 0 else None
+    self._save(done, state, scores)
+
+  def _end_epoch(self, state: steps.TrainState, done: int) -> dict:
+    """Scores the epoch's model, records it (metrics.jsonl, TensorBoard, history) and starts
+    the next epoch's sums; refuses a model whose outputs are NaN/Inf."""
+    config = self.experiment.config
+    eval_split = config.train.eval_split
+    epoch = done // self.steps_per_epoch
+    scores = self.evaluate(state)
+    wall_time_s = time.perf_counter() - self.t_start
+    record = {
+      'step': done,
+      'epoch': epoch,
+      'split': eval_split,
+      **scores,
+      **self.sums.means(),
+      'wall_time_s': wall_time_s,
+      'epoch_time_s': wall_time_s - (self.history[-1]['wall_time_s'] if self.history else 0),
+    }
+    if scores['nonfinite_images']:
+      self.log.record(record)  # shown with its null scores, but neither saved nor in history
+      raise _diverged(
+        f'the model outputs were NaN/Inf on {scores["nonfinite_images"]} {eval_split} '
+        f'images after step {done}, so it has no score',
+        self.last_saved,
+      )
+    self.history.append(self.log.record(record))
+    self.log.scalars(done, scores, prefix=f'{eval_split}/')
+    self.log.image(done, f'{eval_split}/samples', self.sample_grid.grid_of(state))
+    self.sums = EpochSums()
+    progress.say(metrics.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores))
+    return scores
+
+  def _save(self, done: int, state: steps.TrainState, scores: dict | None) -> None:
     checkpoints.save(
-      manager,
+      self.manager,
       done,
       state=state,
-      data_iterator=train_iter,
-      meta=checkpoints.RunMeta(
-        epoch=done // steps_per_epoch,
-        steps_per_epoch=steps_per_epoch,
-        wall_time_s=time.perf_counter() - t_start,
-        epoch_sums=sums.to_json(),
-        history=history,
+      data_iterator=self.train_iter,
+      meta=run_meta.RunMeta(
+        epoch=done // self.steps_per_epoch,
+        steps_per_epoch=self.steps_per_epoch,
+        wall_time_s=time.perf_counter() - self.t_start,
+        epoch_sums=self.sums.to_json(),
+        history=self.history,
         environment=environment.describe(),
       ),
       metrics=scores,
     )
-    last_saved = done
+    self.last_saved = done
 
-  # Every process must stop at the same step (a save is collective), so a stop request rides
-  # in the batch (`steps.STOP_KEY`) and the step returns its vote over all processes; each
-  # process reads the vote of the previous step, like every other scalar, without a stall.
-  local_rows = config.train.batch_size // jax.process_count()
-  placed = placement.state_in(state)  # the train step's layout (config.parallel.mode)
-  with preemption.StopRequest() as stop:
-    for step in range(start_step, total_steps):
-      host_batch = next(train_iter)
-      if batch_hook is not None:
-        batch_hook(step, host_batch)
-      host_batch[steps.STOP_KEY] = np.full(local_rows, float(stop.requested), np.float32)
-      placed, step_metrics = train_step(placed, placement.batch(host_batch))
-      step_metrics = placement.scalars(step_metrics)
-      stopping = False
-      if pending is not None:
-        # The previous step's scalars: this step is already dispatched, so no stall.
-        stopping = _check_finite(pending, limit, last_saved)
-        if step % config.train.log_every_steps == 0:
-          scalars = jax.device_get(pending)
-          log.scalars(step, {**scalars, 'learning_rate': optimizer.schedule(step)}, prefix='train/')
-          progress.say(meter.line(step, scalars))
-      pending = step_metrics
-      sums.add(step_metrics)
-      done = step + 1
-      epoch_end = done % steps_per_epoch == 0
-      if epoch_end or (every and done % every == 0) or stopping:
-        _check_finite(step_metrics, limit, last_saved)  # nothing recorded or saved if diverged
-        state = placement.state_out(placed)  # mesh-replicated, whatever the mode
-        scores = None
-        if epoch_end:
-          epoch = done // steps_per_epoch
-          scores = evaluate(state)
-          wall_time_s = time.perf_counter() - t_start
-          record = {
-            'step': done,
-            'epoch': epoch,
-            'split': eval_split,
-            **scores,
-            **sums.means(),
-            'wall_time_s': wall_time_s,
-            'epoch_time_s': wall_time_s - (history[-1]['wall_time_s'] if history else 0),
-          }
-          if scores['nonfinite_images']:
-            log.record(record)  # shown with its null scores, but neither saved nor in history
-            raise _diverged(
-              f'the model outputs were NaN/Inf on {scores["nonfinite_images"]} {eval_split} '
-              f'images after step {done}, so it has no score',
-              last_saved,
-            )
-          history.append(log.record(record))
-          log.scalars(done, scores, prefix=f'{eval_split}/')
-          log.image(done, f'{eval_split}/samples', sample_grid.grid_of(state))
-          sums = EpochSums()
-          progress.say(
-            progress.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores)
-          )
-        save(done, state, scores)
-      if stopping and done < total_steps:  # at the end: just finish
-        manager.wait_until_finished()
-        log.close()
-        stopped_by = stop.signal_name or 'a stop request to another process'
-        return {'stopped_by': stopped_by, 'step': done, 'best_step': manager.best_step()}
-  if pending is not None:
-    _check_finite(pending, limit, last_saved)
-  manager.wait_until_finished()
-  log.close()
-  return {**history[-1], 'best_step': manager.best_step()}
+  def _stopped(self, stop: preemption.StopRequest, done: int) -> dict:
+    self.manager.wait_until_finished()
+    self.log.close()
+    stopped_by = stop.signal_name or 'a stop request to another process'
+    return {'stopped_by': stopped_by, 'step': done, 'best_step': self.manager.best_step()}
+
+  def _finished(self) -> dict:
+    if self.pending is not None:
+      limit = self.experiment.config.train.max_nonfinite_steps
+      _check_finite(self.pending, limit, self.last_saved)
+    self.manager.wait_until_finished()
+    self.log.close()
+    return {**self.history[-1], 'best_step': self.manager.best_step()}

@@ -14,6 +14,7 @@ from mtl_jax import experiment
 from mtl_jax.config import files, presets, schema
 from mtl_jax.models import pretrained, pretrained_cache
 from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import run_config
 
 CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
 
@@ -186,7 +187,7 @@ def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, mo
   assert directory == ''
   assert 'random init' in line
   assert line.endswith(
-    'python scripts/convert_torchvision_resnet.py --input resnet34-b627a593.pth '
+    'python -m mtl_jax.convert torchvision --input resnet34-b627a593.pth '
     f'--output {tmp_path}/resnet34'
   )
   (tmp_path / 'resnet34').mkdir()
@@ -205,7 +206,7 @@ def test_a_missing_pretrained_directory_stops_only_a_training_start(tmp_path, mo
     experiment.Experiment.from_config(config, training=True)
   assert str(missing.value) == (
     f"config.model.pretrained='{cached}' is not a directory; convert torchvision ImageNet "
-    'weights into it: python scripts/convert_torchvision_resnet.py --input '
+    'weights into it: python -m mtl_jax.convert torchvision --input '
     f'<torchvision resnet_tiny weights>.pth --output {cached}'
   )
   (tmp_path / 'cache' / 'resnet_tiny').mkdir(parents=True)
@@ -224,7 +225,7 @@ def test_config_json_of_an_older_run_takes_defaults_for_newer_keys(tmp_path):
   saved = json.loads(config.to_json())
   del saved['train']['max_nonfinite_steps'], saved['train']['checkpoint_every_steps']
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  loaded = files.load(tmp_path)
+  loaded = run_config.load(tmp_path)
   assert loaded.train.max_nonfinite_steps == 10 and loaded.train.checkpoint_every_steps == 200
   assert loaded.model.arch == 'branched' and loaded.model.encoder == 'resnet_tiny'
   schema.validate(loaded)
@@ -238,7 +239,7 @@ def test_config_json_of_a_run_before_the_knob_renames_loads_under_the_new_names(
   data.update(dataset_seed=3, train_size=16, validation_size=8, test_size=4, jitter=0.4)
   saved['loss']['depth'] = saved['loss'].pop('depth_loss').replace('l1', 'silog')
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  loaded = files.load(tmp_path)
+  loaded = run_config.load(tmp_path)
   assert (
     loaded.data.seed,
     loaded.data.num_train,

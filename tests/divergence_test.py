@@ -16,7 +16,7 @@ from resilience_test import _assert_same_arrays, _config
 from mtl_jax import evaluate, experiment, metrics, steps, trainer
 from mtl_jax.data import sample
 from mtl_jax.runtime.errors import UserError
-from mtl_jax.workdir import checkpoints, writers
+from mtl_jax.workdir import checkpoints, run_meta, writers
 
 
 def _all_finite(tree) -> bool:
@@ -119,7 +119,7 @@ def test_a_nan_score_is_never_the_best_checkpoint(tmp_path):
       step,
       state=state,
       data_iterator=None,
-      meta=checkpoints.RunMeta.start(),
+      meta=run_meta.RunMeta.start(),
       metrics={'total': total},
     )
   manager.wait_until_finished()

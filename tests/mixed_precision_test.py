@@ -12,7 +12,7 @@ from jax.extend import core as jax_core
 from mtl_jax import experiment, trainer
 from mtl_jax.config import files
 from mtl_jax.models import layers
-from mtl_jax.workdir import checkpoints, writers
+from mtl_jax.workdir import checkpoints, mismatch, writers
 
 # Every distinct tiny model of the shipped configs, both head families: joint, branched,
 # distilled (simple and deep second stage) and single_task (each task).
@@ -160,7 +160,7 @@ def test_bfloat16_training_learns_and_matches_float32(bf16_run, tiny_run):
 def test_bfloat16_checkpoint_holds_float32_parameters_statistics_and_optimizer_state(bf16_run):
   workdir, final = bf16_run
   manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
-  saved = checkpoints.array_specs(manager.item_metadata(final['step'])['state'])
+  saved = mismatch.array_specs(manager.item_metadata(final['step'])['state'])
   floats = {k: dtype for k, (_, dtype) in saved.items() if 'int' not in dtype}
   assert {k.split('/')[0] for k in floats} == {'params', 'batch_stats', 'opt_state'}
   assert set(floats.values()) == {'float32'}, floats

@@ -17,7 +17,7 @@ from conftest import CONFIG_DIR, REPO, run_on_eight_devices, run_tiny_train, tin
 
 from mtl_jax.config import files
 from mtl_jax.experiment import Experiment
-from mtl_jax.workdir import writers
+from mtl_jax.workdir import run_config, writers
 
 # Shared by the scripts: one way to build a state, run a few steps in a mode, and a batch whose
 # every pixel is valid (so a mean of per-device or per-micro-batch losses is the batch's mean).
@@ -150,7 +150,7 @@ def test_tiny_run_trains_with_gradient_accumulation(tmp_path, data_dir):
   records = writers.read_records(tmp_path / 'metrics.jsonl')
   assert [r['step'] for r in records] == [4, 8]
   assert all(np.isfinite(r['loss/total']) and np.isfinite(r['miou']) for r in records)
-  assert files.load(tmp_path).train.grad_accum_steps == 2
+  assert run_config.load(tmp_path).train.grad_accum_steps == 2
 
 
 def _train_a_few_steps(config, num_steps: int = 2):
@@ -209,4 +209,4 @@ def test_pmap_run_trains_resumes_and_scores_as_the_jit_run(tmp_path, data_dir):
   pmap_final = writers.read_records(tmp_path / 'pmap' / 'metrics.jsonl')[-1]
   for key in ('miou', 'silog', 'pixel_acc', 'rmse', 'loss/total'):
     assert pmap_final[key] == pytest.approx(jit_final[key], rel=1e-4), key
-  assert files.load(tmp_path / 'pmap').parallel.mode == 'pmap'
+  assert run_config.load(tmp_path / 'pmap').parallel.mode == 'pmap'

@@ -15,8 +15,8 @@ import pytest
 from conftest import REPO, tiny_joint_model
 
 from mtl_jax import experiment, steps, trainer
-from mtl_jax.config import files, schema
-from mtl_jax.workdir import checkpoints, environment, writers
+from mtl_jax.config import schema
+from mtl_jax.workdir import checkpoints, environment, mismatch, restoring, run_config, writers
 
 DRIVER = REPO / 'tests' / 'resume_driver.py'
 # 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6, 8, 9, 12.
@@ -252,12 +252,12 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy)
   saved_config = (copy / 'config.json').read_text()
-  changed = files.load(copy)
+  changed = run_config.load(copy)
   for dotted, value in change.items():
     section, key = dotted.split('.')
     changed[section][key] = value
   with pytest.raises(
-    checkpoints.CheckpointMismatch,
+    mismatch.CheckpointMismatch,
     match=r'checkpoint 8 in .* was written by a different model: ' + message,
   ):
     trainer.train_and_evaluate(changed, str(copy))
@@ -266,18 +266,18 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
 
 def test_restore_refuses_another_class_count_instead_of_casting(tiny_run):
   config, workdir, _ = tiny_run
-  config = files.load(workdir)
+  config = run_config.load(workdir)
   config.model.num_classes = 7
   exp = experiment.Experiment.from_config(config)
   _, template = exp.init_state(exp.optimizer(total_steps=1).tx)
   manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
   with pytest.raises(
-    checkpoints.CheckpointMismatch,
+    mismatch.CheckpointMismatch,
     match=r'6 arrays differ in shape or dtype '
     r'\(params/head/bias/value: float32\[20\] in the checkpoint vs float32\[8\] '
     r'in the model; params/head/kernel/value',
   ):
-    checkpoints.restore(manager, 8, state_template=template)
+    restoring.restore(manager, 8, state_template=template)
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(
@@ -357,7 +357,7 @@ def test_when_no_checkpoint_restores_nothing_is_moved(tiny_run, tmp_path):
       if path.is_file():
         path.write_text('{"not": "a grain iterator state"}')
   with pytest.raises(
-    checkpoints.CheckpointUnreadable,
+    restoring.CheckpointUnreadable,
     match=r'no checkpoint in .* restores '
     r'\(step 8: .*; step 4: .*\)\. If config.data',
   ):
@@ -369,7 +369,7 @@ def test_when_no_checkpoint_restores_nothing_is_moved(tiny_run, tmp_path):
 
 def test_resume_with_another_batch_size_is_refused(tiny_run, tmp_path):
   config, copy, _ = _copy_run(tiny_run, tmp_path)
-  config = files.load(copy)
+  config = run_config.load(copy)
   config.train.batch_size = 2
   with pytest.raises(
     schema.ConfigError,

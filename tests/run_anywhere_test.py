@@ -11,6 +11,7 @@ from flax import nnx
 from mtl_jax import evaluate, trainer
 from mtl_jax.config import files
 from mtl_jax.models import pretrained, pretrained_cache, resnet
+from mtl_jax.workdir import run_config
 
 
 def _one_epoch(preset: str, data_dir):
@@ -55,12 +56,14 @@ def test_auto_pretrained_is_recorded_at_the_start_and_kept_on_resume(
   run = tmp_path / 'run'
   trainer.train_and_evaluate(config, str(run))
   assert 'random init' in capsys.readouterr().out
-  assert files.load(run).model.pretrained == ''
+  assert run_config.load(run).model.pretrained == ''
   _convert_fake_imagenet_encoder(tmp_path / 'cache' / 'resnet_tiny')
   trainer.train_and_evaluate(config, str(run))  # resumes: weights come from the checkpoint
-  assert files.load(run).model.pretrained == ''  # and the record still says random init
+  assert run_config.load(run).model.pretrained == ''  # and the record still says random init
   trainer.train_and_evaluate(config, str(tmp_path / 'fresh'))
-  assert files.load(tmp_path / 'fresh').model.pretrained == str(tmp_path / 'cache' / 'resnet_tiny')
+  assert run_config.load(tmp_path / 'fresh').model.pretrained == str(
+    tmp_path / 'cache' / 'resnet_tiny'
+  )
 
 
 def test_a_ladder_run_is_evaluated_from_another_directory(data_dir, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.runtime import locks
-from mtl_jax.workdir import run_status, writers
+from mtl_jax.workdir import layout, run_status, writers
 
 
 @pytest.fixture
@@ -20,14 +20,14 @@ def run_copy(tiny_run, tmp_path):
 
 def _rewrite(workdir, records, tail=''):
   text = ''.join(json.dumps(r) + '\n' for r in records)
-  (workdir / writers.METRICS_FILE).write_text(text + tail)
+  (workdir / layout.METRICS_FILE).write_text(text + tail)
 
 
 def test_states(run_copy):
   assert run_status.status(run_copy).describe() == 'finished'
   with locks.exclusive(run_status.train_lock(run_copy), what='run'):
     assert run_status.status(run_copy).describe() == 'training (epoch 2/2)'
-  first, second = writers.read_records(run_copy / writers.METRICS_FILE)
+  first, second = writers.read_records(run_copy / layout.METRICS_FILE)
   _rewrite(run_copy, [first], tail='{"step": 8, "epo')  # killed mid-write of the second
   assert run_status.status(run_copy).describe() == 'stopped at epoch 1/2'
   _rewrite(run_copy, [first, {**second, 'nonfinite_images': 8, 'miou': None}])

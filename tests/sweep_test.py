@@ -3,7 +3,6 @@ as one line, and the runner on real tiny runs: a failing run does not stop the o
 sweep leaves no train running and its rerun skips finished runs and resumes the others."""
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from mtl_jax.config import files
 from mtl_jax.runtime import locks
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.sweep import planning, runner
-from mtl_jax.workdir import run_status, writers
+from mtl_jax.workdir import layout, run_config, run_status
 
 TINY = 'configs/joint.py:tiny'
 
@@ -213,8 +212,8 @@ def test_runs_trained_elsewhere_or_diverged_are_not_launched(tmp_path):
     workdir.mkdir(parents=True)
     config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
     config.seed = seed
-    files.save(config, workdir)
-  (diverged / writers.METRICS_FILE).write_text(json.dumps({'epoch': 1, 'nonfinite_images': 8}))
+    run_config.save(config, workdir)
+  (diverged / layout.METRICS_FILE).write_text(json.dumps({'epoch': 1, 'nonfinite_images': 8}))
   with locks.exclusive(run_status.train_lock(busy), what='the run'):
     result = _sweep(f'--config={TINY}', f'--root={root}', '--seeds=0,1')
   assert result.returncode == 1, result.stderr
@@ -229,7 +228,7 @@ def test_a_run_trained_with_another_config_is_not_resumed_or_skipped(tmp_path):
   workdir.mkdir(parents=True)
   config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
   config.optim.learning_rate = 0.01  # as if the base config had changed since
-  files.save(config, workdir)
+  run_config.save(config, workdir)
   result = _sweep(f'--config={TINY}', f'--root={root}', '--seeds=0')
   assert result.returncode == 1, result.stderr
   assert (
@@ -240,9 +239,7 @@ def test_a_run_trained_with_another_config_is_not_resumed_or_skipped(tmp_path):
 
 
 def _report_line(root) -> str:
-  if importlib.util.find_spec('mtl_jax.report'):
-    return f'report: {root / "report" / "index.html"}'
-  return 'warning: no report written: mtl_jax.report not found'
+  return f'report: {root / "report" / "index.html"}'
 
 
 def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, data_dir):

@@ -21,8 +21,7 @@ from resilience_test import (  # noqa: F401  # `reference` is a fixture used her
 )
 
 from mtl_jax import experiment
-from mtl_jax.config import files
-from mtl_jax.workdir import checkpoints, writers
+from mtl_jax.workdir import checkpoints, restoring, run_config, writers
 
 
 def _start_driver(workdir, data_dir, tmp_path, *options) -> subprocess.Popen:
@@ -102,7 +101,7 @@ def test_a_reader_survives_retention_deleting_the_checkpoint_it_reads(
   workdir = _copy(tiny_run[1], tmp_path)
   manager = checkpoints.make_manager(workdir / 'checkpoints', read_only=True)
   best, other = manager.best_step(), (set(manager.all_steps()) - {manager.best_step()}).pop()
-  restore = checkpoints.restore
+  restore = restoring.restore
   deleted = []
 
   def retention_strikes_mid_read(manager, step, **kwargs):
@@ -111,7 +110,7 @@ def test_a_reader_survives_retention_deleting_the_checkpoint_it_reads(
       deleted.append(step)
     return restore(manager, step, **kwargs)
 
-  monkeypatch.setattr(checkpoints, 'restore', retention_strikes_mid_read)
+  monkeypatch.setattr(restoring, 'restore', retention_strikes_mid_read)
   run = experiment.open_run(workdir)
   assert deleted == [best] and run.step == other
   monkeypatch.undo()
@@ -120,14 +119,14 @@ def test_a_reader_survives_retention_deleting_the_checkpoint_it_reads(
 
 def test_a_requested_checkpoint_deleted_mid_read_is_one_line(tiny_run, tmp_path, monkeypatch):
   workdir = _copy(tiny_run[1], tmp_path)
-  restore = checkpoints.restore
+  restore = restoring.restore
 
   def retention_strikes_mid_read(manager, step, **kwargs):
     shutil.rmtree(workdir / 'checkpoints' / str(step), ignore_errors=True)
     return restore(manager, step, **kwargs)
 
-  monkeypatch.setattr(checkpoints, 'restore', retention_strikes_mid_read)
-  with pytest.raises(checkpoints.CheckpointUnreadable, match=r'no checkpoint for step 4; avail'):
+  monkeypatch.setattr(restoring, 'restore', retention_strikes_mid_read)
+  with pytest.raises(restoring.CheckpointUnreadable, match=r'no checkpoint for step 4; avail'):
     experiment.open_run(workdir, 4)
 
 
@@ -137,7 +136,7 @@ def test_a_damaged_checkpoint_is_one_line_for_a_reader(tiny_run, tmp_path):
     if path.is_file() and path.stat().st_size > 1000:
       path.write_bytes(b'\0' * 16)  # truncated array data
   with pytest.raises(
-    checkpoints.CheckpointUnreadable, match=r'checkpoint 8 in .* cannot be restored \('
+    restoring.CheckpointUnreadable, match=r'checkpoint 8 in .* cannot be restored \('
   ):
     experiment.open_run(workdir, 8)
 
@@ -145,7 +144,7 @@ def test_a_damaged_checkpoint_is_one_line_for_a_reader(tiny_run, tmp_path):
 def test_evaluate_before_the_first_checkpoint_says_so(tiny_run, tmp_path):
   workdir = tmp_path / 'fresh'
   workdir.mkdir()
-  files.save(tiny_run[0], workdir)
+  run_config.save(tiny_run[0], workdir)
   (workdir / 'checkpoints').mkdir()
   result = subprocess.run(
     [sys.executable, '-m', 'mtl_jax.evaluate', f'--workdir={workdir}'],

@@ -148,7 +148,7 @@ KNOBS: dict[str, Knob] = {
   'model.pretrained': Knob(
     PRETRAINED_AUTO,
     'ImageNet encoder weights, read when a run starts: a directory from '
-    "scripts/convert_torchvision_resnet.py; 'auto' = the converted cache "
+    "python -m mtl_jax.convert torchvision; 'auto' = the converted cache "
     "(pretrained_cache_dir) if present, else random init; '' = random init. "
     'The run records the directory used',
   ),

@@ -45,7 +45,7 @@ import numpy as np
 
 from mtl_jax.data import file_checks, layouts
 from mtl_jax.data.file_checks import BadFile
-from mtl_jax.data.sample import IGNORE_LABEL
+from mtl_jax.data.sample import IGNORE_LABEL, TASKS
 from mtl_jax.runtime.errors import UserError
 
 NAME = 'folder'
@@ -320,9 +320,8 @@ def image_rel(entry: str) -> PurePosixPath | None:
 def _labeled(root: Path, rels: list[PurePosixPath]) -> bool:
   """Whether any folder the split's semseg or depth files would be in exists."""
   folders = {rel.parent for rel in rels}
-  return any(
-    (root / labels / folder).is_dir() for folder in folders for labels in ('semseg', 'depth')
-  )
+  # The label folders are named after the tasks (semseg/, depth/).
+  return any((root / task / folder).is_dir() for folder in folders for task in TASKS)
 
 
 def _sample_files(root: Path, spec_path: Path, entry: str, labeled: bool) -> layouts.SampleFiles:

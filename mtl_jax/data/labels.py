@@ -53,3 +53,15 @@ def label_ids() -> tuple[int, ...]:
   The license plate's id -1 never appears in a PNG, so only ids 0..255 are listed.
   """
   return tuple(sorted(label.id for label in _cs.labels if 0 <= label.id < 256))
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+  """The Cityscapes train classes for 19 classes, else class_<id>."""
+  if num_classes == len(CLASS_NAMES):
+    return CLASS_NAMES
+  return tuple(f'class_{i}' for i in range(num_classes))
+
+
+def default_class_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
+  """The Cityscapes train classes' colours, repeated beyond 19 classes."""
+  return tuple(TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(num_classes))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mtl_jax.data.labels import CLASS_NAMES, TRAIN_CLASSES
+from mtl_jax.data.labels import CLASS_NAMES, default_class_colors
 from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as SYNTHETIC_DEFAULTS  # re-export
 from mtl_jax.runtime import locks
 
@@ -124,15 +124,3 @@ def class_colors(builder) -> tuple[tuple[int, int, int], ...]:
   if metadata and 'class_colors' in metadata:
     return tuple(tuple(color) for color in metadata['class_colors'])
   return default_class_colors(len(class_names(builder)))
-
-
-def default_class_names(num_classes: int) -> tuple[str, ...]:
-  """The Cityscapes train classes for 19 classes, else class_<id>."""
-  if num_classes == len(CLASS_NAMES):
-    return CLASS_NAMES
-  return tuple(f'class_{i}' for i in range(num_classes))
-
-
-def default_class_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
-  """The Cityscapes train classes' colours, repeated beyond 19 classes."""
-  return tuple(TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(num_classes))

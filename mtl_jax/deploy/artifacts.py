@@ -7,6 +7,7 @@ import platform
 from pathlib import Path
 
 from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import layout
 
 FORMATS = ('stablehlo', 'savedmodel')
 STABLEHLO_FILE = 'model.jax_exported'
@@ -69,7 +70,7 @@ def checkpoint_metrics(workdir: Path, step: int) -> dict:
   """The validation metrics recorded at `step` (empty if none were)."""
   from mtl_jax.workdir import writers  # pylint: disable=g-import-not-at-top
 
-  records = writers.read_records(workdir / writers.METRICS_FILE)
+  records = writers.read_records(workdir / layout.METRICS_FILE)
   matching = [r for r in records if r.get('step') == step and r.get('split') == 'validation']
   return matching[-1] if matching else {}
 
@@ -78,7 +79,7 @@ def model_card(run, workdir: Path, size: tuple[int, int], formats) -> dict:
   import flax  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
 
-  from mtl_jax.data import registry  # pylint: disable=g-import-not-at-top
+  from mtl_jax.data.labels import default_class_colors, default_class_names
 
   config = run.config
   num_classes = config.model.num_classes
@@ -108,8 +109,8 @@ def model_card(run, workdir: Path, size: tuple[int, int], formats) -> dict:
       'depth': 'float32 [batch, H, W]: metres',
     },
     'tasks': list(run.experiment.tasks),
-    'class_names': list(registry.default_class_names(num_classes)),
-    'palette': [list(c) for c in registry.default_class_colors(num_classes)],
+    'class_names': list(default_class_names(num_classes)),
+    'palette': [list(c) for c in default_class_colors(num_classes)],
     'metrics': checkpoint_metrics(workdir, run.step),
     'formats': files,
     'versions': versions,

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from mtl_jax import experiment
-from mtl_jax.data import registry
+from mtl_jax.data.labels import default_class_colors
 from mtl_jax.deploy import artifacts, fitting
 from mtl_jax.reports import samples
 from mtl_jax.runtime import progress
@@ -101,7 +101,7 @@ class Predictor:
     self.trained = (config.data.height, config.data.width)
     self.stride = config.model.output_stride
     self.tasks = self.run.experiment.tasks
-    self.colors = registry.default_class_colors(config.model.num_classes)
+    self.colors = default_class_colors(config.model.num_classes)
     self.source = f'{workdir} checkpoint {self.run.step}'
     self._predict = self.run.experiment.predict_step(self.run.graphdef)
 

@@ -12,14 +12,13 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mtl_jax import metrics
 from mtl_jax.reports import scores
 from mtl_jax.reports.settings import Setting
 
+_TITLES = {'total': 'total = mIoU − SI-log'}
 CURVES = (
-  ('miou', 'mIoU'),
-  ('silog', 'SI-log'),
-  ('total', 'total = mIoU − SI-log'),
-  ('grader', 'grader'),
+  *((key, _TITLES.get(key, label)) for key, label, _ in metrics.HEADLINE),
   ('loss/total', 'training loss, total'),
   ('loss/semseg', 'training loss, semseg'),
   ('loss/depth', 'training loss, depth'),

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import ml_collections
 
-from mtl_jax.config import files, schema
+from mtl_jax.config import schema
 from mtl_jax.runtime.errors import UserError
-from mtl_jax.workdir import run_status
+from mtl_jax.workdir import layout, run_config, run_status
 
 # The knobs that fix which images a run is scored on: runs differing in any of them score
 # different images. The synthetic data's seed and split size define its validation images.
@@ -56,16 +56,16 @@ def run_dirs(path: Path) -> list[Path]:
     raise UserError(f'{path} does not exist')
   if not path.is_dir():
     raise UserError(f'{path} is a file; give a run directory or a directory of runs')
-  if (path / files.CONFIG_FILE).is_file():
+  if (path / layout.CONFIG_FILE).is_file():
     return [path]
   found = []
   for root, dirs, names in os.walk(path):
-    if files.CONFIG_FILE in names:
+    if layout.CONFIG_FILE in names:
       found.append(Path(root))
       dirs.clear()  # a run's own folders hold no runs
     dirs.sort()
   if not found:
-    raise UserError(f'{path} is not a run (no {files.CONFIG_FILE}) and holds no runs')
+    raise UserError(f'{path} is not a run (no {layout.CONFIG_FILE}) and holds no runs')
   return sorted(found)
 
 
@@ -87,7 +87,7 @@ def load(paths: Iterable[str | Path]) -> list[ReportRun]:
   if not workdirs:
     raise UserError('no run given; name run directories or directories of runs')
   runs = [
-    ReportRun(workdir, name, files.load(workdir), run_status.status(workdir))
+    ReportRun(workdir, name, run_config.load(workdir), run_status.status(workdir))
     for workdir, name in zip(workdirs, _names(workdirs))
   ]
   check_comparable(runs)

@@ -1,7 +1,7 @@
 """The numbers a report shows, all read from the runs' metrics.jsonl: best and last evals, mean ±
 std over seeds, per-epoch series, and the multi-task Δm against single-task baselines.
 
-Best is the eval a run keeps as its best checkpoint (`checkpoints.best_metric_for`: `total`,
+Best is the eval a run keeps as its best checkpoint (`run_meta.best_metric_for`: `total`,
 or a single-task baseline's own metric), so a run's best numbers all belong to one model, the
 one its samples and depth errors are drawn from. Last is its newest eval.
 
@@ -20,7 +20,7 @@ from mtl_jax import experiment
 from mtl_jax.reports import settings as settings_lib
 from mtl_jax.reports.runs import ReportRun
 from mtl_jax.reports.settings import Setting
-from mtl_jax.workdir import checkpoints
+from mtl_jax.workdir import run_meta
 
 LEARNING_RATE = 'learning_rate'  # a series computed from the run's schedule (not in the records)
 # Knobs in which a single-task baseline necessarily differs from a multi-task run.
@@ -28,11 +28,11 @@ BASELINE_KNOBS = ('model.arch', 'model.tasks', 'loss.semseg_weight', 'loss.depth
 
 
 def best_eval(run: ReportRun) -> dict | None:
-  metric = checkpoints.best_metric_for(run.tasks)
+  metric = run_meta.best_metric_for(run.tasks)
   scored = [r for r in run.evals if r.get(metric) is not None]
   if not scored:
     return None
-  pick = max if checkpoints.BEST_METRIC_MODES[metric] == 'max' else min
+  pick = max if run_meta.BEST_METRIC_MODES[metric] == 'max' else min
   return pick(scored, key=lambda r: r[metric])
 
 
@@ -84,7 +84,7 @@ def _learning_rates(run: ReportRun, evals: list[dict]) -> list[float]:
 
 def task_metric(task: str) -> str:
   """The headline metric of a task (`miou`, `silog`): what its baseline is ranked by."""
-  return checkpoints.best_metric_for((task,))
+  return run_meta.best_metric_for((task,))
 
 
 def delta_m(scores: dict, baseline: dict[str, float]) -> float | None:
@@ -95,7 +95,7 @@ def delta_m(scores: dict, baseline: dict[str, float]) -> float | None:
     value = scores.get(metric)
     if value is None or not reference:
       return None
-    sign = -1.0 if checkpoints.BEST_METRIC_MODES[metric] == 'min' else 1.0
+    sign = -1.0 if run_meta.BEST_METRIC_MODES[metric] == 'min' else 1.0
     terms.append(sign * (value - reference) / reference)
   return 100.0 * statistics.fmean(terms)
 

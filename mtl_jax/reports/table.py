@@ -10,13 +10,15 @@ import csv
 import dataclasses
 from pathlib import Path
 
+from mtl_jax import metrics
+from mtl_jax.data.sample import TASKS
 from mtl_jax.reports import scores
 from mtl_jax.reports.settings import Setting, format_value
 from mtl_jax.runtime.progress import format_duration
 from mtl_jax.workdir import run_status
 
 CHECK = '✓'
-SCORES = (('miou', 'mIoU'), ('silog', 'SI-log'), ('total', 'total'), ('grader', 'grader'))
+SCORES = tuple((key, label) for key, label, _ in metrics.HEADLINE)
 DURATION = 'duration'  # a Column.fmt: seconds, shown as 1h02m03s
 
 
@@ -63,7 +65,7 @@ RUN_COLUMNS = (
 
 def _config_cells(s: Setting) -> dict:
   m, o, arch = s.config.model, s.config.optim, s.config.model.arch
-  weights = [round(100 * s.config.loss[f'{t}_weight']) for t in ('semseg', 'depth')]
+  weights = [round(100 * s.config.loss[f'{t}_weight']) for t in TASKS]
   return {
     'setting': s.label,
     'model': f'single-task {s.tasks[0]}' if arch == 'single_task' else arch,

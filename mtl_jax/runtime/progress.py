@@ -47,34 +47,3 @@ class Progress:
     if scalars.get('nonfinite'):  # its losses are reported as 0: say why
       losses = f'skipped: non-finite ({int(scalars["nonfinite_streak"])} in a row)'
     return f'step {step}/{self.total_steps} | {losses} | {rate_text}{eta}'
-
-
-# (key, label, format) of the headline metrics, printed when the model has them.
-_HEADLINE = (
-  ('miou', 'mIoU', '.2f'),
-  ('silog', 'SI-log', '.2f'),
-  ('pixel_acc', 'pixel acc', '.2f'),
-  ('abs_rel', 'abs_rel', '.3f'),
-  ('total', 'total', '.2f'),
-  ('grader', 'grader', '.2f'),
-)
-
-
-def _headline(m: dict[str, float], keys=None) -> str:
-  return ' | '.join(
-    f'{label} {m[key]:{fmt}}'
-    for key, label, fmt in _HEADLINE
-    if key in m and (keys is None or key in keys)
-  )
-
-
-def eval_line(label: str, m: dict[str, float]) -> str:
-  return f'{label}: {_headline(m)}'
-
-
-def summary_line(m: dict[str, float], best_step: int | None) -> str:
-  scores = _headline(m, keys=('miou', 'silog', 'total', 'grader'))
-  return (
-    f'final: step {m["step"]} epoch {m["epoch"]} {m["split"]} | {scores} '
-    f'| best checkpoint step {best_step} | wall time {format_duration(m["wall_time_s"])}'
-  )

@@ -30,9 +30,9 @@ from ml_collections import config_flags
 from mtl_jax import cli
 from mtl_jax.config import files, schema
 from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import layout, run_config
 
 SEED = 'seed'
-LOG_FILE = 'train.log'  # a run's train output, appended to by every attempt
 _MAX_NAME = 200  # filesystems allow 255 bytes per name; leave room for temporary suffixes
 
 
@@ -227,9 +227,9 @@ def config_differences(sweep: Sweep, run: Run, limit: int = 3) -> str | None:
   gives it (the base --config or its file may have changed since), in one line; None if they
   agree or the run has not started. A workdir's name records only the run's own overrides."""
   workdir = sweep.workdir(run)
-  if not (workdir / files.CONFIG_FILE).is_file():
+  if not (workdir / layout.CONFIG_FILE).is_file():
     return None
-  recorded = files.load(workdir)
+  recorded = run_config.load(workdir)
   planned = load_config(sweep.config_ref, [*sweep.fixed, *run.args])
   texts = {
     key: (value_text(schema.get(recorded, key)), value_text(schema.get(planned, key)))
@@ -270,6 +270,6 @@ def slurm_script(sweep: Sweep, written_by: str) -> str:
     ')',
     'i=$SLURM_ARRAY_TASK_ID',
     'mkdir -p "${workdirs[$i]}"',
-    f'eval "${{commands[$i]}}" >> "${{workdirs[$i]}}/{LOG_FILE}" 2>&1',
+    f'eval "${{commands[$i]}}" >> "${{workdirs[$i]}}/{layout.TRAIN_LOG_FILE}" 2>&1',
   ]
   return '\n'.join(lines) + '\n'

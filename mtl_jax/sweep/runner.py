@@ -19,7 +19,6 @@ import ctypes
 import dataclasses
 import datetime
 import functools
-import importlib.util
 import os
 import signal
 import subprocess
@@ -29,11 +28,10 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from mtl_jax.config import files
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.runtime import progress
-from mtl_jax.sweep.planning import LOG_FILE, Run, Sweep, config_differences, shell_line
-from mtl_jax.workdir import run_status, writers
+from mtl_jax.sweep.planning import Run, Sweep, config_differences, shell_line
+from mtl_jax.workdir import layout, run_status, writers
 
 POLL_S = 0.5
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)  # passed on to the runs
@@ -81,13 +79,13 @@ def last_line(path: Path, offset: int = 0) -> str:
 
 def epochs_done(workdir: Path) -> int:
   """Evals recorded in the run's metrics.jsonl (its progress, for the sweep's ETA)."""
-  records = writers.read_records(workdir / writers.METRICS_FILE)
+  records = writers.read_records(workdir / layout.METRICS_FILE)
   return records[-1]['epoch'] if records else 0
 
 
 def state_before_launch(workdir: Path) -> tuple[str | None, str]:
   """(run_status state or None for a run not started, what is wrong if it cannot be read)."""
-  if not (workdir / files.CONFIG_FILE).is_file():
+  if not (workdir / layout.CONFIG_FILE).is_file():
     return None, ''
   try:
     return run_status.status(workdir).state, ''
@@ -180,7 +178,9 @@ class Runner:
     elif state == run_status.TRAINING:
       self._record(run, BUSY, 'being trained by another process')
     elif state == run_status.DIVERGED:
-      self._record(run, FAILED, f'diverged (rerunning repeats it): see {workdir / LOG_FILE}')
+      self._record(
+        run, FAILED, f'diverged (rerunning repeats it): see {workdir / layout.TRAIN_LOG_FILE}'
+      )
     else:
       self.children.append(self._launch(run))
       self.say(f'start   {run.name}' + (' (resuming)' if state else ''))
@@ -189,7 +189,7 @@ class Runner:
     command = self.sweep.command(run, sys.executable)
     workdir = self.sweep.workdir(run)
     workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / LOG_FILE, 'ab') as log:
+    with open(workdir / layout.TRAIN_LOG_FILE, 'ab') as log:
       stamp = datetime.datetime.now().isoformat(timespec='seconds')
       log.write(f'\n=== {stamp} sweep runs: {shell_line(command)}\n'.encode())
       log.flush()
@@ -212,7 +212,7 @@ class Runner:
       if code is None:
         continue
       self.children.remove(child)
-      line = last_line(workdir / LOG_FILE, child.log_offset)
+      line = last_line(workdir / layout.TRAIN_LOG_FILE, child.log_offset)
       state = state_before_launch(workdir)[0] if code == 0 else None
       result = outcome(code, line, state, self.stopped_by is not None)
       took = progress.format_duration(time.monotonic() - child.started)
@@ -269,13 +269,7 @@ def _pdeathsig():
 
 
 def write_report(root: Path, say: Callable[[str], None]) -> None:
-  """The sweep's report in root/report (mtl_jax.report), or a warning if that is not there."""
-  if importlib.util.find_spec('mtl_jax.report') is None:
-    say('warning: no report written: mtl_jax.report not found')
-    return
-  from mtl_jax import report  # pylint: disable=g-import-not-at-top  # written only when done
+  """The sweep's report in root/report."""
+  from mtl_jax.reports import build  # pylint: disable=g-import-not-at-top  # written only when done
 
-  if not hasattr(report, 'write_report'):
-    say('warning: no report written: mtl_jax.report has no write_report()')
-    return
-  say(f'report: {report.write_report([root], root / "report")}')
+  say(f'report: {build.write_report([root], root / "report")}')

@@ -1,27 +1,22 @@
-"""Orbax checkpoints of a run: train state, input-pipeline position and run metadata, together.
+"""Orbax checkpoints of a run: the manager, its retention, saving, and a full disk.
 
 Each step directory holds three items (an `args.Composite`):
 - `state`: the TrainState pytree (params, BatchNorm statistics, optimizer state, step,
   non-finite streak);
 - `data`: the grain iterator state, so a resumed run continues mid-epoch with the same samples;
-- `meta`: JSON, a `RunMeta`: epoch, steps per epoch, accumulated wall time, the epoch's partial
-  loss sums, the eval history and the software versions.
+- `meta`: JSON, a `run_meta.RunMeta`: epoch, steps per epoch, accumulated wall time, the epoch's
+  partial loss sums, the eval history and the software versions.
 Retention keeps the newest `keep_latest` checkpoints plus the best one by eval `total`.
 Nothing is pickled and no config is executed from a checkpoint (config.json is plain JSON).
 
-Resuming (`restore_newest`): a save killed half-way leaves a `*.orbax-checkpoint-tmp*` folder,
-which orbax never lists as a step and `remove_unfinished` deletes. A checkpoint whose arrays do
-not match the model (another architecture, depth or class count) is a `CheckpointMismatch`
-naming the keys and shapes — never a cast, pad or partial load. A checkpoint that fails to
-restore otherwise (truncated or missing files) is moved to `<dir>/../checkpoints_unreadable/`
-with a warning once an older one restores; if none does, nothing is moved and the error says so.
+A save killed half-way leaves a `*.orbax-checkpoint-tmp*` folder, which orbax never lists as a
+step and `remove_unfinished` deletes. Reading back is `restoring` (resume, readers); a
+checkpoint whose arrays do not match the model is `mismatch`'s one-line error.
 """
 
 import contextlib
-import dataclasses
 import errno
 import io
-import itertools
 import math
 import os
 import shutil
@@ -30,53 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import grain
-import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from mtl_jax.runtime.errors import DiskFull, UserError
-from mtl_jax.workdir import environment
-
-
-@dataclasses.dataclass(frozen=True)
-class RunMeta:
-  """What a checkpoint records about the run beside its arrays (saved as JSON)."""
-
-  epoch: int  # completed epochs at this step
-  steps_per_epoch: int  # a resume must count epochs the same way
-  wall_time_s: float  # training time so far, across resumes
-  epoch_sums: dict  # the running epoch's partial step-metric sums (trainer.EpochSums)
-  history: list[dict]  # every eval record so far (metrics.jsonl is rewritten from it)
-  environment: dict[str, str]  # software versions (mtl_jax.workdir.environment.describe())
-
-  @classmethod
-  def start(cls) -> 'RunMeta':
-    """A run's step 0, before any training: nothing counted, nothing scored."""
-    return cls(
-      epoch=0,
-      steps_per_epoch=0,
-      wall_time_s=0.0,
-      epoch_sums={},
-      history=[],
-      environment=environment.describe(),
-    )
-
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_json(cls, saved: dict) -> 'RunMeta':
-    return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
-
-
-# Checkpoint selection: `total` = mIoU − SI-log for two-task models (as the course "grader");
-# single-task baselines rank by their own task's metric.
-BEST_METRIC_MODES = {'total': 'max', 'miou': 'max', 'silog': 'min'}
-
-
-def best_metric_for(tasks) -> str:
-  tasks = tuple(tasks)
-  return 'total' if len(tasks) > 1 else {'semseg': 'miou', 'depth': 'silog'}[tasks[0]]
+from mtl_jax.data.sample import TASKS
+from mtl_jax.runtime.errors import DiskFull
+from mtl_jax.workdir import run_meta
 
 
 def remove_unfinished(directory: Path) -> list[Path]:
@@ -88,12 +42,10 @@ def remove_unfinished(directory: Path) -> list[Path]:
   return leftovers
 
 
-def make_manager(
-  directory: Path, *, tasks=('semseg', 'depth'), keep_latest: int = 2, read_only: bool = False
-):
-  """Keeps the newest `keep_latest` steps plus the best by `best_metric_for(tasks)`."""
-  best_metric = best_metric_for(tasks)
-  mode = BEST_METRIC_MODES[best_metric]
+def make_manager(directory: Path, *, tasks=TASKS, keep_latest: int = 2, read_only: bool = False):
+  """Keeps the newest `keep_latest` steps plus the best by `run_meta.best_metric_for(tasks)`."""
+  best_metric = run_meta.best_metric_for(tasks)
+  mode = run_meta.BEST_METRIC_MODES[best_metric]
   worst = -math.inf if mode == 'max' else math.inf
 
   def best_fn(metrics: dict) -> float:
@@ -135,7 +87,7 @@ def save(
   *,
   state: Any,
   data_iterator: Any | None,
-  meta: RunMeta,
+  meta: run_meta.RunMeta,
   metrics: dict[str, float] | None = None,
 ) -> None:
   """data_iterator None: a run's starting point (a converted model), which has no input
@@ -183,8 +135,8 @@ def _remove_or_warn(manager: ocp.CheckpointManager, dropped: list[int], error: E
       error = e
     if path.exists():
       print(
-        f'warning: could not remove old checkpoint {path} ({_reason(error)}); it stays on disk '
-        '(delete it by hand to free the space) and training continues',
+        f'warning: could not remove old checkpoint {path} ({failure_reason(error)}); it stays on '
+        'disk (delete it by hand to free the space) and training continues',
         file=sys.stderr,
         flush=True,
       )
@@ -221,203 +173,7 @@ def disk_full(where: str, manager: ocp.CheckpointManager) -> DiskFull:
   )
 
 
-def abstract_like(state: Any) -> Any:
-  """ShapeDtypeStructs (with shardings) that tell orbax what to restore into."""
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-
-
-class CheckpointMismatch(UserError):
-  """The checkpoint holds another model's arrays."""
-
-
-def _key_name(key) -> str:
-  return str(getattr(key, 'key', getattr(key, 'name', getattr(key, 'idx', key))))
-
-
-def array_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
-  """'params/encoder/conv1/kernel/value' → (shape, dtype) for arrays or orbax array metadata."""
-  return {
-    '/'.join(_key_name(k) for k in path): (tuple(leaf.shape), str(leaf.dtype))
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
-  }
-
-
-def _model_first(key: str) -> tuple[bool, str]:
-  """Sort key: parameters and statistics before their optimizer-state copies."""
-  return key.startswith('opt_state/'), key
-
-
-def _examples(keys, limit: int = 3) -> str:
-  keys = sorted(keys, key=_model_first)
-  return ', '.join(keys[:limit]) + (f' and {len(keys) - limit} more' if len(keys) > limit else '')
-
-
-def mismatch(saved: dict, expected: dict) -> str | None:
-  """What differs between two `array_specs` results, in one line; None if they match."""
-  only_saved, only_expected = saved.keys() - expected.keys(), expected.keys() - saved.keys()
-  differ = sorted(
-    (k for k in saved.keys() & expected.keys() if saved[k] != expected[k]), key=_model_first
-  )
-  problems = []
-  if only_saved:
-    problems.append(f'{len(only_saved)} arrays only in the checkpoint ({_examples(only_saved)})')
-  if only_expected:
-    problems.append(f'{len(only_expected)} arrays only in the model ({_examples(only_expected)})')
-  if differ:
-    shown = '; '.join(
-      f'{k}: {saved[k][1]}{list(saved[k][0])} in the checkpoint vs '
-      f'{expected[k][1]}{list(expected[k][0])} in the model'
-      for k in differ[:3]
-    )
-    more = f' and {len(differ) - 3} more' if len(differ) > 3 else ''
-    problems.append(f'{len(differ)} arrays differ in shape or dtype ({shown}{more})')
-  return '; '.join(problems) or None
-
-
-def _mismatch_error(manager: ocp.CheckpointManager, step: int, problem: str):
-  return CheckpointMismatch(
-    f'checkpoint {step} in {manager.directory} was written by a different model: {problem}. '
-    'Resume with the config the run was trained with (config.json there) or use a new '
-    '--workdir'
-  )
-
-
-class CheckpointUnreadable(UserError):
-  """No checkpoint of the run restores; nothing was moved or deleted."""
-
-
-def _set_aside(manager: ocp.CheckpointManager, step: int) -> Path:
-  """Moves an unreadable step out of the manager's sight (kept for inspection, not deleted)."""
-  source = Path(manager.directory) / str(step)
-  unreadable = Path(manager.directory).parent / 'checkpoints_unreadable'
-  target = unreadable / str(step)
-  for n in itertools.count(1):  # never overwrite an earlier set-aside copy
-    if not target.exists():
-      break
-    target = unreadable / f'{step}.{n}'
-  target.parent.mkdir(parents=True, exist_ok=True)
-  shutil.move(str(source), str(target))
-  manager.reload()
-  return target
-
-
-def _reason(error: Exception) -> str:
+def failure_reason(error: Exception) -> str:
+  """The error's type and first line, for a one-line warning or error."""
   text = str(error).strip()
   return f'{type(error).__name__}: {text.splitlines()[0][:300] if text else ""}'
-
-
-def restore_newest(
-  manager: ocp.CheckpointManager, *, state_template: Any, data_iterator: Any
-) -> tuple[int, Any, RunMeta] | None:
-  """(step, state, meta) of the newest checkpoint that restores completely, or None if there
-  is none. Rewinds `data_iterator`.
-
-  Newer checkpoints that failed are set aside with a warning only once an older one restored:
-  when every checkpoint fails (say the input pipeline changed, so no iterator state fits),
-  that is a CheckpointUnreadable and nothing is moved.
-  """
-  failed = []
-  for step in sorted(manager.all_steps(), reverse=True):
-    try:
-      state, meta = restore(
-        manager, step, state_template=state_template, data_iterator=data_iterator
-      )
-    except CheckpointMismatch:
-      raise
-    except Exception as e:  # pylint: disable=broad-except  # truncated, missing or garbled files
-      failed.append((step, _reason(e)))
-      continue
-    for bad_step, reason in failed:
-      moved = _set_aside(manager, bad_step)
-      print(
-        f'warning: checkpoint {bad_step} could not be restored ({reason}); moved it to '
-        f'{moved} and resumed from checkpoint {step}',
-        file=sys.stderr,
-        flush=True,
-      )
-    return step, state, meta
-  if failed:
-    details = '; '.join(f'step {step}: {reason}' for step, reason in failed)
-    raise CheckpointUnreadable(
-      f'no checkpoint in {manager.directory} restores ({details}). If config.data (e.g. '
-      'worker_count) or the number of processes changed since the run started, change it '
-      'back; to start afresh, move the checkpoints directory away'
-    )
-  return None
-
-
-def restore(
-  manager: ocp.CheckpointManager,
-  step: int,
-  *,
-  state_template: Any,
-  data_iterator: Any | None = None,
-):
-  """Restores (state, meta) of checkpoint `step` and, if given, rewinds `data_iterator` in
-  place; a CheckpointMismatch if its arrays are not exactly the template's."""
-  saved = array_specs(manager.item_metadata(step)['state'])
-  if not saved:  # a checkpoint without array metadata is damaged, not another model
-    raise ValueError(f'checkpoint {step} lists no arrays (its state metadata is missing)')
-  problem = mismatch(saved, array_specs(state_template))
-  if problem:
-    raise _mismatch_error(manager, step, problem)
-  items = {
-    'state': ocp.args.StandardRestore(abstract_like(state_template)),
-    'meta': ocp.args.JsonRestore(),
-  }
-  if data_iterator is not None and (Path(manager.directory) / str(step) / 'data').exists():
-    items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
-  restored = manager.restore(step, args=ocp.args.Composite(**items))
-  return restored['state'], RunMeta.from_json(restored['meta'])
-
-
-def _step_to_read(manager: ocp.CheckpointManager, step: int | None) -> int:
-  available = manager.all_steps()
-  if not available:
-    raise CheckpointUnreadable(
-      f'no checkpoint in {manager.directory} yet (a run saves its first at the end of its first '
-      'epoch, or after config.train.checkpoint_every_steps steps)'
-    )
-  if step is None:  # the best by eval score, else (a converted model, never scored) the newest
-    best = manager.best_step()
-    return best if best is not None else manager.latest_step()
-  if step not in available:
-    raise CheckpointUnreadable(f'no checkpoint for step {step}; available: {sorted(available)}')
-  return step
-
-
-def restore_for_reading(
-  directory: Path,
-  step: int | None,
-  *,
-  tasks: tuple[str, ...],
-  state_template: Any,
-  attempts: int = 5,
-) -> tuple[int, Any]:
-  """(step, state) of checkpoint `step` (None: the best, else the newest) in `directory` for a
-  reader (evaluate, reports, predict), while a training run may be writing there.
-
-  Only complete checkpoints are listed (orbax commits a step by renaming its temporary folder).
-  The run's retention may delete a step while it is listed or read: the listing is then made
-  again and the choice with it, so a reader never fails on a checkpoint that was just replaced.
-  """
-  for _ in range(attempts):
-    try:
-      manager = make_manager(directory, tasks=tasks, read_only=True)
-    except FileNotFoundError:  # a step deleted between listing the folder and reading its info
-      continue
-    chosen = _step_to_read(manager, step)
-    try:
-      state, _ = restore(manager, chosen, state_template=state_template)
-      return chosen, state
-    except CheckpointMismatch:
-      raise
-    except Exception as e:  # pylint: disable=broad-except  # deleted under us, or damaged
-      if (Path(manager.directory) / str(chosen)).is_dir():  # still there: damaged, not replaced
-        raise CheckpointUnreadable(
-          f'checkpoint {chosen} in {manager.directory} cannot be restored ({_reason(e)})'
-        ) from e
-  raise CheckpointUnreadable(
-    f'the checkpoints in {directory} were replaced {attempts} times while reading; '
-    'try again, or pass --step of one that is kept'
-  )

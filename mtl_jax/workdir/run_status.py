@@ -11,9 +11,8 @@ resume the others, reports mark runs still training or stopped early.
 import dataclasses
 from pathlib import Path
 
-from mtl_jax.config import files
 from mtl_jax.runtime import locks
-from mtl_jax.workdir import writers
+from mtl_jax.workdir import layout, run_config, writers
 
 TRAINING, FINISHED, DIVERGED, STOPPED = 'training', 'finished', 'diverged', 'stopped'
 
@@ -21,8 +20,7 @@ TRAINING, FINISHED, DIVERGED, STOPPED = 'training', 'finished', 'diverged', 'sto
 def train_lock(workdir: str | Path, process_index: int = 0, process_count: int = 1) -> Path:
   """The lock a `train` process holds on its workdir: one per process, so the processes of one
   multi-host run share a workdir while a second launch of any of them is refused."""
-  name = 'train.lock' if process_count == 1 else f'train.{process_index}.lock'
-  return Path(workdir) / name
+  return Path(workdir) / layout.train_lock_name(process_index, process_count)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +50,12 @@ def scored(records) -> list[dict]:
 def status(workdir: str | Path) -> RunStatus:
   """The state of the run in `workdir`; a ConfigError if it holds no run (no config.json)."""
   workdir = Path(workdir)
-  config = files.load(workdir)
-  records = tuple(writers.read_records(workdir / writers.METRICS_FILE))
+  config = run_config.load(workdir)
+  records = tuple(writers.read_records(workdir / layout.METRICS_FILE))
   good = scored(records)
   done = good[-1]['epoch'] if good else 0
   num_epochs = config.train.num_epochs
-  if any(locks.is_held(lock) for lock in workdir.glob('train*.lock')):
+  if any(locks.is_held(lock) for lock in workdir.glob(layout.TRAIN_LOCK_GLOB)):
     state = TRAINING
   elif records and records[-1].get('nonfinite_images'):
     state = DIVERGED

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tensorboardX import SummaryWriter
 
-METRICS_FILE = 'metrics.jsonl'
+from mtl_jax.workdir import layout
 
 
 def _json_value(v):
@@ -27,8 +27,8 @@ class MetricsLog:
   """Appends eval records to `metrics.jsonl` and mirrors every scalar to TensorBoard."""
 
   def __init__(self, workdir: Path):
-    self.jsonl_path = Path(workdir) / METRICS_FILE
-    self.tensorboard = SummaryWriter(str(Path(workdir) / 'tensorboard'))
+    self.jsonl_path = Path(workdir) / layout.METRICS_FILE
+    self.tensorboard = SummaryWriter(str(Path(workdir) / layout.TENSORBOARD_DIR))
 
   def scalars(self, step: int, values: Mapping[str, float], prefix: str = '') -> None:
     for k, v in values.items():
