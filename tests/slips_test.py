@@ -10,7 +10,7 @@ import pytest
 from cli_test import assert_one_line_error, run
 from conftest import REPO
 
-EXPORT = str(REPO / 'scripts' / 'export_miniscapes.py')
+EXPORT = 'mtl_jax.convert'  # its miniscapes subcommand
 TINY = ('--config=configs/joint.py:tiny', '--config.data.data_dir={data}')
 
 
@@ -92,14 +92,21 @@ def test_train_refuses_an_empty_workdir_and_creates_nothing(tmp_path, data_dir):
     ),
     (
       EXPORT,
-      'export_miniscapes',
-      ('--data_dir={data}', '--height=32', '--width=64', '--split_sizes=16,8,8'),
+      'convert miniscapes',
+      ('miniscapes', '--data_dir={data}', '--height=32', '--width=64', '--split_sizes=16,8,8'),
       ('--output {tmp}/file is a file',),
     ),
     (
       EXPORT,
-      'export_miniscapes',
-      ('--workdir=', '--data_dir={data}', '--height=32', '--width=64', '--split_sizes=16,8,8'),
+      'convert miniscapes',
+      (
+        'miniscapes',
+        '--workdir=',
+        '--data_dir={data}',
+        '--height=32',
+        '--width=64',
+        '--split_sizes=16,8,8',
+      ),
       ('--workdir is empty',),
     ),
   ],

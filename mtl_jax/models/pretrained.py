@@ -39,7 +39,7 @@ def convert_command(encoder: str, output: str | None = None) -> str:
   cache 'auto' reads)."""
   source = TORCHVISION_FILES.get(encoder, f'<torchvision {encoder} weights>.pth')
   output = output or cache_dir(encoder)
-  return f'python scripts/convert_torchvision_resnet.py --input {source} --output {output}'
+  return f'python -m mtl_jax.convert torchvision --input {source} --output {output}'
 
 
 def resolve(pretrained: str, encoder: str) -> tuple[str, str]:
@@ -94,7 +94,7 @@ def read_metadata(directory: str | Path) -> dict:
   if not path.is_file():
     raise UserError(
       f'{directory}: not a converted encoder directory (no {METADATA_FILE}); '
-      'create one with scripts/convert_torchvision_resnet.py'
+      'create one with python -m mtl_jax.convert torchvision'
     )
   try:
     meta = json.loads(path.read_text())

@@ -1,6 +1,6 @@
-"""scripts/export_miniscapes.py: datasets and predictions in the course's layout and encodings."""
+"""`python -m mtl_jax.convert miniscapes` (mtl_jax.deploy.course_layout): datasets and predictions
+in the course's layout and encodings."""
 
-import importlib.util
 import subprocess
 import sys
 
@@ -12,15 +12,7 @@ from PIL import Image
 
 from mtl_jax import experiment, parallel
 from mtl_jax.data import miniscapes, pipeline, registry
-
-SCRIPT = REPO / 'scripts' / 'export_miniscapes.py'
-
-
-def _load_script():
-  spec = importlib.util.spec_from_file_location('export_miniscapes', SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from mtl_jax.deploy import course_layout
 
 
 def test_synthetic_export_reads_back_as_miniscapes(tmp_path):
@@ -28,7 +20,9 @@ def test_synthetic_export_reads_back_as_miniscapes(tmp_path):
   proc = subprocess.run(
     [
       sys.executable,
-      str(SCRIPT),
+      '-m',
+      'mtl_jax.convert',
+      'miniscapes',
       '--dataset=synthetic',
       f'--data_dir={data_dir}',
       '--height=32',
@@ -71,17 +65,17 @@ def test_missing_split_is_a_clear_error(tmp_path):
     match=r"mtl_miniscapes has no split 'test'; it has train, "
     'validation',
   ):
-    _load_script().export_dataset(builder, tmp_path / 'out', ['test'])
+    course_layout.export_dataset(builder, tmp_path / 'out', ['test'])
 
 
 def test_predictions_in_the_submission_encoding(tiny_run, tmp_path):
   config, workdir, _ = tiny_run
   run = experiment.open_run(str(workdir))
-  counts = _load_script().export_predictions(run, tmp_path, ['validation'])
+  counts = course_layout.export_predictions(run, tmp_path, ['validation'])
   assert counts == {'validation': config.data.num_validation}
   names = sorted(p.name for p in (tmp_path / 'val' / 'semseg').iterdir())
   assert names == [f'{i}.png' for i in sorted(range(counts['validation']), key=str)]
-  # The model's own predictions for every record, in one batch apart from the script's batching.
+  # The model's own predictions for every record, in one batch apart from the export's batching.
   source = run.experiment.sources(['validation'])['validation']
   samples = [source[i] for i in range(len(source))]
   batch = parallel.shard_batch(

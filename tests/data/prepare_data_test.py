@@ -123,7 +123,8 @@ def test_evaluating_an_unlabelled_split_is_one_line_exit_2(tmp_path, capsys):
   assert capsys.readouterr().err.splitlines() == [
     'evaluate: error: the test split of dataset miniscapes has no labels (no labelled semseg '
     'pixel, no valid depth pixel), so there is nothing to score; to write its predictions '
-    f'instead: python scripts/export_miniscapes.py --workdir {workdir} --splits test --output DIR'
+    f'instead: python -m mtl_jax.convert miniscapes --workdir {workdir} --splits test '
+    '--output DIR'
   ]
 
 

@@ -169,7 +169,7 @@ def test_pth_that_is_not_a_state_dict_is_a_clear_error(tmp_path):
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
   return subprocess.run(
-    [sys.executable, str(REPO / 'scripts' / 'convert_torchvision_resnet.py'), *args],
+    [sys.executable, '-m', 'mtl_jax.convert', 'torchvision', *args],
     capture_output=True,
     text=True,
     check=False,
@@ -198,7 +198,7 @@ def test_script_round_trip_into_a_dilated_encoder(tmp_path):
   again = run_script('--input', str(tmp_path / 'resnet18.pth'), '--output', str(out))
   assert (again.returncode, again.stderr) == (
     2,
-    f'convert_torchvision_resnet: error: {out}: output directory exists and is not empty\n',
+    f'convert torchvision: error: {out}: output directory exists and is not empty\n',
   )
 
 
@@ -206,7 +206,7 @@ def test_script_reports_a_missing_input_in_one_line(tmp_path):
   done = run_script('--input', str(tmp_path / 'nope.pth'), '--output', str(tmp_path / 'out'))
   assert (done.returncode, done.stderr) == (
     2,
-    f'convert_torchvision_resnet: error: {tmp_path / "nope.pth"}: no such file\n',
+    f'convert torchvision: error: {tmp_path / "nope.pth"}: no such file\n',
   )
   assert not (tmp_path / 'out').exists()
 

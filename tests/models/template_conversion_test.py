@@ -1,4 +1,4 @@
-"""scripts/convert_template_checkpoint.py: a course-template Lightning checkpoint becomes step 0
+"""`python -m mtl_jax.convert template`: a course-template Lightning checkpoint becomes step 0
 of an mtl_jax run that evaluate scores (same outputs as the PyTorch model) and training
 fine-tunes."""
 
@@ -13,7 +13,7 @@ import seed_torch
 from conftest import REPO
 
 from mtl_jax import experiment, trainer
-from mtl_jax.config import files
+from mtl_jax.workdir import run_config
 
 torch = pytest.importorskip('torch')
 
@@ -33,7 +33,9 @@ def _convert(checkpoint, workdir, data_dir, *extra):
   return subprocess.run(
     [
       sys.executable,
-      str(REPO / 'scripts' / 'convert_template_checkpoint.py'),
+      '-m',
+      'mtl_jax.convert',
+      'template',
       f'--input={checkpoint}',
       '--config=configs/joint.py',
       '--config.model.encoder=resnet18',
@@ -76,7 +78,7 @@ def test_converted_run_predicts_as_the_template_and_fine_tunes(tmp_path, data_di
   assert again.returncode == 2
   assert 'already holds a run' in again.stderr
 
-  final = trainer.train_and_evaluate(files.load(tmp_path / 'run'), tmp_path / 'run')
+  final = trainer.train_and_evaluate(run_config.load(tmp_path / 'run'), tmp_path / 'run')
   assert 'resumed from step 0' in capsys.readouterr().out
   assert final['step'] == 2 and np.isfinite(final['loss/total'])
 
@@ -88,7 +90,7 @@ def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, data_dir):
   done = _convert(checkpoint, tmp_path / 'run', data_dir)
   assert done.returncode == 2
   assert done.stderr.strip().splitlines() == [
-    f"convert_template_checkpoint: error: {checkpoint}: missing key 'aspp.conv1.1.bias' "
+    f"convert template: error: {checkpoint}: missing key 'aspp.conv1.1.bias' "
     '(model expects shape (256,)); 31 more keys missing'
   ]
   assert not (tmp_path / 'run').exists()

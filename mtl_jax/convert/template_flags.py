@@ -1,7 +1,7 @@
 """Converts a course-template PyTorch checkpoint into an mtl_jax run (step 0).
 
-  python scripts/convert_template_checkpoint.py --input epoch=63.ckpt \
-      --config configs/distilled.py [--config.model.second_stage=deep] --workdir runs/ported
+  python -m mtl_jax.convert template --input epoch=63.ckpt --config configs/distilled.py
+      [--config.model.second_stage=deep] --workdir runs/ported
 
 The input is the study's model as the course template saves it: a Lightning `.ckpt` (its
 `state_dict`) or a plain state dict, read with torch.load(weights_only=True). The config names
@@ -11,10 +11,15 @@ naming it. Then `python -m mtl_jax.evaluate --workdir runs/ported` scores it and
 `python -m mtl_jax.train --config ... --workdir runs/ported` fine-tunes from it.
 """
 
+# The flags of `convert template`, apart from the dispatcher: absl flags are process-global, so
+# only this subcommand imports them and the argparse subcommands never see them.
+
 from absl import app, flags
 from ml_collections import config_flags
 
 from mtl_jax import cli
+
+PROGRAM = 'convert template'
 
 _INPUT = flags.DEFINE_string('input', None, 'Course-template .ckpt or state-dict .pth file.')
 _CONFIG = config_flags.DEFINE_config_file(
@@ -31,7 +36,7 @@ def main(argv):
   from mtl_jax import experiment  # after flag parsing: keeps --help fast
   from mtl_jax.models import convert, template_checkpoint
 
-  with cli.user_errors('convert_template_checkpoint'):
+  with cli.user_errors(PROGRAM):
     config = _CONFIG.value
     model = experiment.build_model(config)
     state_dict = convert.read_state_dict(_INPUT.value)
@@ -44,7 +49,3 @@ def main(argv):
     f'wrote step 0 of a run to {workdir}; score it with python -m mtl_jax.evaluate '
     f'--workdir {workdir}'
   )
-
-
-if __name__ == '__main__':
-  cli.run(main, 'convert_template_checkpoint')
