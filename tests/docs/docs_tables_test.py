@@ -1,6 +1,7 @@
 """Every generated block of README.md and docs/ is what scripts/docs_tables.py writes."""
 
 import importlib.util
+import json
 import pathlib
 
 import pytest
@@ -32,7 +33,8 @@ def test_every_generated_block_is_what_the_script_writes(blocks):
 
 
 def test_every_block_appears_somewhere_and_the_results_in_the_readme():
-  found = {name for page in docs_tables.pages() for name in docs_tables.block_names(page.read_text())}
+  pages = docs_tables.pages()
+  found = {name for page in pages for name in docs_tables.block_names(page.read_text())}
   assert found == set(docs_tables.BLOCKS)
   assert 'results' in docs_tables.block_names((REPO / 'README.md').read_text())
 
@@ -44,7 +46,7 @@ def test_results_name_their_date_commit_and_machine(blocks):
 
 
 def test_parameter_counts_cover_every_architecture_and_the_full_and_cpu_presets():
-  models = docs_tables.json.loads(docs_tables.PARAMETERS.read_text())['models']
+  models = json.loads(docs_tables.PARAMETERS.read_text())['models']
   rows = {(m['config'], m['presets']) for m in models}
   for config in ('joint.py', 'branched.py', 'distilled.py', 'single_task.py'):
     assert {(config, ''), (config, 'cpu')} <= rows
@@ -67,9 +69,10 @@ def test_a_missing_column_is_named():
 
 
 def test_blocks_between_markers_are_replaced_and_the_rest_kept():
-  text = 'intro\n<!-- a:begin -->\nold\n<!-- a:end -->\nmid\n<!-- b:begin -->\n<!-- b:end -->\nend\n'
+  a, b = ('<!-- a:begin -->', '<!-- a:end -->'), ('<!-- b:begin -->', '<!-- b:end -->')
+  text = f'intro\n{a[0]}\nold\n{a[1]}\nmid\n{b[0]}\n{b[1]}\nend\n'
   assert docs_tables.replace_blocks(text, {'a': 'A', 'b': 'B'}) == (
-    'intro\n<!-- a:begin -->\nA\n<!-- a:end -->\nmid\n<!-- b:begin -->\nB\n<!-- b:end -->\nend\n'
+    f'intro\n{a[0]}\nA\n{a[1]}\nmid\n{b[0]}\nB\n{b[1]}\nend\n'
   )
 
 

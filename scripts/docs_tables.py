@@ -1,0 +1,371 @@
+"""Writes every generated block of README.md and docs/ from committed results and the code.
+
+  python scripts/docs_tables.py            # rewrite every block
+  python scripts/docs_tables.py --check    # rewrite nothing; exit 1 naming each stale block
+  python scripts/docs_tables.py --measure  # first re-measure docs/results/parameters.json and
+                                           # docs/results/synthetic_classes.json, then rewrite
+
+A generated block sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in README.md or any
+page under docs/; `BLOCKS` says what writes each NAME, and a block may appear in several files.
+The sources:
+
+- `results`: the architectures sweep's report table, `docs/results/summary.md` (copied from
+  `python -m mtl_jax.report ... --output DIR`), cut to `RESULT_COLUMNS`, with where and when it
+  was measured from `docs/results/summary_meta.json`;
+- `parameters`: parameter counts of every distinct model the shipped configs and their presets
+  build, `docs/results/parameters.json` (`--measure` rebuilds each model abstractly and counts);
+- `synthetic-classes`: the share of samples and pixels of each class in the synthetic train
+  split, `docs/results/synthetic_classes.json` (`--measure` renders the samples again);
+- `knobs`: every config knob with its default, meaning and valid values, read from
+  `mtl_jax.config.schema` itself.
+
+tests/docs/docs_tables_test.py fails when any block differs from what this script writes, so a
+number in the docs cannot drift from its results file or from the code.
+"""
+
+import argparse
+import datetime
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / 'docs' / 'results'
+SUMMARY = RESULTS / 'summary.md'
+SUMMARY_META = RESULTS / 'summary_meta.json'
+PARAMETERS = RESULTS / 'parameters.json'
+SYNTHETIC_CLASSES = RESULTS / 'synthetic_classes.json'
+CONFIGS = REPO / 'mtl_jax' / 'configs'
+CONFIG_ORDER = ('joint', 'branched', 'distilled', 'single_task')  # then any other, by name
+SYNTHETIC_SAMPLES = 200  # train samples counted by --measure, at the dataset's default size
+
+RESULT_COLUMNS = (
+  'model',
+  'weights semseg/depth',
+  'best mIoU',
+  'best SI-log',
+  'best total',
+  'best grader',
+  'wall time',
+  'time/epoch',
+  'state',
+)
+MARKER = re.compile(r'<!-- ([a-z][a-z-]*):(begin|end) -->')
+
+
+# --- the results table --------------------------------------------------------------------------
+
+
+def _cells(line: str) -> list[str]:
+  return [cell.strip() for cell in line.strip().strip('|').split('|')]
+
+
+def summary_table(summary_md: str, columns=RESULT_COLUMNS) -> str:
+  """The markdown table of `summary_md` cut to `columns` (in that order), alignment kept."""
+  header, rule, *rows = [line for line in summary_md.splitlines() if line.startswith('|')]
+  names = _cells(header)
+  missing = [c for c in columns if c not in names]
+  if missing:
+    raise SystemExit(f'summary.md has no column {", ".join(missing)}; it has {", ".join(names)}')
+  keep = [names.index(c) for c in columns]
+  line = lambda cells: '| ' + ' | '.join(cells[i] for i in keep) + ' |'
+  return '\n'.join(
+    [line(names), '|' + '|'.join(_cells(rule)[i] for i in keep) + '|']
+    + [line(_cells(row)) for row in rows]
+  )
+
+
+def measured_on(meta: dict) -> str:
+  """'2026-11-29, commit `abc1234`, <machine>' from a results file's metadata."""
+  parts = [meta['date'], f'commit `{meta["commit"]}`']
+  if meta.get('machine'):
+    parts.append(meta['machine'])
+  return ', '.join(parts)
+
+
+def results_block() -> str:
+  meta = json.loads(SUMMARY_META.read_text())
+  return (
+    summary_table(SUMMARY.read_text()) + f'\n\nMeasured {measured_on(meta)}: `{meta["command"]}` '
+    '(all columns in `docs/results/summary.md`).'
+  )
+
+
+# --- parameter counts ---------------------------------------------------------------------------
+
+
+def _group(n: int) -> str:
+  return f'{n:,}'
+
+
+def parameters_block() -> str:
+  data = json.loads(PARAMETERS.read_text())
+  rows = [
+    '| config | architecture | encoder | output stride | heads | parameters | of which heads |',
+    '|---|---|---|---:|---|---:|---:|',
+  ]
+  for m in data['models']:
+    name = f'{m["config"]}:{m["presets"]}' if m['presets'] else f'{m["config"]} (full)'
+    rows.append(
+      f'| `{name}` | {m["arch"]} | {m["encoder"]} | {m["output_stride"]} | {m["heads"]} '
+      f'| {_group(m["parameters"])} | {_group(m["parameters"] - m["encoder_parameters"])} |'
+    )
+  return '\n'.join(rows) + (
+    f'\n\nCounted {measured_on(data)}: `{data["command"]}` (trainable parameters; BatchNorm '
+    'statistics not included; counts do not depend on the machine).'
+  )
+
+
+def _load_module(path: pathlib.Path):
+  spec = importlib.util.spec_from_file_location(f'{path.stem}_docs_tables', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def config_files() -> list[pathlib.Path]:
+  order = {name: i for i, name in enumerate(CONFIG_ORDER)}
+  return sorted(CONFIGS.glob('[!_]*.py'), key=lambda p: (order.get(p.stem, len(order)), p.stem))
+
+
+# Model knobs that change neither the network nor its parameter count.
+_NOT_THE_NETWORK = ('pretrained', 'dtype', 'zero_init_residual')
+
+
+def model_cases() -> list[tuple[pathlib.Path, str]]:
+  """(config file, preset) for each distinct network: no preset, then each of the file's own
+  presets and each shared preset alone; a preset building a network already listed is left out."""
+  from mtl_jax.config import files, presets
+
+  cases, seen = [], set()
+  for path in config_files():
+    own = getattr(_load_module(path), 'PRESETS', {})
+    for preset in ('', *own, *(p for p in presets.SHARED if p not in own)):
+      model = files.load_config_file(path, preset).model.to_dict()
+      key = (path.stem, json.dumps({k: v for k, v in model.items() if k not in _NOT_THE_NETWORK}))
+      if key not in seen:
+        seen.add(key)
+        cases.append((path, preset))
+  return cases
+
+
+def measure_parameters() -> dict:
+  from flax import nnx
+
+  from mtl_jax import experiment
+  from mtl_jax.config import files
+
+  count = lambda module: sum(
+    math.prod(v.shape) for _, v in nnx.to_flat_state(nnx.state(module, nnx.Param))
+  )
+  models = []
+  for path, preset in model_cases():
+    config = files.load_config_file(path, preset)
+    model = nnx.eval_shape(lambda config=config: experiment.build_model(config))
+    m = config.model
+    models.append(
+      dict(
+        config=path.name,
+        presets=preset,
+        arch=m.arch if m.arch != 'single_task' else f'single_task ({",".join(m.tasks)})',
+        encoder=m.encoder,
+        output_stride=m.output_stride,
+        heads=m.heads,
+        parameters=count(model),
+        encoder_parameters=count(model.encoder),
+      )
+    )
+  return dict(provenance('python scripts/docs_tables.py --measure'), models=models)
+
+
+# --- the synthetic data's classes ---------------------------------------------------------------
+
+
+def synthetic_classes_block() -> str:
+  data = json.loads(SYNTHETIC_CLASSES.read_text())
+  classes = data['classes']
+  half = math.ceil(len(classes) / 2)
+  cell = lambda c: f'{c["name"]} | {c["samples_percent"]:.0f}% | {c["pixels_percent"]:.2f}%'
+  rows = [
+    '| class | samples | pixels | class | samples | pixels |',
+    '|---|---:|---:|---|---:|---:|',
+  ]
+  for i in range(half):
+    right = cell(classes[half + i]) if half + i < len(classes) else ' | | '
+    rows.append(f'| {cell(classes[i])} | {right} |')
+  return '\n'.join(rows) + (
+    f'\n\n{data["num_samples"]} train samples at {data["height"]}×{data["width"]} (dataset seed '
+    f'{data["seed"]}): the share of samples that contain each class and of all pixels it '
+    f'covers. Counted {measured_on(data)}: `{data["command"]}` (the scenes are a pure function '
+    'of seed, split and index).'
+  )
+
+
+def measure_synthetic_classes() -> dict:
+  import numpy as np
+
+  from mtl_jax.data.labels import CLASS_NAMES, IGNORE_LABEL
+  from mtl_jax.data.registry import SYNTHETIC_DEFAULTS as size
+  from mtl_jax.data.synthetic import render_sample
+
+  names = [*CLASS_NAMES, f'ignore ({IGNORE_LABEL})']
+  samples, pixels, total = np.zeros(len(names)), np.zeros(len(names)), 0
+  for i in range(SYNTHETIC_SAMPLES):
+    semseg = render_sample(i, split='train', seed=size.seed)['semseg']
+    ids = np.where(semseg == IGNORE_LABEL, len(names) - 1, semseg).ravel()
+    counts = np.bincount(ids, minlength=len(names))
+    samples += counts > 0
+    pixels += counts
+    total += ids.size
+  classes = [
+    dict(name=n, samples_percent=100 * s / SYNTHETIC_SAMPLES, pixels_percent=100 * p / total)
+    for n, s, p in zip(names, samples.tolist(), pixels.tolist())
+  ]
+  return dict(
+    provenance('python scripts/docs_tables.py --measure'),
+    num_samples=SYNTHETIC_SAMPLES,
+    seed=size.seed,
+    height=size.height,
+    width=size.width,
+    classes=classes,
+  )
+
+
+# --- the config knobs ---------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+  return str(text).replace('|', '\\|')
+
+
+def knobs_block() -> str:
+  from mtl_jax.config import schema
+
+  def valid(key: str, knob) -> str:
+    if isinstance(knob.check, schema.OneOf):
+      return ', '.join(f'`{v}`' for v in knob.check.valid())
+    kind = schema.expected_type(key)
+    if isinstance(knob.check, schema.Bound):
+      return f'{kind} {"> 0" if knob.check.strict else "≥ 0"}'
+    return kind
+
+  def default(value) -> str:
+    if isinstance(value, tuple):
+      value = list(value)
+    return f'`{json.dumps(value)}`'
+
+  rows = ['| key | default | valid values | meaning |', '|---|---|---|---|']
+  for key, knob in schema.KNOBS.items():
+    rows.append(
+      f'| `{key}` | {_md(default(knob.default))} | {_md(valid(key, knob))} | {_md(knob.meaning)} |'
+    )
+  return '\n'.join(rows)
+
+
+# --- blocks in files ----------------------------------------------------------------------------
+
+BLOCKS: dict[str, Callable[[], str]] = {
+  'results': results_block,
+  'parameters': parameters_block,
+  'synthetic-classes': synthetic_classes_block,
+  'knobs': knobs_block,
+}
+
+
+def pages() -> list[pathlib.Path]:
+  """README.md and every markdown page under docs/."""
+  return [REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md'))]
+
+
+def block_names(text: str) -> list[str]:
+  return [m.group(1) for m in MARKER.finditer(text) if m.group(2) == 'begin']
+
+
+def replace_blocks(text: str, blocks: dict[str, str], where: str = 'text') -> str:
+  """`text` with every marked block's body replaced by `blocks[name]`; markers kept."""
+  out, pos = [], 0
+  for name in block_names(text):
+    begin, end = f'<!-- {name}:begin -->', f'<!-- {name}:end -->'
+    start = text.index(begin, pos) + len(begin)
+    stop = text.find(end, start)
+    if stop < 0:
+      raise SystemExit(f'{where}: {begin} has no {end}')
+    if name not in blocks:
+      raise SystemExit(f'{where}: no generator for block {name!r}; known: {", ".join(blocks)}')
+    out += [text[pos:start], '\n', blocks[name], '\n']
+    pos = stop
+  return ''.join(out) + text[pos:]
+
+
+def stale(blocks: dict[str, str] | None = None) -> dict[pathlib.Path, str]:
+  """Page → its text as this script writes it, for each page whose blocks differ."""
+  blocks = blocks or {name: write() for name, write in BLOCKS.items()}
+  changed = {}
+  for page in pages():
+    text = page.read_text()
+    new = replace_blocks(text, blocks, str(page.relative_to(REPO)))
+    if new != text:
+      changed[page] = new
+  return changed
+
+
+# --- provenance -----------------------------------------------------------------------------------
+
+
+def provenance(command: str) -> dict:
+  """Date, commit ('+ local changes' when the package differs from it), machine and command, the
+  machine written as the docs name it: '2-core x86_64 CPU, 24 GB, no GPU, jax 0.10.2'."""
+  import jax
+
+  git = lambda *a: subprocess.run(
+    ['git', *a], cwd=REPO, capture_output=True, text=True, check=False
+  ).stdout.strip()
+  commit = git('rev-parse', '--short', 'HEAD') or 'unknown'
+  if git('status', '--porcelain', '--', 'mtl_jax'):
+    commit += ' + local changes'
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+  accelerators = sorted({d.device_kind for d in jax.devices() if d.platform != 'cpu'})
+  return dict(
+    date=datetime.date.today().isoformat(),
+    commit=commit,
+    machine=(
+      f'{os.cpu_count()}-core {platform.machine()} CPU, {memory:.0f} GB, '
+      f'{", ".join(accelerators) or "no GPU"}, jax {jax.__version__}'
+    ),
+    command=command,
+  )
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--check', action='store_true', help='write nothing; exit 1 if stale')
+  parser.add_argument('--measure', action='store_true', help='re-measure the results files first')
+  args = parser.parse_args(argv)
+  if args.measure:
+    for path, measure in (
+      (PARAMETERS, measure_parameters),
+      (SYNTHETIC_CLASSES, measure_synthetic_classes),
+    ):
+      path.write_text(json.dumps(measure(), indent=1, ensure_ascii=False) + '\n')
+      print(f'measured {path.relative_to(REPO)}', file=sys.stderr)
+  changed = stale()
+  for page, text in changed.items():
+    name = page.relative_to(REPO)
+    if args.check:
+      print(f'{name}: generated blocks differ; run python scripts/docs_tables.py', file=sys.stderr)
+    else:
+      page.write_text(text)
+      print(f'wrote {name}', file=sys.stderr)
+  if args.check and changed:
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  main()
