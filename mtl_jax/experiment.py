@@ -6,7 +6,7 @@
        ├─ init_state(optimizer) ─▶ (graphdef, TrainState replicated over the mesh)
        └─ train_step(graphdef, tx) / predict_step(graphdef): compiled once per run; the train
           step's state and batch layout is placement()'s (config.parallel.mode)
-    workdir ─▶ open_run(workdir, step) ─▶ Run(experiment, graphdef, state, step)
+    workdir ─▶ open_run(workdir, step) ─▶ RestoredRun(experiment, graphdef, state, step)
 
 The trainer (the loop and its resume policy), evaluate, predict, reports and scripts all build
 from here; nothing here knows about the loop. Batch sizes in the config are global: each process
@@ -284,7 +284,7 @@ class Experiment:
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
+class RestoredRun:
   """A trained run: its experiment and one restored checkpoint."""
 
   experiment: Experiment
@@ -301,7 +301,7 @@ class Run:
     return self.experiment.evaluator(self.graphdef, source)(self.state)
 
 
-def open_run(workdir: str | Path, step: int | None = None) -> Run:
+def open_run(workdir: str | Path, step: int | None = None) -> RestoredRun:
   """The run in `workdir` with checkpoint `step` restored (default: the best one); safe while
   the run trains (`restoring.restore_for_reading`)."""
   experiment = Experiment.from_config(run_config.load(workdir))
@@ -309,7 +309,7 @@ def open_run(workdir: str | Path, step: int | None = None) -> Run:
   step, state = restoring.restore_for_reading(
     layout.checkpoints_dir(workdir), step, tasks=experiment.tasks, state_template=template
   )
-  return Run(experiment, graphdef, state, step)
+  return RestoredRun(experiment, graphdef, state, step)
 
 
 def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path) -> Path:

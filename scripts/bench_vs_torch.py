@@ -3,8 +3,8 @@
   python scripts/bench_vs_torch.py [--archs joint,distilled] [--batch_size 4] [--height 128]
       [--width 256] [--rounds 5] [--steps 4] [--threads 2] [--dtypes float32] [--no_memory]
 
-The PyTorch networks are the study's own (tests/models/seed_torch.py, the transcription of its
-listings that tests/models/seed_parity_test.py holds our 'seed' networks equal to); the full
+The PyTorch networks are the study's own (tests/support/seed_torch.py, the transcription of its
+listings that tests/unit/models/seed_parity_test.py holds our 'seed' networks equal to); the full
 presets (`configs/<arch>.py`, no preset) build exactly these. The script copies the torch weights
 into ours, checks the eval forward outputs agree and that the first train step's loss is the
 same, then times, alternating the frameworks round by round:
@@ -44,7 +44,7 @@ from mtl_jax.depth_codec import DECODE_FLOOR_M
 from mtl_jax.models import mtl, template_checkpoint
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tests' / 'models'))
+sys.path.insert(0, str(REPO / 'tests' / 'support'))
 import seed_torch  # noqa: E402  (the study's networks in PyTorch, shared with the parity tests)
 
 F = torch.nn.functional

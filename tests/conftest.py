@@ -1,4 +1,9 @@
-"""Shared test set-up: a persistent XLA compilation cache and a tiny trained run."""
+"""Shared test set-up: the tiers, a persistent XLA compilation cache and a tiny trained run.
+
+Tiers: tests/unit/ mirrors the package and runs in minutes; tests/scenarios/ starts processes,
+trains to the end or runs several devices or processes, and is marked `slow` here, so
+`pytest -m "not slow"` is the fast loop. tests/support/ holds fixtures and helpers shared across
+tiers (on sys.path below); tests/docs/ checks the docs."""
 
 import importlib.util
 import json
@@ -19,6 +24,12 @@ jax.config.update('jax_compilation_cache_dir', CACHE_DIR)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SUPPORT = REPO / 'tests' / 'support'
+sys.path.insert(0, str(SUPPORT))  # fixtures and helpers every tier imports by module name
+SCENARIOS = REPO / 'tests' / 'scenarios'
+
+import prepared_fixture  # noqa: E402  # from tests/support, just put on sys.path
+
 CONFIG_DIR = REPO / 'mtl_jax' / 'configs'  # shipped in the package; REPO/configs links here
 
 
@@ -104,6 +115,12 @@ def scene_batch():
   return batch
 
 
+@pytest.fixture(params=sorted(prepared_fixture.FIXTURES))
+def prepared(request, tmp_path_factory):
+  """(name, manual_dir, data_dir, builder) of each real layout's small fixture, prepared."""
+  return prepared_fixture.prepare(request.param, tmp_path_factory)
+
+
 @pytest.fixture(scope='session')
 def data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp('tensorflow_datasets')
@@ -147,7 +164,7 @@ def run_on_eight_devices(script: str) -> str:
     'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
     'JAX_PLATFORMS': 'cpu',
     'PYTHONPATH': os.pathsep.join(
-      [str(REPO), str(REPO / 'tests'), os.environ.get('PYTHONPATH', '')]
+      [str(REPO), str(REPO / 'tests'), str(SUPPORT), os.environ.get('PYTHONPATH', '')]
     ),
   }
   result = subprocess.run(
@@ -155,3 +172,10 @@ def run_on_eight_devices(script: str) -> str:
   )
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout
+
+
+def pytest_collection_modifyitems(items):
+  """Everything under tests/scenarios/ is slow: `-m "not slow"` leaves it out."""
+  for item in items:
+    if SCENARIOS in item.path.parents:
+      item.add_marker(pytest.mark.slow)

@@ -68,7 +68,7 @@ def export_dataset(builder, out: Path, splits: list[str]) -> dict[str, int]:
   return counts
 
 
-def export_predictions(run: experiment.Run, out: Path, splits: list[str]) -> dict[str, int]:
+def export_predictions(run: experiment.RestoredRun, out: Path, splits: list[str]) -> dict[str, int]:
   """`run`'s predictions for every record of `splits`; the number written per split."""
   predict = run.experiment.predict_step(run.graphdef)
   sources = run.experiment.sources(splits)

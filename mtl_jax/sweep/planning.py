@@ -37,7 +37,7 @@ _MAX_NAME = 200  # filesystems allow 255 bytes per name; leave room for temporar
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
+class PlannedRun:
   """One run of a sweep: its overrides as (key, canonical text), seed last."""
 
   overrides: tuple[tuple[str, str], ...]
@@ -181,12 +181,12 @@ class Sweep:
   config_ref: str  # the --config value: path[:presets]
   fixed: tuple[str, ...]  # --config.key=text args of every run
   root: Path
-  runs: tuple[Run, ...]
+  runs: tuple[PlannedRun, ...]
 
-  def workdir(self, run: Run) -> Path:
+  def workdir(self, run: PlannedRun) -> Path:
     return self.root / run.name
 
-  def command(self, run: Run, python: str = 'python') -> list[str]:
+  def command(self, run: PlannedRun, python: str = 'python') -> list[str]:
     """The run's train command."""
     return [
       python,
@@ -210,7 +210,8 @@ def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: 
       raise UserError(f'{", ".join(sorted(clash))} is both swept and set by --config.<key>=')
     config = load_config(config_ref, [*fixed, *swept])
     keys = [k for k in combo if k != SEED] + [SEED]
-    run = Run(tuple((k, value_text(schema.get(config, k))) for k in keys), config.train.num_epochs)
+    overrides = tuple((k, value_text(schema.get(config, k))) for k in keys)
+    run = PlannedRun(overrides, config.train.num_epochs)
     if run.name in names:
       raise UserError(f'{names[run.name]} and {combo} are the same run ({run.name})')
     names[run.name] = combo
@@ -222,7 +223,7 @@ def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: 
 _RESOLVED_AT_START = frozenset({'model.pretrained'})
 
 
-def config_differences(sweep: Sweep, run: Run, limit: int = 3) -> str | None:
+def config_differences(sweep: Sweep, run: PlannedRun, limit: int = 3) -> str | None:
   """What differs between the config the run's workdir was trained with and the one this sweep
   gives it (the base --config or its file may have changed since), in one line; None if they
   agree or the run has not started. A workdir's name records only the run's own overrides."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.runtime import progress
-from mtl_jax.sweep.planning import Run, Sweep, config_differences, shell_line
+from mtl_jax.sweep.planning import PlannedRun, Sweep, config_differences, shell_line
 from mtl_jax.workdir import layout, run_status, writers
 
 POLL_S = 0.5
@@ -95,7 +95,7 @@ def state_before_launch(workdir: Path) -> tuple[str | None, str]:
 
 @dataclasses.dataclass
 class _Child:
-  run: Run
+  run: PlannedRun
   process: subprocess.Popen
   log_offset: int  # where this attempt's output starts in train.log
   started: float
@@ -112,7 +112,7 @@ class Runner:
   def __post_init__(self):
     self.pending = deque(self.sweep.runs)
     self.children: list[_Child] = []
-    self.results: dict[Run, tuple[str, str]] = {}  # outcome, detail
+    self.results: dict[PlannedRun, tuple[str, str]] = {}  # outcome, detail
     self.epochs = {run: epochs_done(self.sweep.workdir(run)) for run in self.sweep.runs}
     self.epochs_at_start = dict(self.epochs)
     self.signals: list[int] = []  # received, not yet passed on
@@ -160,7 +160,7 @@ class Runner:
         + '; no new runs start'
       )
 
-  def _start(self, run: Run) -> None:
+  def _start(self, run: PlannedRun) -> None:
     workdir = self.sweep.workdir(run)
     state, problem = state_before_launch(workdir)
     differences = config_differences(self.sweep, run) if state and not problem else None
@@ -185,7 +185,7 @@ class Runner:
       self.children.append(self._launch(run))
       self.say(f'start   {run.name}' + (' (resuming)' if state else ''))
 
-  def _launch(self, run: Run) -> _Child:
+  def _launch(self, run: PlannedRun) -> _Child:
     command = self.sweep.command(run, sys.executable)
     workdir = self.sweep.workdir(run)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +218,7 @@ class Runner:
       took = progress.format_duration(time.monotonic() - child.started)
       self._record(child.run, result, took if result == FINISHED else f'{exit_text(code)}: {line}')
 
-  def _record(self, run: Run, result: str, detail: str) -> None:
+  def _record(self, run: PlannedRun, result: str, detail: str) -> None:
     self.results[run] = (result, detail)
     if result == FINISHED:
       self.epochs[run] = run.num_epochs

@@ -16,7 +16,7 @@ from mtl_jax.models import pretrained, resnet
 torch = pytest.importorskip('torch')
 tv_resnet = pytest.importorskip('torchvision.models.resnet')
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[3]
 MAX_RELATIVE_ERROR = 1e-4
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 

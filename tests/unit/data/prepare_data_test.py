@@ -1,27 +1,21 @@
 """prepare_data end to end: each real layout → TFDS → the records training reads, the CLI's
-one-line errors and --skip_bad, and a tiny training run on every prepared fixture."""
+one-line errors and --skip_bad (training on them: tests/scenarios/prepared_training_test.py)."""
 
 import json
 import subprocess
 import sys
 
-import cityscapes_fixture
 import folder_fixture
 import miniscapes_fixture
 import numpy as np
 import pytest
 from conftest import REPO
+from prepared_fixture import FIXTURES
 
-from mtl_jax import cli, evaluate, experiment, prepare_data, trainer
+from mtl_jax import cli, prepare_data, trainer
 from mtl_jax.config import files
-from mtl_jax.data import cityscapes, file_checks, folder, miniscapes, pipeline, registry
+from mtl_jax.data import file_checks, miniscapes, pipeline, registry
 from mtl_jax.runtime.errors import UserError
-
-FIXTURES = {
-  'miniscapes': (miniscapes_fixture.write_miniscapes, miniscapes),
-  'cityscapes': (cityscapes_fixture.write_cityscapes, cityscapes),
-  'folder': (folder_fixture.write_folder, folder),
-}
 
 
 def run_cli(*args) -> int:
@@ -48,17 +42,6 @@ def run_cli(*args) -> int:
   except SystemExit as e:
     return e.code
   return 0
-
-
-@pytest.fixture(params=sorted(FIXTURES))
-def prepared(request, tmp_path_factory):
-  """(name, manual_dir, data_dir, builder) of a fixture prepared at its native 32×64."""
-  name = request.param
-  write, _ = FIXTURES[name]
-  manual_dir = write(tmp_path_factory.mktemp(name))
-  data_dir = tmp_path_factory.mktemp(f'{name}_tfds')
-  builder = registry.prepare(name, data_dir, height=0, width=0, manual_dir=manual_dir)
-  return name, manual_dir, data_dir, builder
 
 
 def test_records_equal_the_layouts_decoded_samples(prepared):
@@ -93,39 +76,6 @@ def test_resize_at_build_time_uses_nearest_for_labels_and_depth(prepared, tmp_pa
   assert half['image'].shape == (16, 32, 3)
   assert set(np.unique(half['semseg'])) <= set(np.unique(full['semseg']))
   assert set(np.unique(half['depth'])) <= set(np.unique(full['depth']))
-
-
-def test_tiny_training_run(prepared, tmp_path):
-  name, _, data_dir, _ = prepared
-  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
-  config.data.name, config.data.data_dir = name, str(data_dir)
-  config.train.num_epochs = 1
-  config.train.batch_size = config.train.eval_batch_size = 2  # fixtures have 3 or 4 train samples
-  final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
-  assert final['split'] == 'validation' and final['epoch'] == 1
-  assert np.isfinite(final['miou']) and np.isfinite(final['silog'])
-
-
-def test_evaluating_an_unlabelled_split_is_one_line_exit_2(tmp_path, capsys):
-  root = miniscapes_fixture.write_miniscapes(tmp_path / 'm')  # its test split has no labels
-  registry.prepare('miniscapes', tmp_path / 'd', height=0, width=0, manual_dir=root)
-  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
-  config.data.name, config.data.data_dir = 'miniscapes', str(tmp_path / 'd')
-  config.train.num_epochs = 1
-  config.train.batch_size = config.train.eval_batch_size = 2
-  workdir = str(tmp_path / 'run')
-  trainer.train_and_evaluate(config, workdir)
-  assert np.isfinite(evaluate.evaluate_run(workdir, 'validation')['silog'])
-  capsys.readouterr()  # the build's and training's progress lines
-  with pytest.raises(SystemExit) as exited, cli.user_errors('evaluate'):
-    evaluate.evaluate_run(workdir, 'test')
-  assert exited.value.code == 2
-  assert capsys.readouterr().err.splitlines() == [
-    'evaluate: error: the test split of dataset miniscapes has no labels (no labelled semseg '
-    'pixel, no valid depth pixel), so there is nothing to score; to write its predictions '
-    f'instead: python -m mtl_jax.convert miniscapes --workdir {workdir} --splits test '
-    '--output DIR'
-  ]
 
 
 def test_training_scored_on_an_unlabelled_split_is_refused_before_the_workdir_is_made(tmp_path):
@@ -323,33 +273,6 @@ def test_hostile_input_is_one_line_exit_2(case, tmp_path, capsys):
   assert code == 2
   assert err[-1].startswith('prepare_data: error: ') and ending in err[-1], err[-1]
   assert not (tmp_path / 'd').exists() or not list((tmp_path / 'd').glob('*/*/*/dataset_info.json'))
-
-
-def test_class_names_travel_with_the_dataset_and_name_the_metrics(tmp_path):
-  root = folder_fixture.write_folder(tmp_path / 'f', num_classes=5)
-  spec = json.loads((root / 'dataset.json').read_text())
-  names = ('road', 'car', 'person', 'tree', 'sky')
-  (root / 'dataset.json').write_text(json.dumps({**spec, 'classes': names}))
-  builder = registry.prepare('folder', tmp_path / 'd', height=0, width=0, manual_dir=root)
-  reopened = registry.prepare('folder', tmp_path / 'd', height=32, width=64)
-  assert registry.class_names(reopened) == registry.class_names(builder) == names
-  config = files.load_config_file(REPO / 'configs' / 'joint.py', 'tiny')
-  config.data.name, config.data.data_dir = 'folder', str(tmp_path / 'd')
-  with pytest.raises(
-    UserError,
-    match=r'dataset folder has 5 classes but config.model.'
-    r'num_classes=19; set --config.model.num_classes=5',
-  ):
-    experiment.Experiment.from_config(config).sources(('train',))
-  config.model.num_classes = 5
-  with pytest.raises(
-    UserError, match="dataset folder has no 'test' split; it has train, validation"
-  ):
-    experiment.Experiment.from_config(config).sources(('train', 'test'))
-  config.train.num_epochs, config.train.batch_size, config.train.eval_batch_size = 1, 2, 2
-  final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
-  assert {f'iou/{name}' for name in names} <= set(final)
-  assert not any(k.startswith('iou/') and k[4:] not in names for k in final)
 
 
 def test_folder_colors_travel_with_the_dataset(tmp_path):

@@ -33,18 +33,6 @@ def ours(arch: str, depth: int, output_stride: int) -> nnx.Module:
   return nnx.eval_shape(lambda: mtl.build_model(name, seed=0, encoder=encoder, head=head))
 
 
-def relative_l2(a, b) -> float:
-  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def _images(n=2, h=64, w=96):
-  rng = np.random.default_rng(0)
-  uint8 = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-  mean, std = np.float32(mtl.IMAGENET_MEAN), np.float32(mtl.IMAGENET_STD)
-  normalised = (uint8.astype(np.float32) / 255.0 - mean) / std
-  return uint8, torch.from_numpy(normalised.transpose(0, 3, 1, 2).copy())
-
-
 def _nhwc(x) -> np.ndarray:
   return x.detach().numpy().transpose(0, 2, 3, 1)
 
@@ -58,7 +46,7 @@ def test_outputs_equal_the_study_after_conversion(arch, depth, output_stride):
   report = template_checkpoint.load_template_state(model, name, state, source='template')
   assert len(report.loaded) == sum(not template_checkpoint.is_ignored(k) for k in state)
   model.eval()
-  uint8, normalised = _images()
+  uint8, normalised = seed_torch.images()
   with torch.no_grad():
     expected = theirs(normalised)
   got = model(jnp.asarray(uint8))
@@ -71,7 +59,10 @@ def test_outputs_equal_the_study_after_conversion(arch, depth, output_stride):
       if task == 'depth':
         mine = mine[..., None]
       assert mine.shape == reference.shape
-      assert relative_l2(mine, reference) <= MAX_RELATIVE_L2, (task, relative_l2(mine, reference))
+      assert seed_torch.relative_l2(mine, reference) <= MAX_RELATIVE_L2, (
+        task,
+        seed_torch.relative_l2(mine, reference),
+      )
 
 
 @pytest.mark.parametrize('arch', ARCHS)

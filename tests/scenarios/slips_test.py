@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from cli_test import assert_one_line_error, run
+from commands import assert_one_line_error, run
 from conftest import REPO
 
 EXPORT = 'mtl_jax.convert'  # its miniscapes subcommand

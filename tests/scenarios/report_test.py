@@ -19,7 +19,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from cli_test import assert_one_line_error, run
+from commands import assert_one_line_error, run
 from PIL import Image
 from tensorboardX.proto import event_pb2
 

@@ -6,7 +6,7 @@ random content that is still valid: RGB images, label ids drawn from cityscapesS
 (each id present, the unlabeled ones included), 16-bit disparity with invalid p = 0 pixels (the
 top row) and p = 1 pixels (half the bottom row), and per-city camera files.
 
-Import it as `import cityscapes_fixture` (tests/data is on sys.path when pytest runs).
+Import it as `import cityscapes_fixture` (tests/support is on sys.path: tests/conftest.py).
 """
 
 import json

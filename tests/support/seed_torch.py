@@ -2,12 +2,15 @@
 template's encoder (`BasicBlockWithDilation`, `Encoder`) and `SelfAttention`.
 
 Written from the listings (../shared/seed/), module names as there, so a state dict of these
-models is what a course-template checkpoint holds. Import it as `import seed_torch` (tests/models
+models is what a course-template checkpoint holds. Import it as `import seed_torch` (tests/support
 is on sys.path when pytest runs); it skips the importing test module without torchvision.
 """
 
+import numpy as np
 import pytest
 from torch_resnets import BasicBlockWithDilation
+
+from mtl_jax.models import mtl
 
 torch = pytest.importorskip('torch')
 tv_resnet = pytest.importorskip('torchvision.models.resnet')
@@ -267,3 +270,16 @@ def randomize(module, seed=0):
         m.running_mean.normal_(0.0, 0.2)
         m.running_var.uniform_(0.5, 2.0)
   return module.eval()
+
+
+def relative_l2(a, b) -> float:
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def images(n=2, h=64, w=96):
+  """The same random images as uint8 NHWC (ours) and ImageNet-normalised NCHW (torch)."""
+  rng = np.random.default_rng(0)
+  uint8 = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+  mean, std = np.float32(mtl.IMAGENET_MEAN), np.float32(mtl.IMAGENET_STD)
+  normalised = (uint8.astype(np.float32) / 255.0 - mean) / std
+  return uint8, torch.from_numpy(normalised.transpose(0, 3, 1, 2).copy())

@@ -18,7 +18,7 @@ from mtl_jax import experiment, steps, trainer
 from mtl_jax.config import schema
 from mtl_jax.workdir import checkpoints, environment, mismatch, restoring, run_config, writers
 
-DRIVER = REPO / 'tests' / 'resume_driver.py'
+DRIVER = REPO / 'tests' / 'support' / 'resume_driver.py'
 # 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6, 8, 9, 12.
 KILL_RUN = {'train.num_epochs': 3, 'train.checkpoint_every_steps': 3}
 

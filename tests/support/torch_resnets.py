@@ -1,6 +1,6 @@
 """torchvision ResNet pieces the parity and parameter-count tests share.
 
-Import it as `import torch_resnets` (tests/models is on sys.path when pytest runs); it skips the
+Import it as `import torch_resnets` (tests/support is on sys.path: tests/conftest.py); it skips the
 importing test module when torchvision is missing.
 """
 

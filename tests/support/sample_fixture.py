@@ -1,6 +1,6 @@
 """A small random sample in the data contract (`mtl_jax.data.sample`) for augment/sample tests.
 
-Import it as `import sample_fixture` (tests/data is on sys.path when pytest runs).
+Import it as `import sample_fixture` (tests/support is on sys.path: tests/conftest.py).
 """
 
 import numpy as np

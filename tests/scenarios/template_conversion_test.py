@@ -8,7 +8,6 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import seed_parity_test
 import seed_torch
 from conftest import REPO
 
@@ -63,13 +62,13 @@ def test_converted_run_predicts_as_the_template_and_fine_tunes(tmp_path, data_di
 
   run = experiment.open_run(tmp_path / 'run')
   assert run.step == 0
-  uint8, normalised = seed_parity_test._images()
+  uint8, normalised = seed_torch.images()
   with torch.no_grad():
     expected = theirs(normalised)
   got = run.experiment.predict_step(run.graphdef)(run.state, jnp.asarray(uint8))
   codec = run.experiment.spec.codec  # raw depth → metres, as the run decodes it
   reference = np.asarray(codec.decode(expected['depth'][:, 0].numpy()))
-  assert seed_parity_test.relative_l2(np.asarray(got['depth']), reference) <= 1e-4
+  assert seed_torch.relative_l2(np.asarray(got['depth']), reference) <= 1e-4
 
   agree = np.mean(np.asarray(got['semseg']) == expected['semseg'].argmax(1).numpy())
   assert agree > 0.999  # argmax: only float near-ties may differ

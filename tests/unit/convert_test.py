@@ -1,7 +1,7 @@
 """`python -m mtl_jax.convert SUBCOMMAND`: the dispatcher lists, refuses and hands on argv."""
 
 import pytest
-from cli_test import assert_one_line_error, run
+from commands import assert_one_line_error, run
 
 from mtl_jax import convert
 

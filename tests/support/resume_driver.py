@@ -1,6 +1,6 @@
 """Runs a tiny training in its own process, for the kill/resume tests (not a test module).
 
-  python tests/resume_driver.py WORKDIR STEPS_LOG '{"train.num_epochs": 3, ...}'
+  python tests/support/resume_driver.py WORKDIR STEPS_LOG '{"train.num_epochs": 3, ...}'
       [--kill_at_step S] [--kill_in_save S] [--pause_at_step S --until FILE]
 
 Appends `[step, [sample indices]]` to STEPS_LOG for every training batch (flushed, so it
@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def tiny_config(overrides: dict):

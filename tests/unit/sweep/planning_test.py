@@ -1,0 +1,103 @@
+"""A sweep's plan (pure): product order, names, seeds, sweep files, and bad input as one
+`UserError` (the command line's own handling is tests/scenarios/sweep_test.py)."""
+
+import re
+
+import pytest
+from conftest import REPO
+
+from mtl_jax.runtime.errors import UserError
+from mtl_jax.sweep import planning
+
+TINY = 'configs/joint.py:tiny'
+
+
+def _names(grid=(), seeds=(), sweep=({},), fixed=()) -> list[str]:
+  combos = planning.combinations(list(sweep), planning.parse_grid(list(grid)), list(seeds))
+  return [r.name for r in planning.plan(TINY, list(fixed), combos, REPO / 'runs').runs]
+
+
+def test_grid_product_order_seeds_outermost():
+  names = _names(['optim.name=sgd,adam', 'optim.learning_rate=1e-2,1e-3'], ['0', '1'])
+  assert names == [
+    'optim.name=sgd,optim.learning_rate=1e-2,seed=0',
+    'optim.name=sgd,optim.learning_rate=1e-3,seed=0',
+    'optim.name=adam,optim.learning_rate=1e-2,seed=0',
+    'optim.name=adam,optim.learning_rate=1e-3,seed=0',
+    'optim.name=sgd,optim.learning_rate=1e-2,seed=1',
+    'optim.name=sgd,optim.learning_rate=1e-3,seed=1',
+    'optim.name=adam,optim.learning_rate=1e-2,seed=1',
+    'optim.name=adam,optim.learning_rate=1e-3,seed=1',
+  ]
+
+
+def test_names_are_canonical_stable_and_safe():
+  # The same value however it is written; a grown grid keeps the names of the runs done.
+  assert _names(['optim.learning_rate=0.0001']) == _names(['optim.learning_rate=1e-4'])
+  assert _names(sweep=[{'optim.learning_rate': 1e-4}]) == ['optim.learning_rate=1e-4,seed=0']
+  assert set(_names(['train.num_epochs=3'])) < set(_names(['train.num_epochs=3,5']))
+  # Booleans as absl reads them; seed last, from the config unless swept.
+  assert _names(['data.flip=False,1']) == ['data.flip=false,seed=0', 'data.flip=true,seed=0']
+  assert _names(['seed=4', 'optim.name=sgd']) == ['optim.name=sgd,seed=4']
+  assert _names(['optim.name=sgd'], fixed=['--config.seed=7']) == ['optim.name=sgd,seed=7']
+  # Slashes and spaces never reach the filesystem; a long name ends with a hash of the full one.
+  assert _names(['data.data_dir=/tmp/my data']) == ['data.data_dir=_tmp_my_data,seed=0']
+  long_a, long_b = _names([f'data.data_dir={"x" * 300}a,{"x" * 300}b'])
+  assert len(long_a) == 200 and long_a[:180] == long_b[:180] and long_a != long_b
+  with pytest.raises(UserError, match=r'are the same run \(optim.learning_rate=1e-3,seed=0\)'):
+    _names(['optim.learning_rate=1e-3,0.001'])
+
+
+def test_sweep_files(tmp_path):
+  path = tmp_path / 'mine.py'
+  path.write_text(
+    'def get_sweep():\n'
+    "  return [{'config.optim.name': 'sgd', 'optim.momentum': 0.8}, {'optim.name': 'adam'}]\n"
+  )
+  sweep = planning.load_sweep_file(path)
+  assert sweep == [{'optim.name': 'sgd', 'optim.momentum': 0.8}, {'optim.name': 'adam'}]
+  assert _names(['train.num_epochs=1,2'], sweep=sweep) == [
+    'optim.name=sgd,optim.momentum=0.8,train.num_epochs=1,seed=0',
+    'optim.name=sgd,optim.momentum=0.8,train.num_epochs=2,seed=0',
+    'optim.name=adam,train.num_epochs=1,seed=0',
+    'optim.name=adam,train.num_epochs=2,seed=0',
+  ]
+  # The shipped example: the study's optimiser × learning-rate comparison.
+  study = _names(sweep=planning.load_sweep_file(REPO / 'sweeps' / 'lr.py'))
+  assert study == [
+    f'optim.name={name},optim.learning_rate={rate},seed=0'
+    for name, rates in (
+      ('sgd', ('0.1', '1e-2', '1e-3', '1e-4')),
+      ('adam', ('1e-2', '1e-3', '1e-4', '1e-5')),
+    )
+    for rate in rates
+  ]
+
+
+def test_more_bad_input(tmp_path):
+  for spec, message in [
+    ('optim.name=', '--grid optim.name=: empty value'),
+    ('optim.name=sgd,', '--grid optim.name=sgd,: empty value'),
+    ('optim', '--grid optim: expected key=value1'),
+  ]:
+    with pytest.raises(UserError, match=re.escape(message)):
+      planning.parse_grid([spec])
+  with pytest.raises(UserError, match='optim.name is swept by another --grid already'):
+    planning.parse_grid(['optim.name=sgd', 'config.optim.name=adam'])
+  with pytest.raises(UserError, match='optim.name is both swept and set by --config'):
+    _names(['optim.name=sgd'], fixed=['--config.optim.name=adam'])
+  with pytest.raises(UserError, match='seed is swept by --grid or the sweep file and by --seeds'):
+    _names(['seed=1,2'], seeds=['0'])
+  with pytest.raises(UserError, match='optim.name is set by both the sweep file and --grid'):
+    _names(['optim.name=sgd'], sweep=[{'optim.name': 'adam'}])
+  with pytest.raises(UserError, match="cannot read sweep file '.*none.py'"):
+    planning.load_sweep_file(tmp_path / 'none.py')
+  for text, message in [
+    ("def get_sweep():\n  return [{'optim.rate': 1}]\n", "'optim.rate' is not a config key"),
+    ('def get_sweep():\n  return []\n', 'must return a non-empty list of dicts'),
+    ("def get_sweep():\n  return ['optim.name=sgd']\n", "returned 'optim.name=sgd', not a dict"),
+    ('def get_sweep(:\n', 'bad.py:1: '),
+  ]:
+    (tmp_path / 'bad.py').write_text(text)
+    with pytest.raises(UserError, match=re.escape(message)):
+      planning.load_sweep_file(tmp_path / 'bad.py')
