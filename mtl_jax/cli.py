@@ -31,6 +31,13 @@ def setup() -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
+def start(argv: list[str]) -> None:
+  """What an absl command's main does first: `setup`, and no positional arguments."""
+  setup()
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+
+
 def _not_an_orbax_background_failure(record: std_logging.LogRecord) -> bool:
   """Drops what orbax's background work logs when it fails, tracebacks and all: the log of an
   exception in a writer thread (orbax raises the same error where it saves, which reports it: a

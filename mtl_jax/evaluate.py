@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 from mtl_jax import cli
 from mtl_jax.runtime.errors import UserError
@@ -46,9 +46,7 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
 
 
 def main(argv):
-  cli.setup()
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.start(argv)
   with cli.user_errors('evaluate'):
     workdir = cli.directory_flag('--workdir', _WORKDIR.value)
     # Checked before the evaluation, which takes a while, rather than at the write after it.

@@ -19,7 +19,7 @@ the run trained at. OUT receives:
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from mtl_jax import cli
 from mtl_jax.deploy import artifacts
@@ -36,9 +36,7 @@ flags.mark_flags_as_required(['workdir', 'output'])
 
 
 def main(argv):
-  cli.setup()
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.start(argv)
   with cli.user_errors('export'):
     workdir = cli.directory_flag('--workdir', _WORKDIR.value)
     out = cli.directory_flag('--output', _OUTPUT.value)

@@ -12,7 +12,7 @@ already prepared are never touched by a failed build.
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from mtl_jax import cli
 from mtl_jax.data import file_checks, registry
@@ -126,9 +126,7 @@ def prepare_and_report(dataset: str, data_dir: str, **flag_values) -> str:
 
 
 def main(argv):
-  cli.setup()
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.start(argv)
   with cli.user_errors('prepare_data'):
     print(
       prepare_and_report(

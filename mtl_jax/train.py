@@ -13,7 +13,7 @@ on one machine) run the same command and train one model: see `mtl_jax.distribut
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from mtl_jax import cli, distributed
@@ -33,9 +33,7 @@ flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
-  cli.setup()
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.start(argv)
   # After flag parsing: keeps --help fast.
   from mtl_jax import metrics, trainer  # pylint: disable=g-import-not-at-top
   from mtl_jax.config import files  # pylint: disable=g-import-not-at-top

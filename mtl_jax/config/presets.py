@@ -5,7 +5,8 @@ full model for GPUs with the study's final training setting (the schema's defaul
 A config file may add its own presets (e.g. distilled's `deep`).
 
 `tiny` and `cpu` pin every training and model knob they rely on rather than inherit it, so the
-demo and the tests stay the same when the full setting changes (tests/unit/config/configs_test.py checks).
+demo and the tests stay the same when the full setting changes (tests/unit/config/configs_test.py
+checks).
 """
 
 from collections.abc import Callable

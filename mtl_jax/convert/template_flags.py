@@ -14,7 +14,7 @@ naming it. Then `python -m mtl_jax.evaluate --workdir runs/ported` scores it and
 # The flags of `convert template`, apart from the dispatcher: absl flags are process-global, so
 # only this subcommand imports them and the argparse subcommands never see them.
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from mtl_jax import cli
@@ -30,9 +30,7 @@ flags.mark_flags_as_required(['input', 'config', 'workdir'])
 
 
 def main(argv):
-  cli.setup()
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.start(argv)
   from mtl_jax import experiment  # after flag parsing: keeps --help fast
   from mtl_jax.models import convert, template_checkpoint
 

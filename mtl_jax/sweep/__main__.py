@@ -13,7 +13,7 @@ prints the train commands instead and --slurm FILE writes them as a SLURM job ar
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from mtl_jax import cli
@@ -37,9 +37,7 @@ flags.mark_flags_as_required(['config', 'root'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  cli.setup()  # quiet logs for the report, which reads checkpoints in this process
+  cli.start(argv)  # quiet logs too: the report reads checkpoints in this process
   from mtl_jax.sweep import planning  # after flag parsing: keeps --help fast
 
   with cli.user_errors('sweep'):
