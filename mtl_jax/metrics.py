@@ -5,7 +5,7 @@ it runs inside the jitted eval step; states are sums, so `merge` adds any two (a
 batches); `compute` runs once on the host and returns Python floats. `EvalState` groups the tasks
 a model has (a single-task model leaves the other one `None`).
 
-Conventions (the README's "Metrics" section summarises them):
+Conventions (docs/metrics.md summarises them):
 
 Semseg
   * One confusion matrix over the whole split, rows = ground truth, columns = prediction, counting

@@ -5,8 +5,10 @@
 
 Runs the real data pipeline, model, optimizer and step (as `train` does, from the same seed)
 and prints each step's total loss. --compare prints the relative difference to a saved list,
-step by step, and exits 1 above --rtol. docs/results/first_losses_cpu.json holds the quick
-start's 50 losses before the speed work of issue 14.
+step by step, and exits 1 above --rtol. XLA:CPU picks kernels by the CPU's instruction set, so a
+saved list holds only on a machine like the one that wrote it (docs/results/first_losses_cpu.json
+holds the quick start's 50 losses from the project's reference machine): before a change, --save
+the list from the commit you start from on your machine, then --compare after the change.
 
 Early training is chaotic: Adam's first updates are nearly ±lr whatever the gradient's size, so
 a one-ulp change to every gradient (loss × 3, gradients ÷ 3) moved these losses by 1e-4 at step

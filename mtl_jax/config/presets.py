@@ -20,7 +20,8 @@ Preset = Callable[[ml_collections.ConfigDict], ml_collections.ConfigDict]
 
 
 def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Seconds-long runs for tests: a few-thousand-parameter model on 32×64 images."""
+  """Seconds-long runs for tests: a model of about 0.1 M parameters (docs/models.md counts
+  them) on 32×64 images."""
   c.data.height, c.data.width = 32, 64
   c.data.crop_height, c.data.crop_width = 32, 64
   c.data.num_train, c.data.num_validation, c.data.num_test = 16, 8, 8
@@ -36,7 +37,7 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The laptop demo (minutes on 2 cores; the README's quick start has measured times): ResNet-18,
+  """The laptop demo (minutes on 2 cores; docs/performance.md has measured times): ResNet-18,
   128-channel heads, 96×192 training crops (evaluated at the full 128×256), L1 on normalised
   log-depth, 7 epochs of 2,000 images."""
   c.model.encoder = 'resnet18'
