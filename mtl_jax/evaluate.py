@@ -12,6 +12,7 @@ from absl import flags
 
 from mtl_jax import cli
 from mtl_jax.runtime.errors import UserError
+from mtl_jax.workdir import layout
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
 _SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
@@ -58,7 +59,7 @@ def main(argv):
     if output is not None:
       _write(output, result)
       return
-    output = workdir / f'eval_{result["split"]}_step{result["step"]}.json'
+    output = layout.eval_file(workdir, result['split'], result['step'])
     try:
       _write(output, result)
     except UserError as e:  # a finished run on a read-only disk can still be scored

@@ -28,3 +28,8 @@ def train_lock_name(process_index: int = 0, process_count: int = 1) -> str:
 
 def checkpoints_dir(workdir: str | Path) -> Path:
   return Path(workdir) / CHECKPOINTS_DIR
+
+
+def eval_file(workdir: str | Path, split: str, step: int) -> Path:
+  """Where `evaluate` writes its scores of checkpoint `step` on `split` by default."""
+  return Path(workdir) / f'eval_{split}_step{step}.json'
