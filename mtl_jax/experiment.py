@@ -330,7 +330,7 @@ def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path
     0,
     state=parallel.replicate(state, experiment.mesh),
     data_iterator=None,
-    meta=run_meta.RunMeta.start(),
+    meta=run_meta.RunMeta.start(run_config.as_record(config)),
   )
   manager.wait_until_finished()
   run_config.save(config, workdir)

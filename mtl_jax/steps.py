@@ -75,31 +75,32 @@ def _forward(graphdef, params, batch_stats, image, *, train: bool, axis_name=Non
 
 
 def _single_stage_losses(
-  outputs: dict[str, jax.Array], batch: dict[str, jax.Array], spec: TaskSpec
+  outputs: dict[str, jax.Array], batch: dict[str, jax.Array], spec: TaskSpec, axis_name
 ) -> dict[str, jax.Array]:
   per_task = {}
   if 'semseg' in spec.tasks:
     per_task['semseg'] = losses.semseg_cross_entropy(
-      outputs['semseg'], batch['semseg'], spec.ignore_label
+      outputs['semseg'], batch['semseg'], spec.ignore_label, axis_name
     )
   if 'depth' in spec.tasks:
     per_task['depth'] = losses.depth_loss(spec.depth_loss)(
-      outputs['depth'], batch['depth'], spec.codec
+      outputs['depth'], batch['depth'], spec.codec, axis_name
     )
   return per_task
 
 
 def task_losses(
-  outputs: dict[str, jax.Array], batch: dict[str, jax.Array], spec: TaskSpec
+  outputs: dict[str, jax.Array], batch: dict[str, jax.Array], spec: TaskSpec, axis_name=None
 ) -> dict[str, jax.Array]:
-  """Per-task losses and their weighted sum under `loss/<task>` and `loss/total`.
+  """Per-task losses and their weighted sum under `loss/<task>` and `loss/total`; under pmap
+  (`axis_name`) the global batch's, on every device (`losses`).
 
   A model with auxiliary first-stage predictions (`outputs['aux']`, the distilled model) has
   each task's loss averaged over both stages.
   """
-  per_task = _single_stage_losses(outputs, batch, spec)
+  per_task = _single_stage_losses(outputs, batch, spec, axis_name)
   if 'aux' in outputs:
-    aux = _single_stage_losses(outputs['aux'], batch, spec)
+    aux = _single_stage_losses(outputs['aux'], batch, spec, axis_name)
     per_task = {t: 0.5 * (per_task[t] + aux[t]) for t in per_task}
   total = sum(w * per_task[t] for t, w in zip(spec.tasks, spec.weights))
   return {**{f'loss/{t}': v for t, v in per_task.items()}, 'loss/total': total}
@@ -156,7 +157,9 @@ def _gradients(loss_fn, state: TrainState, batch, micro_batches: int, axis_name)
       grad_fn, state.params, state.batch_stats, batch, micro_batches
     )
   if axis_name is not None:
-    grads, task = jax.lax.pmean((grads, task), axis_name)
+    # Each device's gradient is its pixels' share of the global one (`losses`): their sum is
+    # the jit step's gradient. The losses are already the global batch's on every device.
+    grads = jax.lax.psum(grads, axis_name)
   return grads, task, new_stats
 
 
@@ -191,10 +194,11 @@ def train_step(
   micro-batches of B/k rows (`micro_batch_split`, `_accumulated`); the losses reported are their
   means and grad_norm is the mean gradient's. k = 1 is the plain step.
 
-  axis_name: the mapped axis under pmap, where `batch` is one device's rows. Gradients and
-  losses are averaged over it (means of per-device means, as PyTorch's DDP: the jit path's
-  global-batch means when every device has as many valid pixels), and so are BatchNorm's batch
-  statistics; every device then applies the same update.
+  axis_name: the mapped axis under pmap, where `batch` is one device's rows. The losses are
+  means over the global batch's valid pixels (their sums and counts summed over the axis, not a
+  mean of per-device means, which would weigh a device's pixels by how few it holds), each
+  device's gradient share is summed over it, and BatchNorm's batch statistics are averaged over
+  it: every device computes the jit step's losses and gradient and applies the same update.
 
   With batch[STOP_KEY], metrics['stop_vote'] is its maximum over the global batch.
   """
@@ -205,7 +209,7 @@ def train_step(
     outputs, new_stats = _forward(
       graphdef, params, batch_stats, batch['image'], train=True, axis_name=axis_name
     )
-    task = task_losses(outputs, batch, spec)
+    task = task_losses(outputs, batch, spec, axis_name)
     return task['loss/total'], (task, new_stats)
 
   grads, task, new_stats = _gradients(loss_fn, state, batch, micro_batches, axis_name)

@@ -164,9 +164,7 @@ def train_and_evaluate(
   refused with a line naming the holder. Everything that can be checked without writing (the
   config, the data, the batch against the split) is checked before the workdir is touched.
   """
-  experiment = Experiment.from_config(
-    run_config.with_recorded_pretrained(config, workdir), training=True
-  )
+  experiment = Experiment.from_config(run_config.for_resume(config, workdir), training=True)
   eval_split = experiment.config.train.eval_split
   sources = experiment.sources(('train', eval_split))
   if not pipeline.is_labelled(sources[eval_split]):  # else every epoch scores mIoU 0, SI-log NaN
@@ -369,6 +367,7 @@ class _Loop:
         epoch_sums=self.sums.to_json(),
         history=self.history,
         environment=environment.describe(),
+        config=run_config.as_record(self.experiment.config),
       ),
       metrics=scores,
     )

@@ -155,13 +155,13 @@ def pixel_model(num_classes: int = 19, seed: int = 0):
   return Pixel()
 
 
-def run_on_eight_devices(script: str) -> str:
-  """Runs python `script` with 8 fake CPU devices (the count must be set before JAX
+def run_on_eight_devices(script: str, devices: int = 8) -> str:
+  """Runs python `script` with `devices` fake CPU devices (the count must be set before JAX
   initialises, hence a subprocess; tests/ is importable); its stdout, or the test fails with
   its stderr."""
   env = {
     **os.environ,
-    'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
+    'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
     'JAX_PLATFORMS': 'cpu',
     'PYTHONPATH': os.pathsep.join(
       [str(REPO), str(REPO / 'tests'), str(SUPPORT), os.environ.get('PYTHONPATH', '')]

@@ -219,10 +219,6 @@ def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: 
   return Sweep(config_ref, tuple(fixed), root, tuple(runs))
 
 
-# Resolved when a run starts ('auto' → the ImageNet weights found), so its record may differ.
-_RESOLVED_AT_START = frozenset({'model.pretrained'})
-
-
 def config_differences(sweep: Sweep, run: PlannedRun, limit: int = 3) -> str | None:
   """What differs between the config the run's workdir was trained with and the one this sweep
   gives it (the base --config or its file may have changed since), in one line; None if they
@@ -232,13 +228,11 @@ def config_differences(sweep: Sweep, run: PlannedRun, limit: int = 3) -> str | N
     return None
   recorded = run_config.load(workdir)
   planned = load_config(sweep.config_ref, [*sweep.fixed, *run.args])
-  texts = {
-    key: (value_text(schema.get(recorded, key)), value_text(schema.get(planned, key)))
-    for key in schema.KNOBS
-    if key not in _RESOLVED_AT_START
-  }
+  keys = [key for key in schema.KNOBS if key not in run_config.RESOLVED_AT_START]
   differ = [
-    f'{key}: {there} there, {here} here' for key, (there, here) in texts.items() if there != here
+    f'{key}: {value_text(schema.get(recorded, key))} there, '
+    f'{value_text(schema.get(planned, key))} here'
+    for key, _, _ in run_config.differences(recorded, planned, keys)
   ]
   if not differ:
     return None

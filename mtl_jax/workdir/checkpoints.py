@@ -142,6 +142,16 @@ def _remove_or_warn(manager: ocp.CheckpointManager, dropped: list[int], error: E
       )
 
 
+def read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+  """A checkpoint's `meta` item alone (no arrays are read); {} when it cannot be read, so a
+  caller looking for a record moves on to an older checkpoint."""
+  try:
+    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+  except Exception:  # pylint: disable=broad-except  # truncated, missing or garbled files
+    return {}
+  return meta if isinstance(meta, dict) else {}
+
+
 def is_disk_full(error: BaseException) -> bool:
   """Whether ENOSPC caused `error`: orbax raises it as OSError, or as a ValueError from
   TensorStore ("RESOURCE_EXHAUSTED: … No space left on device"), depending on which write hit

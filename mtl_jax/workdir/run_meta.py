@@ -16,9 +16,12 @@ class RunMeta:
   epoch_sums: dict  # the running epoch's partial step-metric sums (trainer.EpochSums)
   history: list[dict]  # every eval record so far (metrics.jsonl is rewritten from it)
   environment: dict[str, str]  # software versions (mtl_jax.workdir.environment.describe())
+  # The run's config as config.json records it (`run_config.as_record`), so a lost config.json
+  # can be restored; None in checkpoints written before it was recorded.
+  config: dict | None = None
 
   @classmethod
-  def start(cls) -> 'RunMeta':
+  def start(cls, config: dict) -> 'RunMeta':
     """A run's step 0, before any training: nothing counted, nothing scored."""
     return cls(
       epoch=0,
@@ -27,6 +30,7 @@ class RunMeta:
       epoch_sums={},
       history=[],
       environment=environment.describe(),
+      config=config,
     )
 
   def to_json(self) -> dict:
@@ -34,7 +38,8 @@ class RunMeta:
 
   @classmethod
   def from_json(cls, saved: dict) -> 'RunMeta':
-    return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
+    # Fields with a default are newer than some checkpoints: those take the default.
+    return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
 
 
 # Checkpoint selection: `total` = mIoU − SI-log for two-task models (as the course "grader");

@@ -85,6 +85,66 @@ def test_pmap_step_and_its_state_match_jit_on_eight_devices():
   assert run_on_eight_devices(script).startswith('OK')
 
 
+def test_pmap_equals_jit_when_devices_hold_different_numbers_of_valid_pixels(data_dir, tmp_path):
+  """Two devices, :tiny's synthetic scenes (ignored labels and missing depth in varying amounts
+  per image): pmap's losses are the global batch's means, not means of per-device means, so its
+  first gradient equals jit's and one epoch scores the same. The epoch runs SGD at a constant
+  rate: Adam's first updates are ±lr whatever a gradient's size, so the two modes' different
+  summation orders (rounding) would grow into different models within a few steps."""
+  paths = f'DATA_DIR, OUT = {str(data_dir)!r}, {str(tmp_path)!r}\n'
+  script = paths + textwrap.dedent("""
+      import json
+      import jax, numpy as np
+      from conftest import _tiny_config
+      from mtl_jax import trainer
+      from mtl_jax.experiment import Experiment
+      assert jax.device_count() == 2, jax.devices()
+
+      def config_in(mode, **train):
+        config = _tiny_config(DATA_DIR)
+        config.parallel.mode = mode
+        config.train.update(train)
+        return config
+
+      def sgd(config):
+        config.optim.name, config.optim.schedule = 'sgd', 'constant'
+        config.optim.learning_rate = 2e-3
+        return config
+
+      def first_step(mode):
+        experiment = Experiment.from_config(config_in(mode), training=True)
+        source = experiment.sources(['train'])['train']
+        tx = experiment.optimizer(experiment.steps_per_epoch(source)).tx
+        graphdef, state = experiment.init_state(tx)
+        placement = experiment.placement()
+        batch = next(iter(experiment.train_iterator(source)))
+        rows = len(batch['semseg']) // 2
+        valid = [int((batch['semseg'][i * rows:(i + 1) * rows] != 255).sum()) for i in (0, 1)]
+        step = experiment.train_step(graphdef, tx)
+        _, metrics = step(placement.state_in(state), placement.batch(batch))
+        return valid, jax.device_get(placement.scalars(metrics))
+
+      (valid, jit), (_, pmap) = first_step('jit'), first_step('pmap')
+      assert valid[0] != valid[1], valid  # the case where a mean of means differs
+      for key in ('grad_norm', 'loss/total', 'loss/semseg', 'loss/depth'):
+        np.testing.assert_allclose(pmap[key], jit[key], rtol=1e-6, err_msg=key)
+      finals = {
+          mode: trainer.train_and_evaluate(sgd(config_in(mode, num_epochs=1)), f'{OUT}/{mode}')
+          for mode in ('jit', 'pmap')
+      }
+      for key in ('miou', 'silog', 'pixel_acc', 'abs_rel', 'rmse', 'loss/total', 'grad_norm'):
+        np.testing.assert_allclose(finals['pmap'][key], finals['jit'][key], rtol=1e-4, err_msg=key)
+      print('OK', json.dumps({
+          'valid_semseg_pixels_per_device': valid,
+          'first_grad_norm': [float(jit['grad_norm']), float(pmap['grad_norm'])],
+          'miou': [finals['jit']['miou'], finals['pmap']['miou']],
+          'silog': [finals['jit']['silog'], finals['pmap']['silog']]}))
+  """)
+  out = run_on_eight_devices(script, devices=2)
+  assert out.splitlines()[-1].startswith('OK '), out
+  print(out.splitlines()[-1])  # the measured figures, shown with -s
+
+
 def test_accumulation_on_eight_devices_splits_each_devices_rows():
   """k=2 over 8 devices (batch 16): the whole batch's parameters in both modes, and the jit
   step's only collectives are the plain step's all-reduces (contiguous micro-batches would

@@ -251,11 +251,14 @@ def test_mismatched_restore_names_keys_and_shapes(tiny_run, tmp_path, change, me
   config, workdir, _ = tiny_run
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy)
-  saved_config = (copy / 'config.json').read_text()
   changed = run_config.load(copy)
   for dotted, value in change.items():
     section, key = dotted.split('.')
     changed[section][key] = value
+  # config.json edited to match (a changed config is refused before any checkpoint is read:
+  # resume_with_a_changed_config_test.py): the checkpoint's arrays still tell the truth.
+  run_config.save(changed, copy)
+  saved_config = (copy / 'config.json').read_text()
   with pytest.raises(
     mismatch.CheckpointMismatch,
     match=r'checkpoint 8 in .* was written by a different model: ' + message,
@@ -313,7 +316,7 @@ def test_resume_under_other_software_warns(tiny_run, tmp_path, monkeypatch, caps
 def test_second_signal_exits_at_once():
   script = (
     'import os, signal, time\n'
-    'from mtl_jax import preemption\n'
+    'from mtl_jax.runtime import preemption\n'
     'with preemption.StopRequest() as stop:\n'
     '  os.kill(os.getpid(), signal.SIGTERM)\n'
     '  assert stop.requested\n'
@@ -371,6 +374,10 @@ def test_resume_with_another_batch_size_is_refused(tiny_run, tmp_path):
   config, copy, _ = _copy_run(tiny_run, tmp_path)
   config = run_config.load(copy)
   config.train.batch_size = 2
+  with pytest.raises(schema.ConfigError, match=r'train.batch_size: 4 there, 2 here\)'):
+    trainer.train_and_evaluate(config, str(copy))  # the record says otherwise
+  # With config.json edited to match, the checkpoints' own count of steps still refuses it.
+  run_config.save(config, copy)
   with pytest.raises(
     schema.ConfigError,
     match=r'trained with 4 steps per epoch, this '
