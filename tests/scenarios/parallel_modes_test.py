@@ -73,13 +73,15 @@ def test_pmap_step_and_its_state_match_jit_on_eight_devices():
           assert leaf.sharding == parallel.replicated(MESH), (mode, leaf.sharding)
       (jit_state, jit_scalars, jit_scores), (pmap_state, pmap_scalars, pmap_scores) = (
           runs['jit'], runs['pmap'])
-      assert_trees_close(pmap_state.params, jit_state.params, rtol=1e-5, atol=1e-7)
-      assert_trees_close(pmap_state.batch_stats, jit_state.batch_stats, rtol=1e-5, atol=1e-7)
+      # The modes reduce in different orders, which rounds differently per CPU: measured on an
+      # AVX2-only AMD EPYC, 1.9e-7 apart on a parameter of 1.6e-3 after three steps at lr 0.1.
+      assert_trees_close(pmap_state.params, jit_state.params, rtol=1e-5, atol=1e-6)
+      assert_trees_close(pmap_state.batch_stats, jit_state.batch_stats, rtol=1e-5, atol=1e-6)
       assert int(pmap_state.step) == 3
       for key in ('loss/total', 'loss/semseg', 'loss/depth', 'grad_norm'):
         np.testing.assert_allclose(pmap_scalars[key], jit_scalars[key], rtol=1e-6, err_msg=key)
       for key in ('miou', 'pixel_acc', 'silog', 'rmse', 'abs_rel'):
-        np.testing.assert_allclose(pmap_scores[key], jit_scores[key], rtol=1e-5, err_msg=key)
+        np.testing.assert_allclose(pmap_scores[key], jit_scores[key], rtol=1e-4, err_msg=key)
       print('OK')
   """)
   assert run_on_eight_devices(script).startswith('OK')
@@ -238,8 +240,9 @@ def test_pmap_mode_trains_and_evaluates_through_the_experiment(data_dir):
   config.parallel.mode = 'pmap'
   pmap_scalars, pmap_scores = _train_a_few_steps(config)
   np.testing.assert_allclose(pmap_scalars['loss/total'], jit_scalars['loss/total'], rtol=1e-5)
-  for key in ('miou', 'silog', 'rmse'):
-    np.testing.assert_allclose(pmap_scores[key], jit_scores[key], rtol=1e-5, err_msg=key)
+  for key in ('miou', 'silog', 'rmse'):  # a pixel's flip: rounding differs per CPU (measured
+    # 1.4e-5 apart in mIoU on an AVX2-only AMD EPYC)
+    np.testing.assert_allclose(pmap_scores[key], jit_scores[key], rtol=1e-4, err_msg=key)
 
 
 def test_pmap_run_trains_resumes_and_scores_as_the_jit_run(tmp_path, data_dir):
