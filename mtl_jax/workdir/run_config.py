@@ -19,7 +19,15 @@ from pathlib import Path
 
 import ml_collections
 
-from mtl_jax.config.schema import KNOBS, ConfigError, base_config, expected_type, get, type_problem
+from mtl_jax.config.schema import (
+  KNOBS,
+  ConfigError,
+  base_config,
+  expected_type,
+  get,
+  type_problem,
+  validate,
+)
 from mtl_jax.runtime import progress
 from mtl_jax.workdir import checkpoints, layout
 from mtl_jax.workdir.layout import CONFIG_FILE
@@ -111,13 +119,14 @@ def from_record(saved: dict, *, source, strict: bool = False) -> ml_collections.
   unknown = sorted(key for key in flat if _is_unknown(key))
   if unknown and strict:
     raise ConfigError(
-      f'{source} has keys this version of mtl_jax does not know ({", ".join(unknown)}): a newer '
-      'version wrote it; train this run with that version, or start a new --workdir'
+      f'{source} has keys this version of mtl_jax does not know ({", ".join(unknown)}): a typo, '
+      'or a newer version wrote them; fix them, train this run with that version, or start a new '
+      '--workdir'
     )
   if unknown:
     print(
       f'warning: {source}: ignored keys this version of mtl_jax does not know '
-      f'({", ".join(unknown)}); a newer version wrote it',
+      f'({", ".join(unknown)}): a typo, or a newer version wrote them',
       file=sys.stderr,
       flush=True,
     )
@@ -150,6 +159,7 @@ def for_resume(config: ml_collections.ConfigDict, workdir: str | Path) -> ml_col
   record, `config` if it changes only CHANGEABLE_ON_RESUME (with the recorded model.pretrained),
   else a ConfigError naming the first differences. A missing or unreadable config.json is
   restored from the newest checkpoint's record first, with a line saying so."""
+  validate(config)  # a value wrong in itself is named as such, resumed or not
   workdir = Path(workdir)
   recorded = _recorded_for_training(workdir)
   if recorded is None:

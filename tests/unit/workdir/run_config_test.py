@@ -71,10 +71,12 @@ def test_keys_from_a_newer_version_are_ignored_when_reading_and_refused_for_trai
   assert config.optim.name == _tiny().optim.name
   assert capsys.readouterr().err == (
     'warning: config.json: ignored keys this version of mtl_jax does not know '
-    '(future.knob, optim.new_rate); a newer version wrote it\n'
+    '(future.knob, optim.new_rate): a typo, or a newer version wrote them\n'
   )
   newer = r'^config.json has keys this version of mtl_jax does not know \(future.knob, optim.'
-  with pytest.raises(ConfigError, match=newer + r'new_rate\): a newer version wrote it; train'):
+  with pytest.raises(
+    ConfigError, match=newer + r'new_rate\): a typo, or a newer version wrote them; fix them'
+  ):
     run_config.from_record(record, source='config.json', strict=True)
   (tmp_path / 'config.json').write_text(json.dumps(record))
   with pytest.raises(ConfigError, match='has keys this version of mtl_jax does not know'):
