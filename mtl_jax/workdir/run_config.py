@@ -200,15 +200,11 @@ def _recorded_for_training(workdir: Path) -> ml_collections.ConfigDict | None:
 def differences(
   recorded: ml_collections.ConfigDict, given: ml_collections.ConfigDict, keys
 ) -> list[tuple[str, str, str]]:
-  """(key, recorded value, given value) as JSON text for each of `keys` whose values differ."""
-  text = lambda config, key: json.dumps(as_record_value(get(config, key)))
+  """(key, recorded value, given value) as JSON text for each of `keys` whose values differ
+  (JSON writes a tuple as a list, as config.json holds it)."""
+  text = lambda config, key: json.dumps(get(config, key))
   pairs = ((key, text(recorded, key), text(given, key)) for key in keys)
   return [(key, there, here) for key, there, here in pairs if there != here]
-
-
-def as_record_value(value):
-  """A config value as JSON holds it (tuples as lists)."""
-  return json.loads(json.dumps(value))
 
 
 def difference_text(changed: list[tuple[str, str, str]], limit: int = 3) -> str:
