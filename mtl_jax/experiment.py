@@ -6,7 +6,7 @@
        ├─ init_state(optimizer) ─▶ (graphdef, TrainState replicated over the mesh)
        └─ train_step(graphdef, tx) / predict_step(graphdef): compiled once per run; the train
           step's state and batch layout is placement()'s (config.parallel.mode)
-    workdir ─▶ open_run(workdir, step) ─▶ RestoredRun(experiment, graphdef, state, step)
+    workdir ─▶ open_run(workdir, step) ─▶ RestoredRun(experiment, graphdef, state, step, classes)
 
 The trainer (the loop and its resume policy), evaluate, predict, reports and scripts all build
 from here; nothing here knows about the loop. Batch sizes in the config are global: each process
@@ -15,6 +15,7 @@ reads its share (`batch_size // jax.process_count()`).
 
 import dataclasses
 import functools
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from jax.sharding import Mesh
 from mtl_jax import depth_codec, metrics, optim, parallel, steps
 from mtl_jax.config import schema
 from mtl_jax.config.schema import ConfigError
-from mtl_jax.data import augment, pipeline, registry
+from mtl_jax.data import augment, labels, pipeline, registry
 from mtl_jax.models import mtl
 from mtl_jax.runtime import progress
 from mtl_jax.workdir import checkpoints, layout, restoring, run_config, run_meta
@@ -165,13 +166,13 @@ class Experiment:
       if line:
         progress.say(line)
     mesh = parallel.make_mesh()
-    parallel.check_batch_size(
-      config.train.batch_size,
-      mesh,
-      'config.train.batch_size',
-      micro_batches=config.train.grad_accum_steps,
-    )
-    parallel.check_batch_size(config.train.eval_batch_size, mesh, 'config.train.eval_batch_size')
+    if training:  # readers (predict, export) run on any device count; `evaluator` checks its own
+      parallel.check_batch_size(
+        config.train.batch_size,
+        mesh,
+        'config.train.batch_size',
+        micro_batches=config.train.grad_accum_steps,
+      )
     return cls(config, task_spec(config), mesh)
 
   @property
@@ -272,6 +273,9 @@ class Experiment:
 
   def evaluator(self, graphdef: Any, source: pipeline.SampleSource) -> Evaluator:
     """Scores a whole split; metric states stay on device between batches."""
+    parallel.check_batch_size(
+      self.config.train.eval_batch_size, self.mesh, 'config.train.eval_batch_size'
+    )
     batches = pipeline.eval_batches(
       source,
       batch_size=self.config.train.eval_batch_size // jax.process_count(),
@@ -291,6 +295,7 @@ class RestoredRun:
   graphdef: Any
   state: steps.TrainState  # replicated over experiment.mesh
   step: int
+  classes: labels.Classes  # the dataset's the run trained on (`run_classes`)
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -306,10 +311,36 @@ def open_run(workdir: str | Path, step: int | None = None) -> RestoredRun:
   the run trains (`restoring.restore_for_reading`)."""
   experiment = Experiment.from_config(run_config.load(workdir))
   graphdef, template = experiment.init_state(experiment.optimizer(total_steps=1).tx)
-  step, state = restoring.restore_for_reading(
+  step, state, meta = restoring.restore_for_reading(
     layout.checkpoints_dir(workdir), step, tasks=experiment.tasks, state_template=template
   )
-  return RestoredRun(experiment, graphdef, state, step)
+  classes = run_classes(experiment.config, meta.classes, f'checkpoint {step} of {workdir}')
+  return RestoredRun(experiment, graphdef, state, step, classes)
+
+
+def run_classes(
+  config: ml_collections.ConfigDict, recorded: dict | None, where: str
+) -> labels.Classes:
+  """The classes a checkpoint records (`RunMeta.classes`). One written before they were
+  recorded gets its dataset's, as prepared where the config says (never built), else the
+  Cityscapes train classes: with a warning line saying which."""
+  if recorded:
+    return labels.Classes.from_json(recorded)
+  data, num_classes = config.data, config.model.num_classes
+  data_dir = registry.resolve_data_dir(data.data_dir)
+  found = registry.prepared_classes(data.name, data_dir, **dataset_options(data))
+  if found is not None and len(found.names) == num_classes:
+    classes, which = found, f"dataset {data.name}'s, as prepared in {data_dir}"
+  else:
+    classes = labels.Classes.default(num_classes)
+    which = f"Cityscapes' (no {num_classes}-class {data.name} dataset prepared in {data_dir})"
+  print(
+    f'warning: {where} records no class names or colours (an older version wrote it); '
+    f'using {which}',
+    file=sys.stderr,
+    flush=True,
+  )
+  return classes
 
 
 def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path) -> Path:
@@ -330,7 +361,9 @@ def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path
     0,
     state=parallel.replicate(state, experiment.mesh),
     data_iterator=None,
-    meta=run_meta.RunMeta.start(run_config.as_record(config)),
+    meta=run_meta.RunMeta.start(
+      run_config.as_record(config), labels.Classes.default(config.model.num_classes).to_json()
+    ),
   )
   manager.wait_until_finished()
   run_config.save(config, workdir)

@@ -20,7 +20,7 @@ import numpy as np
 
 from mtl_jax import metrics, parallel, steps
 from mtl_jax.config.schema import ConfigError
-from mtl_jax.data import pipeline
+from mtl_jax.data import labels, pipeline
 from mtl_jax.experiment import Experiment
 from mtl_jax.reports import samples
 from mtl_jax.runtime import locks, preemption, progress
@@ -226,6 +226,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
     train_step=experiment.train_step(graphdef, optimizer.tx),
     evaluate=experiment.evaluator(graphdef, eval_source),
     sample_grid=samples.SampleGrid.of(experiment, graphdef, eval_source),
+    classes=sources['train'].classes,
     meter=progress.Progress(total_steps, start_step, config.train.batch_size),
     sums=sums,
     history=history,
@@ -261,6 +262,7 @@ class _Loop:
   train_step: Callable
   evaluate: Callable
   sample_grid: samples.SampleGrid
+  classes: labels.Classes  # the dataset's, recorded in every checkpoint
   meter: progress.Progress
   sums: EpochSums
   history: list
@@ -368,6 +370,7 @@ class _Loop:
         history=self.history,
         environment=environment.describe(),
         config=run_config.as_record(self.experiment.config),
+        classes=self.classes.to_json(),
       ),
       metrics=scores,
     )

@@ -65,3 +65,24 @@ def default_class_names(num_classes: int) -> tuple[str, ...]:
 def default_class_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
   """The Cityscapes train classes' colours, repeated beyond 19 classes."""
   return tuple(TRAIN_CLASSES[i % len(TRAIN_CLASSES)].color for i in range(num_classes))
+
+
+@dataclasses.dataclass(frozen=True)
+class Classes:
+  """A dataset's classes in id order, names and (r, g, b) colours: what a run records, so that
+  its predictions, exports and reports show the classes it was trained on."""
+
+  names: tuple[str, ...]
+  colors: tuple[tuple[int, int, int], ...]
+
+  @classmethod
+  def default(cls, num_classes: int) -> 'Classes':
+    """The Cityscapes train classes (`default_class_names`, `default_class_colors`)."""
+    return cls(default_class_names(num_classes), default_class_colors(num_classes))
+
+  def to_json(self) -> dict:
+    return {'names': list(self.names), 'colors': [list(c) for c in self.colors]}
+
+  @classmethod
+  def from_json(cls, saved: dict) -> 'Classes':
+    return cls(tuple(saved['names']), tuple(tuple(c) for c in saved['colors']))

@@ -21,7 +21,7 @@ import numpy as np
 from absl import flags
 
 from mtl_jax.data import augment, registry, sample
-from mtl_jax.data.labels import CLASS_NAMES
+from mtl_jax.data.labels import CLASS_NAMES, Classes, default_class_colors
 
 Batch = dict[str, np.ndarray]
 
@@ -47,6 +47,12 @@ class SampleSource:
   source: Sequence[dict]
   class_names: tuple[str, ...] = CLASS_NAMES
   class_colors: tuple[tuple[int, int, int], ...] | None = None
+
+  @property
+  def classes(self) -> Classes:
+    """The names with their colours (the Cityscapes ones when the dataset gives none)."""
+    colors = self.class_colors or default_class_colors(len(self.class_names))
+    return Classes(self.class_names, colors)
 
   def __len__(self) -> int:
     return len(self.source)

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mtl_jax.data.labels import CLASS_NAMES, default_class_colors
+from mtl_jax.data.labels import CLASS_NAMES, Classes, default_class_colors
 from mtl_jax.data.synthetic.defaults import SYNTHETIC_DEFAULTS as SYNTHETIC_DEFAULTS  # re-export
 from mtl_jax.runtime import locks
+from mtl_jax.runtime.errors import UserError
 
 DEFAULT_DATA_DIR = '~/tensorflow_datasets'  # TFDS's own default
 
@@ -124,3 +125,16 @@ def class_colors(builder) -> tuple[tuple[int, int, int], ...]:
   if metadata and 'class_colors' in metadata:
     return tuple(tuple(color) for color in metadata['class_colors'])
   return default_class_colors(len(class_names(builder)))
+
+
+def prepared_classes(name: str, data_dir: str | os.PathLike, **fields) -> Classes | None:
+  """The classes of dataset `name` as prepared in data_dir (`prepare`'s fields), None when it is
+  not prepared there: never builds it. The synthetic dataset's are the Cityscapes train classes
+  whatever its size."""
+  if name == 'synthetic':
+    return Classes.default(len(CLASS_NAMES))
+  try:
+    builder = prepare(name, data_dir, **fields)  # without manual_dir: opens, never builds
+  except UserError:
+    return None
+  return Classes(class_names(builder), class_colors(builder))

@@ -134,8 +134,8 @@ def restore_for_reading(
   tasks: tuple[str, ...],
   state_template: Any,
   attempts: int = 5,
-) -> tuple[int, Any]:
-  """(step, state) of checkpoint `step` (None: the best, else the newest) in `directory` for a
+) -> tuple[int, Any, RunMeta]:
+  """(step, state, meta) of checkpoint `step` (None: the best, else the newest) in `directory` for a
   reader (evaluate, reports, predict), while a training run may be writing there.
 
   Only complete checkpoints are listed (orbax commits a step by renaming its temporary folder).
@@ -149,8 +149,8 @@ def restore_for_reading(
       continue
     chosen = _step_to_read(manager, step)
     try:
-      state, _ = restore(manager, chosen, state_template=state_template)
-      return chosen, state
+      state, meta = restore(manager, chosen, state_template=state_template)
+      return chosen, state, meta
     except mismatch.CheckpointMismatch:
       raise
     except Exception as e:  # pylint: disable=broad-except  # deleted under us, or damaged

@@ -83,22 +83,37 @@ def load(workdir: str | Path, *, strict: bool = False) -> ml_collections.ConfigD
   """The resolved config a run in `workdir` was trained with. A missing or unreadable
   config.json is read from the newest checkpoint's record instead, with a warning line (a
   reader writes nothing). strict: keys a newer version wrote are refused, not ignored."""
-  path = Path(workdir) / CONFIG_FILE
   if not Path(workdir).is_dir():
     raise ConfigError(f'workdir {workdir} does not exist')
+  record, source = _record(Path(workdir), restore=False)
+  return from_record(record, source=source, strict=strict)
+
+
+def _record(workdir: Path, *, restore: bool) -> tuple[dict, str | Path]:
+  """(record, where it was read) of config.json; when that is missing or unreadable, of the
+  newest checkpoint's record: restore=True (train) writes it back to config.json with a line,
+  else (a reader, which writes nothing) a warning line says so. Unreadable when no checkpoint
+  records the config either."""
+  path = workdir / CONFIG_FILE
   try:
-    return from_record(_read(path), source=path, strict=strict)
+    return _read(path), path
   except Unreadable as problem:
     found = checkpoint_record(workdir)
     if found is None:
       raise
     step, record = found
-    print(
-      f'warning: {problem}; read the config recorded in checkpoint {step} instead',
-      file=sys.stderr,
-      flush=True,
-    )
-    return from_record(record, source=f'checkpoint {step} in {workdir}', strict=strict)
+    if not restore:
+      print(
+        f'warning: {problem}; read the config recorded in checkpoint {step} instead',
+        file=sys.stderr,
+        flush=True,
+      )
+      return record, f'checkpoint {step} in {workdir}'
+    what = problem if path.exists() else f'{path} was missing'
+    if progress.is_primary():
+      _write(path, record)
+    progress.say(f'{what}; restored it from the config recorded in checkpoint {step}')
+    return record, path
 
 
 def _read(path: Path) -> dict:
@@ -178,23 +193,17 @@ def for_resume(config: ml_collections.ConfigDict, workdir: str | Path) -> ml_col
 
 
 def _recorded_for_training(workdir: Path) -> ml_collections.ConfigDict | None:
-  path = workdir / CONFIG_FILE
+  """The config a run in `workdir` records (restored to config.json if it was lost), None for a
+  new run (or one from before checkpoints recorded their config, without config.json)."""
   if not workdir.is_dir():
     return None
   try:
-    return from_record(_read(path), source=path, strict=True)
+    record, source = _record(workdir, restore=True)
   except Unreadable as problem:
-    found = checkpoint_record(workdir)
-    if found is None:
-      if path.exists():
-        raise ConfigError(f"{problem}, and no checkpoint records the run's config") from None
-      return None  # a new run, or one from before checkpoints recorded their config
-    step, record = found
-    what = problem if path.exists() else f'{path} was missing'
-    if progress.is_primary():
-      _write(path, record)
-    progress.say(f'{what}; restored it from the config recorded in checkpoint {step}')
-    return from_record(record, source=path, strict=True)
+    if (workdir / CONFIG_FILE).exists():
+      raise ConfigError(f"{problem}, and no checkpoint records the run's config") from None
+    return None
+  return from_record(record, source=source, strict=True)
 
 
 def differences(

@@ -19,9 +19,12 @@ class RunMeta:
   # The run's config as config.json records it (`run_config.as_record`), so a lost config.json
   # can be restored; None in checkpoints written before it was recorded.
   config: dict | None = None
+  # The dataset's classes (`labels.Classes.to_json`), for predict, export and reports; None in
+  # checkpoints written before they were recorded.
+  classes: dict | None = None
 
   @classmethod
-  def start(cls, config: dict) -> 'RunMeta':
+  def start(cls, config: dict, classes: dict) -> 'RunMeta':
     """A run's step 0, before any training: nothing counted, nothing scored."""
     return cls(
       epoch=0,
@@ -31,6 +34,7 @@ class RunMeta:
       history=[],
       environment=environment.describe(),
       config=config,
+      classes=classes,
     )
 
   def to_json(self) -> dict:

@@ -119,7 +119,7 @@ def test_a_nan_score_is_never_the_best_checkpoint(tmp_path):
       step,
       state=state,
       data_iterator=None,
-      meta=run_meta.RunMeta.start(config={}),
+      meta=run_meta.RunMeta.start(config={}, classes={}),
       metrics={'total': total},
     )
   manager.wait_until_finished()

@@ -54,3 +54,33 @@ SCRIPT = textwrap.dedent("""
 
 def test_eight_device_data_parallel_step_and_eval_match_one_device():
   assert run_on_eight_devices(SCRIPT).startswith('OK')
+
+
+def test_a_run_is_read_on_any_device_count_and_only_scoring_needs_its_batch_to_split(tiny_run):
+  """Predict and export read a run trained at batch 4 on 3 devices (they never use the training
+  batch); evaluate names the eval batch that 3 devices cannot split."""
+  _, workdir, _ = tiny_run
+  out = run_on_eight_devices(
+    textwrap.dedent(f"""
+      import numpy as np
+      from mtl_jax import experiment
+      from mtl_jax.reports import samples
+      from mtl_jax.runtime.errors import UserError
+      opened = experiment.open_run({str(workdir)!r})
+      images = np.zeros((1, 32, 64, 3), np.uint8)
+      predicted = samples.predict(
+        opened.experiment.predict_step(opened.graphdef), opened.state, images,
+        opened.experiment.mesh)
+      print(opened.experiment.mesh.size, predicted['semseg'].shape)
+      try:
+        opened.evaluate('validation')
+      except UserError as e:
+        print(e)
+    """),
+    devices=3,
+  )
+  lines = out.strip().splitlines()
+  assert lines[0] == '3 (1, 32, 64)'
+  assert lines[1].startswith(
+    'config.train.eval_batch_size=4 must be divisible by the number of devices (3)'
+  )
