@@ -1,5 +1,7 @@
-"""What every entry point shares: quiet start-up, checked path flags and one-line errors for user
-mistakes."""
+"""What every command shares, so that a new one cannot forget it: `run` (absl flags) or `command`
+(any other parser) gives it quiet start-up, one-line errors for user mistakes and flag errors, and
+Ctrl-C as one line; `directory_flag` and `file_flag` check its path flags.
+structure_test checks that every command opens through them."""
 
 import contextlib
 import logging as std_logging
@@ -31,13 +33,6 @@ def setup() -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
-def start(argv: list[str]) -> None:
-  """What an absl command's main does first: `setup`, and no positional arguments."""
-  setup()
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-
-
 def _not_an_orbax_background_failure(record: std_logging.LogRecord) -> bool:
   """Drops what orbax's background work logs when it fails, tracebacks and all: the log of an
   exception in a writer thread (orbax raises the same error where it saves, which reports it: a
@@ -65,6 +60,32 @@ def user_errors(program: str):
   except UserError as e:
     print(f'{program}: error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def start(argv: list[str]) -> None:
+  """Transitional: `run` now does what this did (commands still calling it are being moved)."""
+  del argv
+
+
+@contextlib.contextmanager
+def _interrupt_is_one_line(program: str):
+  """Ctrl-C (SIGINT's KeyboardInterrupt) as one line and the shell's exit 130, not a traceback.
+  Every file a command writes is written whole or not at all, so a rerun goes on. (train handles
+  SIGINT itself: it saves a checkpoint first, `runtime.preemption`.)"""
+  try:
+    yield
+  except KeyboardInterrupt:
+    print(f'\n{program}: interrupted; nothing half-written is kept', file=sys.stderr, flush=True)
+    sys.exit(130)
+
+
+@contextlib.contextmanager
+def command(program: str):
+  """What a command's work runs in, whatever parsed its arguments: `setup`, `user_errors` and
+  Ctrl-C as one line."""
+  setup()
+  with _interrupt_is_one_line(program), user_errors(program):
+    yield
 
 
 def _last_line(error: Exception) -> str:
@@ -178,6 +199,17 @@ def _flags_parser(program: str):
   return parse
 
 
-def run(main, program: str) -> None:
-  """absl's app.run, with flag and config errors reported as one line (exit 2)."""
-  app.run(main, flags_parser=_flags_parser(program))
+def run(main, program: str, *, takes_arguments: bool = False) -> None:
+  """Every absl command's entry: app.run with flag and config errors as one line (exit 2), then
+  main(argv) inside `command(program)`. Arguments that are not flags are refused unless
+  takes_arguments (argv[1:] then holds them)."""
+
+  def guarded(argv: list[str]):
+    with command(program):
+      if len(argv) > 1 and not takes_arguments:
+        raise UserError(
+          f'unexpected arguments: {" ".join(argv[1:])} (flags take the form --name=value)'
+        )
+      return main(argv)
+
+  app.run(guarded, flags_parser=_flags_parser(program))

@@ -47,23 +47,21 @@ def evaluate_run(workdir: str, split: str = 'validation', step: int | None = Non
 
 
 def main(argv):
-  cli.start(argv)
-  with cli.user_errors('evaluate'):
-    workdir = cli.directory_flag('--workdir', _WORKDIR.value)
-    # Checked before the evaluation, which takes a while, rather than at the write after it.
-    output = None if _OUTPUT.value is None else cli.file_flag('--output', _OUTPUT.value)
-    result = evaluate_run(str(workdir), _SPLIT.value, _STEP.value)
-    from mtl_jax import metrics  # pylint: disable=g-import-not-at-top  # fast --help
+  workdir = cli.directory_flag('--workdir', _WORKDIR.value)
+  # Checked before the evaluation, which takes a while, rather than at the write after it.
+  output = None if _OUTPUT.value is None else cli.file_flag('--output', _OUTPUT.value)
+  result = evaluate_run(str(workdir), _SPLIT.value, _STEP.value)
+  from mtl_jax import metrics  # pylint: disable=g-import-not-at-top  # fast --help
 
-    print(metrics.eval_line(f'step {result["step"]} {result["split"]}', result), flush=True)
-    if output is not None:
-      _write(output, result)
-      return
-    output = layout.eval_file(workdir, result['split'], result['step'])
-    try:
-      _write(output, result)
-    except UserError as e:  # a finished run on a read-only disk can still be scored
-      print(f'warning: {e}; pass --output FILE to keep the metrics', file=sys.stderr)
+  print(metrics.eval_line(f'step {result["step"]} {result["split"]}', result), flush=True)
+  if output is not None:
+    _write(output, result)
+    return
+  output = layout.eval_file(workdir, result['split'], result['step'])
+  try:
+    _write(output, result)
+  except UserError as e:  # a finished run on a read-only disk can still be scored
+    print(f'warning: {e}; pass --output FILE to keep the metrics', file=sys.stderr)
 
 
 def _write(output: Path, result: dict) -> None:

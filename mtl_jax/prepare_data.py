@@ -126,22 +126,20 @@ def prepare_and_report(dataset: str, data_dir: str, **flag_values) -> str:
 
 
 def main(argv):
-  cli.start(argv)
-  with cli.user_errors('prepare_data'):
-    print(
-      prepare_and_report(
-        _DATASET.value,
-        _DATA_DIR.value,
-        manual_dir=_MANUAL_DIR.value,
-        height=_HEIGHT.value,
-        width=_WIDTH.value,
-        skip_bad=_SKIP_BAD.value,
-        max_pixels=_MAX_PIXELS.value,
-        num_workers=_NUM_WORKERS.value,
-        seed=_SEED.value,
-        split_sizes=_SPLIT_SIZES.value,
-      )
+  print(
+    prepare_and_report(
+      _DATASET.value,
+      _DATA_DIR.value,
+      manual_dir=_MANUAL_DIR.value,
+      height=_HEIGHT.value,
+      width=_WIDTH.value,
+      skip_bad=_SKIP_BAD.value,
+      max_pixels=_MAX_PIXELS.value,
+      num_workers=_NUM_WORKERS.value,
+      seed=_SEED.value,
+      split_sizes=_SPLIT_SIZES.value,
     )
+  )
 
 
 if __name__ == '__main__':

@@ -33,13 +33,12 @@ flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
-  cli.start(argv)
   # After flag parsing: keeps --help fast.
   from mtl_jax import metrics, trainer  # pylint: disable=g-import-not-at-top
   from mtl_jax.config import files  # pylint: disable=g-import-not-at-top
   from mtl_jax.runtime import progress  # pylint: disable=g-import-not-at-top
 
-  with cli.user_errors('train'), distributed.exit_when_a_peer_dies('train'):
+  with distributed.exit_when_a_peer_dies('train'):
     distributed.initialize()
     workdir = _WORKDIR.value
     if workdir is None:
