@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from mtl_jax.deploy import artifacts, predict_files
+from mtl_jax.deploy import artifacts, predict_files, predictors
 
 
 def write_photos(folder: pathlib.Path, count: int, size: tuple[int, int]) -> None:
@@ -62,7 +62,7 @@ def main():
   parser.add_argument('--images', type=int, default=32)
   parser.add_argument('--batch_size', type=int, default=8)
   args = parser.parse_args()
-  predictor = predict_files.Predictor(args.workdir, None)
+  predictor = predictors.Predictor(args.workdir, None)
   print(
     f'{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}; run {args.workdir} '
     f'({predictor.run.config.model.arch}, {predictor.run.config.model.encoder}, trained at '
@@ -77,7 +77,7 @@ def main():
   image = np.random.default_rng(1).integers(0, 256, (1, *predictor.trained, 3), dtype=np.uint8)
   with tempfile.TemporaryDirectory() as tmp:
     artifacts.export_run(pathlib.Path(args.workdir), pathlib.Path(tmp), ['stablehlo'])
-    exported = predict_files.ExportedPredictor(tmp)
+    exported = predictors.ExportedPredictor(tmp)
     rows = {
       'in-process predict step': median_ms(lambda: predictor(image)),
       'exported StableHLO (jax.export)': median_ms(lambda: exported(image)),

@@ -1,21 +1,19 @@
 """Predictions for image files: collecting inputs, batching per fitted size, writing each image's
-outputs (`python -m mtl_jax.predict` is the command; its docstring describes the files)."""
+outputs (`python -m mtl_jax.predict` is the command; its docstring describes the files). The
+networks that predict are `predictors`'."""
 
 import dataclasses
 import glob
-import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import jax
 import numpy as np
 from PIL import Image
 
-from mtl_jax import experiment
-from mtl_jax.data.labels import default_class_colors
-from mtl_jax.deploy import artifacts, fitting
+from mtl_jax.deploy import fitting
 from mtl_jax.reports import samples
 from mtl_jax.runtime import progress
 from mtl_jax.runtime.errors import UserError
@@ -87,57 +85,27 @@ def collect(inputs: Sequence[str]) -> list[Item]:
   return items
 
 
+def require_output_outside(out: Path, inputs: Sequence[str], items: Sequence[Item]) -> None:
+  """A UserError if `out` is (or is inside) an input folder, or holds an input image: a second
+  run would take the first one's outputs for images to predict."""
+  resolved = out.resolve()
+  for given in inputs:
+    if Path(given).is_dir() and resolved.is_relative_to(Path(given).resolve()):
+      raise UserError(
+        f'--output {out} is inside --input {given}, which is searched for images: a rerun would '
+        'predict its own outputs; choose an --output outside it'
+      )
+  for item in items:
+    if item.path.resolve().is_relative_to(resolved):
+      raise UserError(
+        f'--input {item.path} is inside --output {out}: predict would read its own outputs; '
+        'choose an --output outside the inputs'
+      )
+
+
 def output_paths(out: Path, item: Item, kinds: Sequence[str]) -> dict[str, Path]:
   # Appended, not with_suffix: frame.001.jpg → frame.001.png, not frame.png.
   return {kind: out / kind / f'{item.relative}.png' for kind in kinds}
-
-
-class Predictor:
-  """A run's network on fitted images: labels and metres per image at its own size."""
-
-  def __init__(self, workdir: str, step: int | None):
-    self.run = experiment.open_run(workdir, step)
-    config = self.run.config
-    self.trained = (config.data.height, config.data.width)
-    self.stride = config.model.output_stride
-    self.tasks = self.run.experiment.tasks
-    self.colors = default_class_colors(config.model.num_classes)
-    self.source = f'{workdir} checkpoint {self.run.step}'
-    self._predict = self.run.experiment.predict_step(self.run.graphdef)
-
-  def fit(self, original: tuple[int, int]):
-    return fitting.Fit.of(original, self.trained, self.stride)
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    """[B, H, W, 3] uint8 fitted images → {'semseg': [B, H, W] ids, 'depth': metres}."""
-    return samples.predict(self._predict, self.run.state, images, self.run.experiment.mesh)
-
-
-class ExportedPredictor:
-  """The same from `mtl_jax.export`'s StableHLO artifact: its input size is fixed, so every
-  image is fitted and padded to exactly that size."""
-
-  def __init__(self, folder: str):
-    folder = Path(folder)
-    try:
-      card = json.loads((folder / artifacts.MODEL_CARD).read_text())
-      blob = (folder / artifacts.STABLEHLO_FILE).read_bytes()
-    except OSError as e:
-      raise UserError(
-        f'--exported {folder}: no exported model there ({e.strerror}: {e.filename}); write one '
-        'with python -m mtl_jax.export --format stablehlo'
-      ) from e
-    self.trained = tuple(card['input']['shape'][1:3])
-    self.tasks = tuple(card['tasks'])
-    self.colors = tuple(tuple(c) for c in card['palette'])
-    self.source = f'{folder / artifacts.STABLEHLO_FILE} (checkpoint {card["checkpoint_step"]})'
-    self._exported = jax.export.deserialize(bytearray(blob))
-
-  def fit(self, original: tuple[int, int]):
-    return fitting.Fit.of(original, self.trained, stride=1, pad_to=self.trained)
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    return jax.device_get(self._exported.call(images))
 
 
 def kinds_for(tasks: Sequence[str]) -> list[str]:
@@ -152,11 +120,8 @@ def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
   to `failed`."""
   groups: dict[tuple, list] = {}
   for item in items:
-    try:
-      rgb = fitting.read_rgb(item.path)
-    except UserError as e:
-      print(f'predict: skipped {e}', file=sys.stderr, flush=True)
-      failed.append(item)
+    rgb = _read_or_fail(item, failed)
+    if rgb is None:
       continue
     fit = predictor.fit(rgb.shape[:2])
     group = groups.setdefault(fit.padded, [])
@@ -165,6 +130,16 @@ def batches(items: Sequence[Item], predictor, batch_size: int, failed: list):
       yield _stacked(groups.pop(fit.padded), batch_size)
   for group in groups.values():
     yield _stacked(group, batch_size)
+
+
+def _read_or_fail(item: Item, failed: list) -> np.ndarray | None:
+  """The item's image, or None after a line on stderr and appending it to `failed`."""
+  try:
+    return fitting.read_rgb(item.path)
+  except UserError as e:
+    print(f'predict: skipped {e}', file=sys.stderr, flush=True)
+    failed.append(item)
+    return None
 
 
 def _stacked(group: list, batch_size: int):
@@ -193,24 +168,40 @@ def outputs(rgb: np.ndarray, preds: dict, fit, colors) -> Iterator[tuple[str, np
 
 def _write(paths: dict[str, Path], arrays: Iterator[tuple[str, np.ndarray]]) -> None:
   for kind, array in arrays:
-    path = paths[kind]
-    try:
-      path.parent.mkdir(parents=True, exist_ok=True)
-      Image.fromarray(array).save(path)
-    except OSError as e:
-      raise UserError(f'cannot write {path} ({e.strerror or e})') from e
+    _save_png(array, paths[kind])
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+  """Whole or not at all: written to a hidden partial file beside `path`, then renamed over it,
+  so an interrupted write never leaves a torn PNG that a rerun would keep."""
+  partial = path.with_name(f'.{path.name}.partial')
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(partial, format='PNG')
+    os.replace(partial, path)
+  except OSError as e:
+    raise UserError(f'cannot write {path} ({e.strerror or e})') from e
+  finally:
+    partial.unlink(missing_ok=True)  # left by an error or Ctrl-C; renamed away otherwise
+
+
+def is_done(paths: dict[str, Path]) -> bool:
+  """Every output is there (each written atomically, so existing means complete; a leftover
+  partial file does not count)."""
+  return all(path.is_file() for path in paths.values())
 
 
 def predict_files(
   predictor, items: Sequence[Item], out: Path, batch_size: int, overwrite: bool
 ) -> dict[str, list[Item]]:
-  """Writes every item's outputs; returns the items 'written', 'skipped' (outputs existed) and
-  'failed' (unreadable)."""
+  """Writes every item's outputs; returns the items 'written', 'skipped' (all outputs existed)
+  and 'failed' (unreadable). An item missing any output is predicted again, all outputs
+  rewritten."""
   kinds = kinds_for(predictor.tasks)
   result = {'written': [], 'skipped': [], 'failed': []}
   todo = []
   for item in items:
-    if not overwrite and any(p.exists() for p in output_paths(out, item, kinds).values()):
+    if not overwrite and is_done(output_paths(out, item, kinds)):
       result['skipped'].append(item)
     else:
       todo.append(item)
@@ -225,7 +216,9 @@ def predict_files(
     preds = predictor(images)
     for row, (item, fit) in enumerate(zip(batch_items, fits)):
       one = {task: preds[task][row] for task in preds}
-      rgb = fitting.read_rgb(item.path)  # again: the original is not kept while batching
+      rgb = _read_or_fail(item, result['failed'])  # again: originals are not kept while batching
+      if rgb is None:  # changed or removed since
+        continue
       _write(output_paths(out, item, kinds), outputs(rgb, one, fit, predictor.colors))
       result['written'].append(item)
     done = len(result['written']) + len(result['failed'])

@@ -1,16 +1,24 @@
-"""`python -m mtl_jax.predict` on a folder of real-world files, checked against predict_step."""
+"""`python -m mtl_jax.predict` on a folder of real-world files, checked against predict_step; and
+under misuse: odd files, a rerun after a lost output, an output folder among the inputs, a torn
+export folder and a checkpoint holding NaN, each a line of its own, never a traceback."""
 
+import json
+import struct
 import subprocess
 import sys
+import zlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from commands import assert_one_line_error, run
 from conftest import REPO
+from flax import nnx
 from PIL import Image
 
 from mtl_jax import experiment, parallel
-from mtl_jax.deploy import fitting, predict_files
+from mtl_jax.deploy import artifacts, fitting, predict_files
 
 ORIENTATION = 0x0112  # the EXIF tag
 ROTATED_90_CW = 6  # stored landscape, shown portrait (turned 90° clockwise)
@@ -120,3 +128,106 @@ def test_glob_inputs_mirror_the_tree_below_the_pattern(photos):
   root, _ = photos
   items = predict_files.collect([str(root / '**' / '*.jpg')])
   assert sorted(str(i.relative) for i in items) == ['notes', 'rotated', 'street/same_size']
+
+
+def _claiming(path, width, height):
+  """A 1×1 PNG whose header claims width × height (IHDR and its CRC patched)."""
+  Image.fromarray(_photo(1, 1, 0)).save(path)
+  data = bytearray(path.read_bytes())
+  data[16:24] = struct.pack('>II', width, height)
+  data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+  path.write_bytes(bytes(data))
+
+
+def test_odd_files_are_a_line_each_and_a_rerun_redoes_an_image_missing_an_output(
+  tiny_run, tmp_path
+):
+  _, workdir, _ = tiny_run
+  photos, out = tmp_path / 'photos', tmp_path / 'out'
+  photos.mkdir()
+  grey16 = np.random.default_rng(5).integers(0, 65536, (40, 30), dtype=np.uint16)
+  Image.fromarray(grey16).save(photos / 'grey16.png')  # 16-bit greyscale
+  Image.fromarray((grey16 >> 8).astype(np.uint8)).save(photos / 'grey8.png')  # the same, 8-bit
+  _claiming(photos / 'huge.png', 15000, 10000)
+  (photos / 'empty.png').write_bytes(b'')
+  (photos / 'folder.png').mkdir()  # a directory named like an image: not a file, not searched
+  first = _predict(workdir, [photos], out)
+  assert first.returncode == 1 and 'Traceback' not in first.stderr, first.stderr[-2000:]
+  empty, huge = first.stderr.strip().splitlines()
+  assert empty.startswith(f'predict: skipped {photos / "empty.png"}: not a readable image (')
+  assert huge == (
+    f'predict: skipped {photos / "huge.png"}: 15000×10000 is 150 megapixels, over the limit of '
+    '64 (MAX_PIXELS); downscale it first'
+  )
+  assert 'wrote 2 images' in first.stdout and '2 failed' in first.stdout
+  labels = {n: np.asarray(Image.open(out / 'labels' / f'{n}.png')) for n in ('grey16', 'grey8')}
+  np.testing.assert_array_equal(labels['grey16'], labels['grey8'])  # not a white image
+  lost = out / 'depth' / 'grey16.png'
+  lost.unlink()
+  (out / 'labels' / '.grey8.png.partial').write_bytes(b'torn')  # left by a killed write
+  second = _predict(workdir, [photos], out)
+  assert second.returncode == 1 and 'wrote 1 images' in second.stdout, second.stdout
+  assert '1 kept, 2 failed' in second.stdout
+  assert np.asarray(Image.open(lost)).shape == (40, 30)
+
+
+def test_an_output_folder_inside_an_input_folder_is_one_line(tiny_run, tmp_path):
+  _, workdir, _ = tiny_run
+  photos = tmp_path / 'photos'
+  photos.mkdir()
+  Image.fromarray(_photo(8, 8, 0)).save(photos / 'x.png')
+  inside = photos / 'predicted'
+  result = run('mtl_jax.predict', f'--workdir={workdir}', f'--input={photos}', f'--output={inside}')
+  assert_one_line_error(result, 'predict', f'--output {inside} is inside --input {photos}')
+  assert not inside.exists()
+
+
+@pytest.fixture(scope='module')
+def stand_in_export(tmp_path_factory):
+  """A real jax.export artifact (a tiny stand-in network) and a model card, as predict reads."""
+  folder = tmp_path_factory.mktemp('exported')
+  (batch,) = jax.export.symbolic_shape('batch')
+  network = jax.jit(lambda x: {'semseg': (x[..., 0] > 127).astype(jnp.int32)})
+  spec = jax.ShapeDtypeStruct((batch, 8, 8, 3), jnp.uint8)
+  (folder / artifacts.STABLEHLO_FILE).write_bytes(jax.export.export(network)(spec).serialize())
+  card = {'tasks': ['semseg'], 'palette': [[0, 0, 0], [255, 0, 0]], 'checkpoint_step': 3}
+  (folder / artifacts.MODEL_CARD).write_text(json.dumps(card))
+  return folder
+
+
+@pytest.mark.parametrize(
+  'torn, says',
+  [
+    (artifacts.STABLEHLO_FILE, 'not a complete jax.export artifact'),
+    (artifacts.MODEL_CARD, 'is not valid JSON'),
+  ],
+)
+def test_a_torn_export_folder_is_one_line_naming_the_file(stand_in_export, tmp_path, torn, says):
+  folder = tmp_path / 'export'
+  folder.mkdir()
+  for name in (artifacts.STABLEHLO_FILE, artifacts.MODEL_CARD):
+    data = (stand_in_export / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2] if name == torn else data)
+  photo = tmp_path / 'x.png'
+  Image.fromarray(_photo(8, 8, 0)).save(photo)
+  result = run(
+    'mtl_jax.predict', f'--exported={folder}', f'--input={photo}', f'--output={tmp_path / "o"}'
+  )
+  assert_one_line_error(result, 'predict', f'{folder / torn}', says, 'mtl_jax.export')
+
+
+def test_a_checkpoint_holding_nan_is_one_line(tiny_run, tmp_path):
+  config, run_dir, _ = tiny_run
+  restored = experiment.open_run(run_dir)
+  params = jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(jnp.nan), restored.state.params)
+  model = nnx.merge(restored.graphdef, params, restored.state.batch_stats)
+  workdir = experiment.save_run_start(config, model, tmp_path / 'nan')
+  photo = tmp_path / 'x.png'
+  Image.fromarray(_photo(8, 8, 0)).save(photo)
+  result = run(
+    'mtl_jax.predict', f'--workdir={workdir}', f'--input={photo}', f'--output={tmp_path / "o"}'
+  )
+  assert_one_line_error(
+    result, 'predict', f'checkpoint 0 of {workdir} holds non-finite weights (NaN or infinity)'
+  )
+  assert not (tmp_path / 'o').exists()
