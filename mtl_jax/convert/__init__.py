@@ -40,10 +40,9 @@ def torchvision(argv: list[str]) -> None:
     '--depth', type=int, default=None, help='18, 34, 50 or 101 (default: inferred from the keys)'
   )
   args = parser.parse_args(argv)
-  cli.setup()
-  from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top  # fast --help
+  with cli.command(f'{PROGRAM} torchvision'):
+    from mtl_jax.models import pretrained  # pylint: disable=g-import-not-at-top  # fast --help
 
-  with cli.user_errors(f'{PROGRAM} torchvision'):
     report = pretrained.convert_file(args.input, args.output, depth=args.depth)
   print(report)
   print(f'wrote {args.output}; train with --config.model.pretrained={args.output}')
@@ -79,10 +78,9 @@ def miniscapes(argv: list[str]) -> None:
   File <i> is record i of the split, so exported predictions line up with an exported dataset.
   """
   args = _miniscapes_parser().parse_args(argv)
-  cli.setup()
-  from mtl_jax.deploy import course_layout  # pylint: disable=g-import-not-at-top  # fast --help
+  with cli.command(f'{PROGRAM} miniscapes'):
+    from mtl_jax.deploy import course_layout  # pylint: disable=g-import-not-at-top  # fast --help
 
-  with cli.user_errors(f'{PROGRAM} miniscapes'):
     out = cli.directory_flag('--output', args.output)
     if args.workdir is not None:  # even empty (an unset variable): never the dataset instead
       cli.directory_flag('--workdir', args.workdir)

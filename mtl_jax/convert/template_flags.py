@@ -4,10 +4,13 @@
       [--config.model.second_stage=deep] --workdir runs/ported
 
 The input is the study's model as the course template saves it: a Lightning `.ckpt` (its
-`state_dict`) or a plain state dict, read with torch.load(weights_only=True). The config names
-the architecture the checkpoint holds (no preset: the study's own networks; override the encoder
-or second stage to match). Every key must map, strictly: a missing or unexpected one is one line
-naming it. Then `python -m mtl_jax.evaluate --workdir runs/ported` scores it and
+`state_dict`; keys outside the network's `net.`, such as a `class_weights` buffer, are listed as
+ignored) or a plain state dict. It is read with torch.load(weights_only=True): only tensors are
+rebuilt, and other pickled classes (the template's argparse.Namespace of hyper-parameters) become
+inert stand-ins, so no code in the file runs. The config names the architecture the checkpoint
+holds (no preset: the study's own networks; override the encoder or second stage to match).
+Every key must map, strictly: a missing or unexpected one is one line naming it; weights holding
+NaN or infinity are refused. Then `python -m mtl_jax.evaluate --workdir runs/ported` scores it and
 `python -m mtl_jax.train --config ... --workdir runs/ported` fine-tunes from it.
 """
 
@@ -16,8 +19,6 @@ naming it. Then `python -m mtl_jax.evaluate --workdir runs/ported` scores it and
 
 from absl import flags
 from ml_collections import config_flags
-
-from mtl_jax import cli
 
 PROGRAM = 'convert template'
 
@@ -30,18 +31,16 @@ flags.mark_flags_as_required(['input', 'config', 'workdir'])
 
 
 def main(argv):
-  cli.start(argv)
   from mtl_jax import experiment  # after flag parsing: keeps --help fast
   from mtl_jax.models import convert, template_checkpoint
 
-  with cli.user_errors(PROGRAM):
-    config = _CONFIG.value
-    model = experiment.build_model(config)
-    state_dict = convert.read_state_dict(_INPUT.value)
-    report = template_checkpoint.load_template_state(
-      model, config.model.arch, state_dict, source=_INPUT.value
-    )
-    workdir = experiment.save_run_start(config, model, _WORKDIR.value)
+  config = _CONFIG.value
+  state_dict = convert.read_state_dict(_INPUT.value)  # first: a wrong file fails in a second
+  model = experiment.build_model(config)
+  report = template_checkpoint.load_template_state(
+    model, config.model.arch, state_dict, source=_INPUT.value
+  )
+  workdir = experiment.save_run_start(config, model, _WORKDIR.value)
   print(report)
   print(
     f'wrote step 0 of a run to {workdir}; score it with python -m mtl_jax.evaluate '

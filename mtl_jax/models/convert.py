@@ -7,11 +7,13 @@ BatchNorm `num_batches_tracked` counters have no counterpart (`is_bn_counter`).
 
 Loading is strict: a missing key, an unknown key or a shape mismatch raises a UserError (a
 ValueError) naming the key, so a wrong file never yields a half-loaded module. Reading `.pth`
-files needs torch (weights only, never the pickle's code); `.safetensors` files need only the
-safetensors package.
+and `.ckpt` files needs torch; it rebuilds tensors only (weights_only=True), and any other class
+the pickle names (a Lightning checkpoint's hyper-parameters) becomes an inert stand-in, so no
+code of the file's runs. `.safetensors` files need only the safetensors package.
 """
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -39,8 +41,9 @@ VarPath = tuple  # an nnx variable path, e.g. ('layer1', 0, 'bn1', 'scale')
 class LoadReport:
   """What a strict load did (keys as named in the source).
 
-  `unexpected` lists the ignored extras (fc.*, num_batches_tracked); `missing` is empty whenever
-  a report is returned, since a missing key raises.
+  `unexpected` lists the ignored extras (fc.*, num_batches_tracked, a Lightning checkpoint's keys
+  outside the network); `missing` is empty whenever a report is returned, since a missing key
+  raises.
   """
 
   source: str
@@ -149,6 +152,72 @@ def load_state_dict(
   return LoadReport(source, loaded=tuple(expected), unexpected=ignored)
 
 
+_ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')  # torch bolds parts of its load errors
+# torch.save writes a zip archive; before torch 1.6 a pickle (protocol 2: first byte 0x80).
+_TORCH_FILE_STARTS = (b'PK\x03\x04', b'\x80')
+
+
+class _Unread:
+  """Stands in for a class a checkpoint pickles beside its weights (the argparse.Namespace of
+  a Lightning checkpoint's hyper_parameters, a callback's state): accepts whatever the pickle
+  hands it and runs none of the original's code, so the weights read safely around it."""
+
+  pickled_name = '?'
+
+  def __new__(cls, *args, **kwargs):  # pylint: disable=unused-argument
+    return object.__new__(cls)
+
+  def __init__(self, *args, **kwargs):  # pylint: disable=unused-argument
+    pass
+
+  def __setstate__(self, state):  # pylint: disable=unused-argument
+    pass
+
+  def __setitem__(self, key, value):  # pylint: disable=unused-argument
+    pass
+
+
+def _stand_ins(torch, path: Path, zipped: bool) -> list[tuple[type, str]]:
+  """An `_Unread` for every global the checkpoint names that torch's weights-only load does not
+  allow, in the (class, 'module.name') form torch.serialization.safe_globals takes."""
+  find = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint', None)  # torch >= 2.5
+  if find is None or not zipped:
+    return []  # torch lists the globals of its zip format only
+  try:
+    names = find(path)
+  except Exception:  # pylint: disable=broad-except  # torch.load names the damage below
+    return []
+  return [(type('Unread', (_Unread,), {'pickled_name': name}), name) for name in names]
+
+
+def torch_error_reason(error: Exception) -> str:
+  """What went wrong in torch.load, in one sentence: no terminal escapes, and none of torch's
+  advice to load with weights_only=False (which would run the file's code)."""
+  text = _ANSI_ESCAPE.sub('', str(error)).split('WeightsUnpickler error:')[-1]  # the cause
+  lines = [
+    line.strip() for line in text.splitlines() if line.strip() and 'weights_only' not in line
+  ]
+  return lines[0].split('. ')[0].rstrip('.') if lines else type(error).__name__
+
+
+def _load_torch_file(torch, path: Path):
+  with path.open('rb') as f:
+    start = f.read(4)
+  if not start:
+    raise UserError(f'{path}: not a PyTorch checkpoint (the file is empty)')
+  if not start.startswith(_TORCH_FILE_STARTS):
+    raise UserError(
+      f'{path}: not a PyTorch checkpoint (torch.save writes a zip archive; this file starts '
+      f'with bytes {start.hex(" ")})'
+    )
+  try:  # weights_only, with stand-ins for other classes: never run the pickle's code
+    zipped = start.startswith(_TORCH_FILE_STARTS[0])
+    with torch.serialization.safe_globals(_stand_ins(torch, path, zipped)):
+      return torch.load(path, map_location='cpu', weights_only=True)
+  except Exception as e:  # pylint: disable=broad-except  # any unreadable file is the user's
+    raise UserError(f'{path}: cannot read as a PyTorch checkpoint: {torch_error_reason(e)}') from e
+
+
 def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -157,18 +226,21 @@ def _torch_state_dict(path: Path) -> dict[str, np.ndarray]:
       f'{path}: reading a .pth file needs torch (pip install torch), or pass a '
       '.safetensors file instead'
     ) from e
-  try:  # weights_only: never run the pickle's code, only rebuild tensors
-    state = torch.load(path, map_location='cpu', weights_only=True)
-  except Exception as e:  # pylint: disable=broad-except  # any unreadable file is the user's
-    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise UserError(f'{path}: cannot read with torch.load(weights_only=True): {reason}') from e
+  state = _load_torch_file(torch, path)
   if isinstance(state, Mapping) and isinstance(state.get('state_dict'), Mapping):
-    state = state['state_dict']  # a PyTorch Lightning checkpoint
-  if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-    raise UserError(
-      f'{path}: expected a state dict mapping names to tensors, got {type(state).__name__}'
-    )
+    state = state['state_dict']  # a PyTorch Lightning checkpoint: only its weights matter
+  if not isinstance(state, Mapping):
+    raise UserError(f'{path}: expected a state dict mapping names to tensors, got {_kind(state)}')
+  for key, value in state.items():
+    if not torch.is_tensor(value):
+      raise UserError(
+        f'{path}: expected a state dict mapping names to tensors, but {key!r} holds {_kind(value)}'
+      )
   return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in state.items()}
+
+
+def _kind(value) -> str:
+  return value.pickled_name if isinstance(value, _Unread) else type(value).__name__
 
 
 def _safetensors_state_dict(path: Path) -> dict[str, np.ndarray]:
@@ -185,7 +257,8 @@ def _safetensors_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-  """A torchvision state dict from a `.pth` (torch, weights only) or `.safetensors` file."""
+  """A state dict from a `.pth` or `.ckpt` (torch, weights only; a Lightning checkpoint's
+  `state_dict`) or a `.safetensors` file."""
   path = Path(path)
   if not path.is_file():
     raise UserError(f'{path}: no such file')

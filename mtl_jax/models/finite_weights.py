@@ -23,7 +23,8 @@ def require_finite(tree, what: str) -> None:
   bad = non_finite_arrays(tree)
   if bad:
     shown = ', '.join(bad[:3]) + (f' and {len(bad) - 3} more' if len(bad) > 3 else '')
+    arrays = f'{len(bad)} array' + ('s' if len(bad) > 1 else '')
     raise UserError(
-      f'{what} holds non-finite weights (NaN or infinity) in {len(bad)} arrays ({shown}); '
+      f'{what} holds non-finite weights (NaN or infinity) in {arrays} ({shown}); '
       'its predictions would be meaningless: use an earlier checkpoint or retrain'
     )

@@ -10,17 +10,19 @@ Inside them, ASPPpart is a Sequential (conv `0`, BatchNorm `1`), image pooling a
 
 `template_key(arch, path)` spells the key each of our variables has there; the load is strict
 (`convert.load_state_dict`): every key mapped, one line naming any missing or unexpected one.
-A Lightning `.ckpt` (its `state_dict`, keys under the LightningModule's `net.`) or a plain state
-dict both work.
+A Lightning `.ckpt` (its `state_dict`: the network under the LightningModule's `net.`, any other
+key, such as a `class_weights` buffer, reported as ignored) or a plain state dict both work.
+Weights holding NaN or infinity are refused (`finite_weights.require_finite`).
 """
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
 import numpy as np
 from flax import nnx
 
-from mtl_jax.models import convert
+from mtl_jax.models import convert, finite_weights
 from mtl_jax.runtime.errors import UserError
 
 TASK_SUFFIX = {'semseg': 'segm', 'depth': 'depth'}
@@ -80,22 +82,36 @@ def is_ignored(key: str) -> bool:
   return convert.is_bn_counter(key) or key.startswith('encoder.encoder.fc.')
 
 
-def strip_lightning_prefix(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-  if state_dict and all(k.startswith(LIGHTNING_PREFIX) for k in state_dict):
-    return {k[len(LIGHTNING_PREFIX) :]: v for k, v in state_dict.items()}
-  return dict(state_dict)
+def network_keys(state_dict: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
+  """(the network's entries, the other keys). A Lightning checkpoint holds the network under
+  `net.`, beside whatever else its LightningModule registered (a `class_weights` buffer, a loss
+  module): those are not the network's, so they are set aside rather than matched. A plain state
+  dict (no key under `net.`) is all network."""
+  if not any(k.startswith(LIGHTNING_PREFIX) for k in state_dict):
+    return dict(state_dict), []
+  network = {
+    k.removeprefix(LIGHTNING_PREFIX): v
+    for k, v in state_dict.items()
+    if k.startswith(LIGHTNING_PREFIX)
+  }
+  return network, [k for k in state_dict if not k.startswith(LIGHTNING_PREFIX)]
 
 
 def load_template_state(
   model: nnx.Module, arch: str, state_dict: Mapping[str, np.ndarray], *, source: str
 ) -> convert.LoadReport:
-  """Loads a template state dict (numpy, torch layout) into our 'seed' model in place."""
+  """Loads a template state dict (numpy, torch layout) into our 'seed' model in place; the
+  report's ignored keys include a Lightning checkpoint's entries outside `net.`. Refuses weights
+  holding NaN or infinity, which would predict garbage without an error."""
   if arch not in _TOP:
     raise UserError(f'{source}: no course-template layout for architecture {arch!r}')
-  return convert.load_state_dict(
+  network, outside = network_keys(state_dict)
+  finite_weights.require_finite({k: v for k, v in network.items() if not is_ignored(k)}, source)
+  report = convert.load_state_dict(
     model,
-    strip_lightning_prefix(state_dict),
+    network,
     source=source,
     ignorable=is_ignored,
     key=lambda path: template_key(arch, path),
   )
+  return dataclasses.replace(report, unexpected=(*outside, *report.unexpected))

@@ -2,13 +2,17 @@
 predicts what predict_step predicts."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from commands import assert_one_line_error, run
 from conftest import REPO
+from flax import nnx
 from PIL import Image
 
 from mtl_jax import experiment, parallel
@@ -90,26 +94,55 @@ def test_model_card_describes_the_artifacts(exported):
 
 def test_a_size_off_the_stride_is_one_line(tiny_run, tmp_path):
   _, workdir, _ = tiny_run
-  result = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'mtl_jax.export',
-      f'--workdir={workdir}',
-      f'--output={tmp_path}',
-      '--height=30',
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    check=False,
+  result = run('mtl_jax.export', f'--workdir={workdir}', f'--output={tmp_path}', '--height=30')
+  assert_one_line_error(
+    result, 'export', '--height and --width must be positive multiples of the output stride 16'
   )
-  assert result.returncode == 2
-  assert (
-    result.stderr.strip()
-    .splitlines()[-1]
-    .startswith('export: error: --height and --width must be multiples of the output stride')
+
+
+@pytest.mark.parametrize(
+  'args, message',
+  [
+    (['--height=-32'], 'flag --height=-32: -32 is not a positive integer'),
+    (['--format='], '--format is empty; give one or more of stablehlo, savedmodel'),
+    (['--format=onnx'], "--format: unknown 'onnx'; valid formats are stablehlo, savedmodel"),
+    ([], 'holds files that are not an export; give a new or empty folder, or pass --overwrite'),
+  ],
+  ids=['negative-height', 'no-format', 'unknown-format', 'output-not-empty'],
+)
+def test_a_misuse_is_one_line_before_any_work(tmp_path, args, message):
+  (tmp_path / 'out').mkdir()
+  (tmp_path / 'out' / 'notes.txt').write_text('mine')
+  out = tmp_path / ('out' if not args else 'new')
+  result = run('mtl_jax.export', f'--workdir={tmp_path / "no_run"}', f'--output={out}', *args)
+  assert_one_line_error(result, 'export', message)
+  assert [p.name for p in (tmp_path / 'out').iterdir()] == ['notes.txt']
+  assert not (tmp_path / 'new').exists()
+
+
+def test_weights_holding_nan_are_one_line_naming_the_checkpoint(tiny_run, tmp_path):
+  config, workdir, _ = tiny_run
+  restored = experiment.open_run(workdir)
+  model = nnx.merge(restored.graphdef, restored.state.params, restored.state.batch_stats)
+  _, kernel = next(iter(nnx.to_flat_state(nnx.state(model, nnx.Param))))
+  kernel[...] = kernel[...].at[(0,) * kernel.ndim].set(jnp.nan)
+  experiment.save_run_start(config, model, tmp_path / 'nan')
+  result = run('mtl_jax.export', f'--workdir={tmp_path / "nan"}', f'--output={tmp_path / "out"}')
+  assert_one_line_error(
+    result, 'export', f'checkpoint 0 of {tmp_path / "nan"} holds non-finite weights', '(params/'
   )
+  assert not (tmp_path / 'out').exists()
+
+
+def test_a_previous_export_is_replaced_only_with_overwrite(exported, tmp_path):
+  workdir, previous = exported
+  out = shutil.copytree(previous, tmp_path / 'out')
+  command = ['mtl_jax.export', f'--workdir={workdir}', f'--output={out}', '--format=stablehlo']
+  assert_one_line_error(run(*command), 'export', 'holds an export already; pass --overwrite')
+  result = run(*command, '--overwrite')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(p.name for p in out.iterdir()) == [artifacts.STABLEHLO_FILE, artifacts.MODEL_CARD]
+  assert list(json.loads((out / artifacts.MODEL_CARD).read_text())['formats']) == ['stablehlo']
 
 
 def test_predict_runs_the_exported_artifact(exported, tmp_path):
@@ -117,16 +150,18 @@ def test_predict_runs_the_exported_artifact(exported, tmp_path):
   run = experiment.open_run(workdir)
   h, w = run.config.data.height, run.config.data.width
   images = np.random.default_rng(1).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+  given = tmp_path / 'images'  # beside the output: predict refuses an output inside its input
+  given.mkdir()
   for i, image in enumerate(images):
-    Image.fromarray(image).save(tmp_path / f'{i}.png')
-  Image.fromarray(images[0][: h // 2]).save(tmp_path / 'half.png')  # another size
+    Image.fromarray(image).save(given / f'{i}.png')
+  Image.fromarray(images[0][: h // 2]).save(given / 'half.png')  # another size
   result = subprocess.run(
     [
       sys.executable,
       '-m',
       'mtl_jax.predict',
       f'--exported={out}',
-      f'--input={tmp_path}',
+      f'--input={given}',
       f'--output={tmp_path / "predicted"}',
     ],
     cwd=REPO,

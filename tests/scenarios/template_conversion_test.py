@@ -2,6 +2,7 @@
 of an mtl_jax run that evaluate scores (same outputs as the PyTorch model) and training
 fine-tunes."""
 
+import argparse
 import subprocess
 import sys
 
@@ -9,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import seed_torch
+from commands import assert_one_line_error
 from conftest import REPO
+from PIL import Image
 
 from mtl_jax import experiment, trainer
 from mtl_jax.workdir import run_config
@@ -50,15 +53,28 @@ def _convert(checkpoint, workdir, data_dir, *extra):
   )
 
 
+def _save_lightning(state_dict, path):
+  """As the course template's Lightning training saves: the network under `net.`, beside a
+  `class_weights` buffer of the LightningModule and its argparse.Namespace of hyper-parameters."""
+  network = {f'net.{k}': v for k, v in state_dict.items()}
+  torch.save(
+    {
+      'state_dict': {**network, 'class_weights': torch.ones(19)},
+      'hyper_parameters': {'cfg': argparse.Namespace(lr=1e-4, batch_size=4)},
+      'epoch': 63,
+    },
+    path,
+  )
+
+
 def test_converted_run_predicts_as_the_template_and_fine_tunes(tmp_path, data_dir, capsys):
   theirs = seed_torch.randomize(seed_torch.model('joint', 18, 16), seed=1)
   checkpoint = tmp_path / 'epoch=63.ckpt'
-  torch.save(
-    {'state_dict': {f'net.{k}': v for k, v in theirs.state_dict().items()}, 'epoch': 63}, checkpoint
-  )
+  _save_lightning(theirs.state_dict(), checkpoint)
   done = _convert(checkpoint, tmp_path / 'run', data_dir)
   assert done.returncode == 0, done.stderr
   assert 'wrote step 0 of a run' in done.stdout
+  assert 'unexpected (ignored) ' in done.stdout and ': class_weights, ' in done.stdout
 
   run = experiment.open_run(tmp_path / 'run')
   assert run.step == 0
@@ -92,4 +108,28 @@ def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, data_dir):
     f"convert template: error: {checkpoint}: missing key 'aspp.conv1.1.bias' "
     '(model expects shape (256,)); 31 more keys missing'
   ]
+  assert not (tmp_path / 'run').exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path, data_dir):
+  checkpoint = tmp_path / 'epoch=63.ckpt'
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(checkpoint, format='JPEG')
+  done = _convert(checkpoint, tmp_path / 'run', data_dir)
+  assert_one_line_error(done, 'convert template', f'{checkpoint}: not a PyTorch checkpoint')
+  assert 'weights_only' not in done.stderr
+  assert not (tmp_path / 'run').exists()
+
+
+def test_non_finite_weights_are_one_line_naming_them(tmp_path, data_dir):
+  state = seed_torch.model('joint', 18, 16).state_dict()
+  state['decoder.conv_3x3.weight'][0] = float('nan')
+  checkpoint = tmp_path / 'diverged.ckpt'
+  _save_lightning(state, checkpoint)
+  done = _convert(checkpoint, tmp_path / 'run', data_dir)
+  assert_one_line_error(
+    done,
+    'convert template',
+    f'{checkpoint} holds non-finite weights (NaN or infinity)',
+    'in 1 array (decoder.conv_3x3.weight)',
+  )
   assert not (tmp_path / 'run').exists()

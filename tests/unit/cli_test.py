@@ -1,7 +1,6 @@
 """cli.command and cli.run: the one opening every command shares (user mistakes and Ctrl-C as one
 line; arguments that are not flags refused)."""
 
-
 import pytest
 from commands import assert_one_line_error, run
 

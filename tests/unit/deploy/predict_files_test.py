@@ -225,5 +225,5 @@ def test_a_checkpoint_holding_nan_is_refused_naming_it(tmp_path):
   with pytest.raises(UserError) as error:
     predictors.Predictor(str(workdir), None)
   assert str(error.value).startswith(
-    f'checkpoint 0 of {workdir} holds non-finite weights (NaN or infinity) in 1 arrays (params/'
+    f'checkpoint 0 of {workdir} holds non-finite weights (NaN or infinity) in 1 array (params/'
   )
