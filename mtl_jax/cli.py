@@ -62,11 +62,6 @@ def user_errors(program: str):
     sys.exit(2)
 
 
-def start(argv: list[str]) -> None:
-  """Transitional: `run` now does what this did (commands still calling it are being moved)."""
-  del argv
-
-
 @contextlib.contextmanager
 def _interrupt_is_one_line(program: str):
   """Ctrl-C (SIGINT's KeyboardInterrupt) as one line and the shell's exit 130, not a traceback.

@@ -18,16 +18,14 @@ flags.mark_flags_as_required(['output'])
 
 
 def main(argv):
-  cli.setup()
-  with cli.user_errors('report'):
-    if len(argv) < 2:
-      raise UserError('name at least one run directory or directory of runs')
-    output = cli.directory_flag('--output', _OUTPUT.value)
-    from mtl_jax.reports import build  # pylint: disable=g-import-not-at-top  # fast --help
+  if len(argv) < 2:
+    raise UserError('name at least one run directory or directory of runs')
+  output = cli.directory_flag('--output', _OUTPUT.value)
+  from mtl_jax.reports import build  # pylint: disable=g-import-not-at-top  # fast --help
 
-    index = build.write_report([Path(p) for p in argv[1:]], output)
+  index = build.write_report([Path(p) for p in argv[1:]], output)
   print(f'wrote {index}', flush=True)
 
 
 if __name__ == '__main__':
-  cli.run(main, 'report')
+  cli.run(main, 'report', takes_arguments=True)

@@ -128,7 +128,7 @@ def per_class_iou(
 def depth_by_distance(
   bin_names: list[str], entries: list[tuple[str, tuple, dict[str, list[float]]]], path: Path
 ) -> None:
-  """entries: (label, colour, `samples.errors_by_distance`) of each run drawn."""
+  """entries: (label, colour, `distance.errors`) of each run drawn."""
   fig = _make_figure(12, 4.5, [label for label, _, _ in entries])
   axes = fig.subplots(1, 2)
   for ax, (key, ylabel) in zip(axes, (('abs_rel', 'abs rel error'), ('mae', 'mean abs error (m)'))):

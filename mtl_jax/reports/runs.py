@@ -5,10 +5,15 @@ A path is a run directory (it holds config.json) or a directory holding run dire
 depth (a sweep root); a run directory is not searched further. A mistake is one `UserError`
 line: a path that does not exist or holds no run, or runs whose scores cannot be compared (a
 different dataset, image size, eval split or class set).
+
+A run whose metrics.jsonl holds a corrupt line (`metrics_problem`) is left out with a warning
+line naming the file and line, and the others are reported: its state and best eval come from
+that file, and a record skipped could be its best, which its drawn checkpoint would contradict.
 """
 
 import dataclasses
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import ml_collections
 
 from mtl_jax.config import schema
 from mtl_jax.runtime.errors import UserError
-from mtl_jax.workdir import layout, run_config, run_status
+from mtl_jax.workdir import layout, run_config, run_status, writers
 
 # The knobs that fix which images a run is scored on: runs differing in any of them score
 # different images. The synthetic data's seed and split size define its validation images.
@@ -86,12 +91,34 @@ def load(paths: Iterable[str | Path]) -> list[ReportRun]:
         workdirs.append(workdir)
   if not workdirs:
     raise UserError('no run given; name run directories or directories of runs')
-  runs = [
-    ReportRun(workdir, name, run_config.load(workdir), run_status.status(workdir))
-    for workdir, name in zip(workdirs, _names(workdirs))
-  ]
+  runs, problems = [], []
+  for workdir, name in zip(workdirs, _names(workdirs)):
+    problem = metrics_problem(workdir)
+    if problem:
+      problems.append((name, problem))
+    else:
+      runs.append(ReportRun(workdir, name, run_config.load(workdir), run_status.status(workdir)))
+  if not runs:
+    raise UserError(f'{problems[0][1]}: repair or delete that line to report the run')
+  for name, problem in problems:
+    print(
+      f'warning: {problem}, so run {name} is left out of the report (repair or delete that '
+      'line to include it)',
+      file=sys.stderr,
+      flush=True,
+    )
   check_comparable(runs)
   return runs
+
+
+def metrics_problem(workdir: Path) -> str | None:
+  """Why the run's metrics.jsonl cannot be read (`writers.read_records`' line naming the corrupt
+  line), None when it can."""
+  try:
+    writers.read_records(Path(workdir) / layout.METRICS_FILE)
+  except writers.CorruptRecords as e:
+    return str(e)
+  return None
 
 
 def eval_data(config: ml_collections.ConfigDict) -> dict:

@@ -15,7 +15,6 @@ predict leaves its prediction column grey.
 """
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -40,8 +39,6 @@ ERROR_COLORMAP = 'YlOrRd'  # pale yellow (exact) to dark red; no black either
 ERROR_MAX = 0.5  # the relative error at which the error map saturates
 GAP_PX = 2  # white space between tiles
 NOT_PREDICTED_GREY = 128
-# Depth error by distance: bin edges in metres over the ground-truth depth.
-DEPTH_BINS_M = (0.0, 10.0, 20.0, 40.0, 80.0, math.inf)
 
 Images = dict[str, np.ndarray]  # SPATIAL_KEYS stacked: image [N,H,W,3], semseg, depth [N,H,W]
 
@@ -125,29 +122,6 @@ def grid(images: Images, preds: dict[str, np.ndarray], colors) -> np.ndarray:
   """The sample grid as one HWC uint8 image (see the module docstring for its columns)."""
   rows = [join_tiles(_row(i, images, preds, colors), axis=1) for i in range(len(images['image']))]
   return join_tiles(rows, axis=0)
-
-
-def errors_by_distance(pred: np.ndarray, gt: np.ndarray) -> dict[str, list[float]]:
-  """Per DEPTH_BINS_M bin of the ground truth, over the pixels of all images pooled (a few
-  images leave some bins too sparse to average per image): `mae` (metres), `abs_rel` and
-  `pixels`; NaN errors for an empty bin."""
-  clamped = np.clip(pred, *DEPTH_RANGE_M)
-  out = {'mae': [], 'abs_rel': [], 'pixels': []}
-  for low, high in zip(DEPTH_BINS_M[:-1], DEPTH_BINS_M[1:]):
-    inside = (gt > 0) & (gt >= low) & (gt < high)
-    error = np.abs(clamped[inside] - gt[inside])
-    out['pixels'].append(int(inside.sum()))
-    out['mae'].append(float(error.mean()) if error.size else math.nan)
-    out['abs_rel'].append(float((error / gt[inside]).mean()) if error.size else math.nan)
-  return out
-
-
-def bin_names() -> list[str]:
-  """'0–10 m', ..., '80+ m'."""
-  edges = [f'{e:g}' for e in DEPTH_BINS_M]
-  return [
-    f'{low}+ m' if high == 'inf' else f'{low}–{high} m' for low, high in zip(edges[:-1], edges[1:])
-  ]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,9 +4,10 @@
 override dicts).
 
 Every combination × seed trains in its own workdir under --root, named by its overrides (see
-mtl_jax/planning.py), N at a time; finished runs are skipped and stopped ones resumed, so rerunning
-the command continues the sweep. `--config.key=value` applies to every run. --print_commands
-prints the train commands instead and --slurm FILE writes them as a SLURM job array. The report
+mtl_jax/sweep/planning.py), N at a time; finished runs are skipped and stopped ones resumed, so
+rerunning the command continues the sweep. `--config.key=value` applies to every run.
+--print_commands prints the train commands instead and --slurm FILE writes them as a SLURM job
+array (never over a different file: a script you edited is kept). The report
 (root/report/index.html) is written when every run has ended.
 """
 
@@ -32,36 +33,39 @@ _SWEEP = flags.DEFINE_string(
 _SEEDS = flags.DEFINE_string('seeds', None, "Seeds, e.g. 0,1,2 (default: the config's seed)")
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs trained at a time')
 _PRINT = flags.DEFINE_bool('print_commands', False, 'Print the train commands; run nothing')
-_SLURM = flags.DEFINE_string('slurm', None, 'Write a SLURM job-array script here; run nothing')
+_SLURM = flags.DEFINE_string(
+  'slurm',
+  None,
+  'Write a SLURM job-array script here and run nothing; an existing file with other content is '
+  'refused, not replaced',
+)
 flags.mark_flags_as_required(['config', 'root'])
 
 
 def main(argv):
-  cli.start(argv)  # quiet logs too: the report reads checkpoints in this process
   from mtl_jax.sweep import planning  # after flag parsing: keeps --help fast
 
-  with cli.user_errors('sweep'):
-    root = cli.directory_flag('--root', _ROOT.value)
-    slurm = _SLURM.value is not None and cli.file_flag('--slurm', _SLURM.value)
-    if _PARALLEL.value < 1:
-      raise UserError(f'--parallel={_PARALLEL.value}: runs at a time must be >= 1')
-    fixed = [
-      f'--config.{key}={planning.value_text(value)}'
-      for key, value in config_flags.get_override_values(flags.FLAGS['config']).items()
-    ]
-    sweep = planning.plan(cli.flag_value(sys.argv, 'config'), fixed, _combinations(planning), root)
-    if _PRINT.value:
-      print('\n'.join(planning.shell_line(sweep.command(run)) for run in sweep.runs))
-    if slurm:
-      written_by = planning.shell_line(['python', '-m', 'mtl_jax.sweep', *sys.argv[1:]])
-      slurm.write_text(planning.slurm_script(sweep, written_by))
-      root.mkdir(parents=True, exist_ok=True)  # for the tasks' --output: SLURM does not create it
-      print(f'wrote {slurm}: {len(sweep.runs)} array tasks (sbatch {slurm})')
-    if _PRINT.value or slurm:
-      return
-    from mtl_jax.sweep import runner  # pylint: disable=g-import-not-at-top  # reads runs
+  root = cli.directory_flag('--root', _ROOT.value)
+  slurm = _SLURM.value is not None and cli.file_flag('--slurm', _SLURM.value)
+  if _PARALLEL.value < 1:
+    raise UserError(f'--parallel={_PARALLEL.value}: runs at a time must be >= 1')
+  fixed = [
+    f'--config.{key}={planning.value_text(value)}'
+    for key, value in config_flags.get_override_values(flags.FLAGS['config']).items()
+  ]
+  sweep = planning.plan(cli.flag_value(sys.argv, 'config'), fixed, _combinations(planning), root)
+  if _PRINT.value:
+    print('\n'.join(planning.shell_line(sweep.command(run)) for run in sweep.runs))
+  if slurm:
+    written_by = planning.shell_line(['python', '-m', 'mtl_jax.sweep', *sys.argv[1:]])
+    planning.write_slurm_script(slurm, planning.slurm_script(sweep, written_by))
+    root.mkdir(parents=True, exist_ok=True)  # for the tasks' --output: SLURM does not create it
+    print(f'wrote {slurm}: {len(sweep.runs)} array tasks (sbatch {slurm})')
+  if _PRINT.value or slurm:
+    return
+  from mtl_jax.sweep import runner  # pylint: disable=g-import-not-at-top  # reads runs
 
-    code = runner.Runner(sweep, _PARALLEL.value).run()
+  code = runner.Runner(sweep, _PARALLEL.value).run()
   sys.exit(code)
 
 

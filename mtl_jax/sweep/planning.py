@@ -1,4 +1,5 @@
-"""A sweep's plan: which runs, their workdir names and their train commands (pure functions).
+"""A sweep's plan: which runs, their workdir names and their train commands (pure functions; the
+SLURM script's writing is the one that touches the disk).
 
 A sweep is the product of a sweep file's list of override dicts (`get_sweep()`), each `--grid
 key=v1,v2` and the seeds, seeds outermost (every combination runs once before any repeats).
@@ -17,9 +18,13 @@ given to the sweep as `--config.key=v` apply to every run and are not part of th
 import dataclasses
 import difflib
 import hashlib
+import inspect
 import itertools
+import math
+import os
 import re
 import shlex
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -82,25 +87,92 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
 
 
 def load_sweep_file(path: str | Path) -> list[dict[str, Any]]:
-  """The list of override dicts `get_sweep()` returns in a Python file, keys checked."""
+  """The list of override dicts `get_sweep()` returns in a Python file, keys and values checked.
+  The file is the user's code: whatever it raises, loaded or in get_sweep(), is one UserError
+  line naming the file and line."""
+  sweep = _call_get_sweep(path, _load_module(path))
+  if not isinstance(sweep, (list, tuple)) or not sweep:
+    raise UserError(
+      f'{path}: get_sweep() must return a non-empty list of dicts, not {_short(sweep)}'
+    )
+  for entry in sweep:
+    if not isinstance(entry, dict):
+      raise UserError(f'{path}: get_sweep() returned {_short(entry)}, not a dict of overrides')
+  entries = [{_knob(str(k), str(path)): v for k, v in entry.items()} for entry in sweep]
+  for number, entry in enumerate(entries, 1):
+    for key, value in entry.items():
+      problem = _value_problem(key, value)
+      if problem:
+        raise UserError(f'{path}: get_sweep() entry {number}: {key}={_short(value)} {problem}')
+  return entries
+
+
+def _load_module(path: str | Path) -> dict[str, Any]:
+  """The namespace of the sweep file run as a module."""
   namespace = {'__file__': str(path), '__name__': Path(path).stem + '_sweep'}
   try:
     source = Path(path).read_text()
-  except OSError:
+  except (OSError, UnicodeDecodeError):
     raise UserError(f'cannot read sweep file {str(path)!r} (no such file, or unreadable)') from None
   try:
     exec(compile(source, str(path), 'exec'), namespace)  # pylint: disable=exec-used
   except SyntaxError as e:
     raise UserError(f'{e.filename}:{e.lineno}: {e.msg}') from None
-  if not callable(namespace.get('get_sweep')):
+  except Exception as e:  # pylint: disable=broad-except  # the user's code: theirs to fix
+    raise UserError(_raised(path, e, 'raised while loading the file')) from None
+  return namespace
+
+
+def _call_get_sweep(path: str | Path, namespace: dict[str, Any]):
+  get_sweep = namespace.get('get_sweep')
+  if not callable(get_sweep):
     raise UserError(f'{path} does not define get_sweep()')
-  sweep = namespace['get_sweep']()
-  if not isinstance(sweep, (list, tuple)) or not sweep:
-    raise UserError(f'{path}: get_sweep() must return a non-empty list of dicts')
-  for entry in sweep:
-    if not isinstance(entry, dict):
-      raise UserError(f'{path}: get_sweep() returned {entry!r}, not a dict of overrides')
-  return [{_knob(str(k), str(path)): v for k, v in entry.items()} for entry in sweep]
+  required = _required_parameters(get_sweep)
+  if required:
+    raise UserError(
+      f'{path}: get_sweep() must take no arguments; it requires {", ".join(required)}'
+    )
+  try:
+    return get_sweep()
+  except Exception as e:  # pylint: disable=broad-except  # the user's code: theirs to fix
+    raise UserError(_raised(path, e, 'raised by get_sweep()')) from None
+
+
+def _short(value, limit: int = 80) -> str:
+  text = repr(value)
+  return text if len(text) <= limit else text[: limit - 3] + '...'
+
+
+def _raised(path: str | Path, error: Exception, when: str) -> str:
+  """'path:line: ErrorType: message (raised when)': the line of the sweep file's deepest frame,
+  and the message's first line (one line, however long the error's text)."""
+  frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
+  where = f'{path}:{frames[-1].lineno}' if frames else str(path)
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  message = f': {lines[0]}' + (' ...' if len(lines) > 1 else '') if lines else ''
+  return f'{where}: {type(error).__name__}{message} ({when})'
+
+
+def _required_parameters(function) -> list[str]:
+  """The names of `function`'s parameters that have no default (*args and **kwargs have one)."""
+  try:
+    parameters = inspect.signature(function).parameters.values()
+  except (TypeError, ValueError):  # a callable without a signature: calling it tells
+    return []
+  optional = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+  return [p.name for p in parameters if p.default is p.empty and p.kind not in optional]
+
+
+def _value_problem(key: str, value) -> str | None:
+  """Why a sweep file's value cannot be key's, or None. Text is parsed as the command line's
+  (`--config.key=text`), so only other values are checked here: of the knob's type, and finite
+  (validation refuses nan too, but could not name the file)."""
+  if isinstance(value, str):
+    return None
+  numbers = value if isinstance(value, (list, tuple)) else [value]
+  if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+    return 'must be a finite number'
+  return schema.type_problem(key, value)
 
 
 def combinations(
@@ -122,7 +194,10 @@ def combinations(
 
 def float_text(value: float) -> str:
   """Below 0.1 the shortest exact scientific form unless repr is shorter (1e-2, 3e-4, 0.015),
-  else repr (0.5, 27.07): learning rates read alike in a listing."""
+  else repr (0.5, 27.07): learning rates read alike in a listing. nan and inf as repr writes
+  them, which config_flags reads back (and validation refuses)."""
+  if not math.isfinite(value):
+    return repr(value)
   for digits in range(17):
     scientific = f'{value:.{digits}e}'
     if float(scientific) == value:
@@ -229,15 +304,11 @@ def config_differences(sweep: Sweep, run: PlannedRun, limit: int = 3) -> str | N
   recorded = run_config.load(workdir)
   planned = load_config(sweep.config_ref, [*sweep.fixed, *run.args])
   keys = [key for key in schema.KNOBS if key not in run_config.RESOLVED_AT_START]
-  differ = [
-    f'{key}: {value_text(schema.get(recorded, key))} there, '
-    f'{value_text(schema.get(planned, key))} here'
+  changed = [  # written as a --config.key=value flag takes them
+    (key, value_text(schema.get(recorded, key)), value_text(schema.get(planned, key)))
     for key, _, _ in run_config.differences(recorded, planned, keys)
   ]
-  if not differ:
-    return None
-  more = f' and {len(differ) - limit} more' if len(differ) > limit else ''
-  return '; '.join(differ[:limit]) + more
+  return run_config.difference_text(changed, limit) if changed else None
 
 
 def shell_line(command: list[str]) -> str:
@@ -268,3 +339,27 @@ def slurm_script(sweep: Sweep, written_by: str) -> str:
     f'eval "${{commands[$i]}}" >> "${{workdirs[$i]}}/{layout.TRAIN_LOG_FILE}" 2>&1',
   ]
   return '\n'.join(lines) + '\n'
+
+
+def write_slurm_script(path: Path, text: str) -> None:
+  """Writes `text` to `path` whole or not at all (written beside it, then renamed over it). A
+  UserError if `path` holds anything else: a script the user may have edited since, or another
+  sweep's. The same text again is fine, so the same command can be rerun."""
+  try:
+    same = path.read_text() == text
+  except FileNotFoundError:
+    same = True
+  except (OSError, UnicodeDecodeError):
+    same = False
+  if not same:
+    raise UserError(
+      f'--slurm {path} exists and holds another script (one you edited, or another '
+      "sweep's); give another file name, or delete it to write this sweep's"
+    )
+  path.parent.mkdir(parents=True, exist_ok=True)
+  temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+  try:
+    temporary.write_text(text)
+    os.replace(temporary, path)
+  finally:
+    temporary.unlink(missing_ok=True)

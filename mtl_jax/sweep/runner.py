@@ -3,7 +3,8 @@
 Before launching a run it reads the run's state (`run_status`): a finished run is skipped, a
 stopped one resumed (its train command continues from the newest checkpoint), a diverged one
 reported (rerunning would repeat it) and one another process is training (a second sweep on the
-same root) left to that process. A run that fails does not stop the others; the failures are
+same root) left to that process; one whose metrics.jsonl holds a corrupt line (its state cannot be
+told) fails, naming the line. A run that fails does not stop the others; the failures are
 listed at the end with their workdir and the last line of their log, and the exit code is 1.
 
 Each child's stdout and stderr are appended to `<workdir>/train.log`. The children run in their
@@ -29,7 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtl_jax.config.schema import ConfigError
+from mtl_jax.reports import runs as report_runs
 from mtl_jax.runtime import progress
+from mtl_jax.runtime.errors import UserError
 from mtl_jax.sweep.planning import PlannedRun, Sweep, config_differences, shell_line
 from mtl_jax.workdir import layout, run_status, writers
 
@@ -78,8 +81,12 @@ def last_line(path: Path, offset: int = 0) -> str:
 
 
 def epochs_done(workdir: Path) -> int:
-  """Evals recorded in the run's metrics.jsonl (its progress, for the sweep's ETA)."""
-  records = writers.read_records(workdir / layout.METRICS_FILE)
+  """Evals recorded in the run's metrics.jsonl (its progress, for the sweep's ETA); 0 if a line
+  of it is corrupt (`state_before_launch` fails the run, saying which)."""
+  try:
+    records = writers.read_records(workdir / layout.METRICS_FILE)
+  except writers.CorruptRecords:
+    return 0
   return records[-1]['epoch'] if records else 0
 
 
@@ -87,6 +94,9 @@ def state_before_launch(workdir: Path) -> tuple[str | None, str]:
   """(run_status state or None for a run not started, what is wrong if it cannot be read)."""
   if not (workdir / layout.CONFIG_FILE).is_file():
     return None, ''
+  corrupt = report_runs.metrics_problem(workdir)
+  if corrupt:  # its state cannot be told: finished, or to resume?
+    return None, f'{corrupt}; repair or delete that line, then run the sweep again'
   try:
     return run_status.status(workdir).state, ''
   except ConfigError as e:
@@ -269,7 +279,11 @@ def _pdeathsig():
 
 
 def write_report(root: Path, say: Callable[[str], None]) -> None:
-  """The sweep's report in root/report."""
+  """The sweep's report in root/report; a report that cannot be written (root/report holds the
+  user's own files, say) is a line, not the sweep's error: its runs are done."""
   from mtl_jax.reports import build  # pylint: disable=g-import-not-at-top  # written only when done
 
-  say(f'report: {build.write_report([root], root / "report")}')
+  try:
+    say(f'report: {build.write_report([root], root / "report")}')
+  except UserError as e:
+    say(f'report: not written: {e}')

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout
 
 
@@ -83,18 +84,39 @@ class Discard(MetricsLog):
     pass
 
 
+class CorruptRecords(UserError):
+  """A line of a metrics.jsonl that is not an eval record, and not a torn last line: damage
+  (a disk fault, an edit), which the message names by line number."""
+
+
 def read_records(path: Path) -> list[dict]:
   """The records of a metrics.jsonl; a last line torn by a kill mid-write (which the run's next
-  start drops, `replace_records`) is left out."""
+  start drops, `replace_records`) is left out. CorruptRecords names any other line that is not
+  text, not JSON or not an eval record (a JSON object with an epoch)."""
   path = Path(path)
-  if not path.exists():
+  try:
+    data = path.read_bytes()
+  except FileNotFoundError:
     return []
-  lines = [line for line in path.read_text().splitlines() if line.strip()]
-  records = []
-  for i, line in enumerate(lines):
+  except OSError as e:
+    raise CorruptRecords(f'{path} cannot be read ({e.strerror})') from None
+  for number, raw in enumerate(data.split(b'\n'), 1):
     try:
-      records.append(json.loads(line))
+      raw.decode()
+    except UnicodeDecodeError:
+      raise CorruptRecords(f'{path} line {number} is not text (a corrupt line)') from None
+  lines = [(n, line) for n, line in enumerate(data.decode().splitlines(), 1) if line.strip()]
+  records = []
+  for number, line in lines:
+    try:
+      record = json.loads(line)
     except json.JSONDecodeError:
-      if i < len(lines) - 1:  # only the last line can be torn
-        raise
+      if number == lines[-1][0]:  # only the last line can be torn
+        continue
+      raise CorruptRecords(f'{path} line {number} is not JSON (a corrupt line)') from None
+    if not isinstance(record, dict) or 'epoch' not in record:
+      raise CorruptRecords(
+        f'{path} line {number} is not an eval record (a JSON object with an epoch)'
+      )
+    records.append(record)
   return records

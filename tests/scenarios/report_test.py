@@ -10,7 +10,6 @@ dozen runs cost no training.
 import csv
 import html.parser
 import json
-import math
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ from commands import assert_one_line_error, run
 from PIL import Image
 from tensorboardX.proto import event_pb2
 
-from mtl_jax.reports import build, runs, samples, scores, settings, table
+from mtl_jax.reports import build, distance, runs, samples, scores, settings, table
 from mtl_jax.runtime import locks
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout, run_status, writers
@@ -227,15 +226,25 @@ def test_runs_that_cannot_be_drawn_say_why(report):
   assert len(list((report.parent / 'samples').glob('*.png'))) == 4
 
 
-def test_errors_by_distance_by_hand():
-  gt = np.array([[5.0, 15.0, 30.0, 60.0, 100.0, 0.0]])
-  pred = np.array([[6.0, 15.0, 20.0, 60.0, 400.0, 10.0]])  # 400 m is clamped to 300 m
-  errors = samples.errors_by_distance(pred, gt)
-  assert errors['pixels'] == [1, 1, 1, 1, 1]
-  assert errors['mae'] == pytest.approx([1, 0, 10, 0, 200])
-  assert errors['abs_rel'] == pytest.approx([0.2, 0, 1 / 3, 0, 2])
-  assert samples.bin_names() == ['0–10 m', '10–20 m', '20–40 m', '40–80 m', '80+ m']
-  assert all(math.isnan(v) for v in samples.errors_by_distance(pred[:, :1], gt[:, :1])['mae'][1:])
+def test_depth_by_distance_pools_every_image_of_the_eval_split(report, tiny_run):
+  """The page's depth table against the run's predictions on all 8 validation images at once."""
+  from mtl_jax import experiment  # pylint: disable=g-import-not-at-top  # orbax, models
+
+  opened = experiment.open_run(tiny_run[1])
+  source = opened.experiment.sources(('validation',))['validation']
+  images = samples.fixed_samples(source, count=len(source))
+  assert len(images['image']) == 8 > samples.NUM_IMAGES
+  predict = opened.experiment.predict_step(opened.graphdef)
+  depth = samples.predict(predict, opened.state, images['image'], opened.experiment.mesh)['depth']
+  errors = distance.errors_by_distance(depth, images['depth'])
+  cells = [
+    f'{a:.3f} / {m:.2f} m / {p}' if p else '—'
+    for a, m, p in zip(errors['abs_rel'], errors['mae'], errors['pixels'])
+  ]
+  page = report.read_text()
+  assert 'on all 8 images of the validation split' in page
+  row = re.search(r'<tr><td>a/seed0</td>.*?</tr>', page).group(0)
+  assert re.findall(r'<td>([^<]*)</td>', row)[2:] == [html.escape(c) for c in cells]
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -282,6 +291,86 @@ def test_command_line_errors(tmp_path):
   result = run('mtl_jax.report', f'--output={tmp_path / "out"}')
   assert_one_line_error(result, 'report', 'name at least one run directory')
   assert not (tmp_path / 'out').exists()
+
+
+def _two_runs(tiny_run, root):
+  make_run(tiny_run, root / 'x', evals=[(30, 40)])
+  make_run(tiny_run, root / 'y', evals=[(32, 38)])
+  return root
+
+
+def test_a_report_never_writes_into_a_folder_of_other_files(tiny_run, tmp_path):
+  root = _two_runs(tiny_run, tmp_path / 'runs')
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'index.html').write_text('my page')
+  result = run('mtl_jax.report', str(root), f'--output={mine}')
+  assert_one_line_error(
+    result,
+    'report',
+    f'{mine} holds files and no earlier report (it has no {build.REPORT_FILES}); name a new or '
+    'empty folder for the report',
+  )
+  assert [p.name for p in mine.iterdir()] == ['index.html']
+  assert (mine / 'index.html').read_text() == 'my page'
+  # Nor into a run: it holds files and no report.
+  result = run('mtl_jax.report', str(root), f'--output={root / "x"}')
+  assert_one_line_error(result, 'report', f'{root / "x"} holds files and no earlier report')
+
+
+def test_a_later_report_replaces_the_earlier_one_and_deletes_nothing_else(tiny_run, tmp_path):
+  root = _two_runs(tiny_run, tmp_path / 'runs')
+  out = tmp_path / 'out'
+  build.write_report([root], out)
+  listed = lambda: build.earlier_report(out)
+  assert listed() == {
+    'index.html',
+    'summary.csv',
+    'summary.md',
+    'curves.png',
+    'per_class_iou.png',
+    'depth_by_distance.png',
+    'samples/000_x.png',
+    'samples/001_y.png',
+  }
+  (out / 'notes.txt').write_text('mine')
+  (out / 'samples' / 'mine.png').write_bytes(b'mine')
+  shutil.rmtree(root / 'x')  # the next report has one run, drawn under another file name
+  build.write_report([root], out)
+  assert listed() == {
+    'index.html',
+    'summary.csv',
+    'summary.md',
+    'curves.png',
+    'per_class_iou.png',
+    'depth_by_distance.png',
+    'samples/000_y.png',
+  }
+  assert sorted(p.name for p in (out / 'samples').iterdir()) == ['000_y.png', 'mine.png']
+  assert (out / 'notes.txt').read_text() == 'mine'
+
+
+def test_a_run_with_a_corrupt_metrics_line_is_left_out_with_a_warning(tiny_run, tmp_path):
+  root = _two_runs(tiny_run, tmp_path / 'runs')
+  metrics = root / 'y' / layout.METRICS_FILE
+  lines = metrics.read_text().splitlines()
+  metrics.write_text(f'{lines[0]}\n{{"epoch": 2, "mi\n{lines[0]}\n')
+  result = run('mtl_jax.report', str(root), f'--output={tmp_path / "out"}')
+  assert result.returncode == 0, result.stderr
+  assert result.stderr.splitlines() == [
+    f'warning: {metrics} line 2 is not JSON (a corrupt line), so run y is left out of the '
+    'report (repair or delete that line to include it)'
+  ]
+  page = (tmp_path / 'out' / 'index.html').read_text()
+  assert 'mtl_jax report: 1 run in 1 setting' in page and 'Runs: x.' in page
+  # A run alone, its file all garbage: nothing to report, one line.
+  metrics.write_bytes(b'\x00\xffgarbage\n' * 3)
+  result = run('mtl_jax.report', str(root / 'y'), f'--output={tmp_path / "out2"}')
+  assert_one_line_error(
+    result,
+    'report',
+    f'{metrics} line 1 is not text (a corrupt line): repair or delete that line to report the run',
+  )
 
 
 # ----------------------------------------------------------------------------- TensorBoard

@@ -75,6 +75,22 @@ def test_slurm_script_runs_its_task(tmp_path):
   assert [p.name for p in (tmp_path / 'runs' / 's').iterdir()] == ['optim.name=sgd,seed=1']
 
 
+def test_slurm_never_replaces_another_script(tmp_path):
+  script = tmp_path / 'sweep.sbatch'
+  args = [f'--config={TINY}', '--root=runs/s', '--seeds=0,1', f'--slurm={script}']
+  assert _sweep(*args, cwd=tmp_path).returncode == 0
+  again = _sweep(*args, cwd=tmp_path)  # the same script again: fine
+  assert again.returncode == 0 and again.stdout.startswith(f'wrote {script}: 2 array tasks')
+  edited = script.read_text().replace('# Add your site', '#SBATCH --partition=gpu\n# Add your site')
+  script.write_text(edited)
+  result = _sweep(*args, cwd=tmp_path)
+  assert_one_line_error(
+    result, 'sweep', f'--slurm {script} exists and holds another script', 'give another file name'
+  )
+  assert script.read_text() == edited
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['runs', 'sweep.sbatch']
+
+
 @pytest.mark.parametrize(
   'args, fragments',
   [
@@ -85,14 +101,16 @@ def test_slurm_script_runs_its_task(tmp_path):
     (['--grid=optim.name=sgd', '--parallel=0'], ['--parallel=0: runs at a time must be >= 1']),
     (['--grid=optim.name=sgd', '--root='], ['--root is empty']),
     (['--sweep={no_get}'], ['{no_get} does not define get_sweep()']),
+    (['--sweep={imports}'], ["{imports}:1: ModuleNotFoundError: No module named 'nonexistent"]),
     ([], ['nothing to sweep']),
   ],
 )
 def test_bad_input_is_one_line_and_launches_nothing(tmp_path, args, fragments):
   """Each kind of mistake through the command line (the rest of them below, in-process)."""
-  no_get = tmp_path / 'no_get.py'
+  no_get, imports = tmp_path / 'no_get.py', tmp_path / 'imports.py'
   no_get.write_text('SWEEP = []\n')
-  fill = lambda s: s.format(no_get=no_get)
+  imports.write_text('import nonexistent_module\n')
+  fill = lambda s: s.format(no_get=no_get, imports=imports)
   result = _sweep(f'--config={TINY}', f'--root={tmp_path / "root"}', *map(fill, args))
   assert_one_line_error(result, 'sweep', *map(fill, fragments))
   assert not (tmp_path / 'root').exists()

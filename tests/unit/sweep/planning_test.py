@@ -101,3 +101,65 @@ def test_more_bad_input(tmp_path):
     (tmp_path / 'bad.py').write_text(text)
     with pytest.raises(UserError, match=re.escape(message)):
       planning.load_sweep_file(tmp_path / 'bad.py')
+
+
+@pytest.mark.parametrize(
+  'text, message',
+  [
+    ('import nonexistent_module\n', "bad.py:1: ModuleNotFoundError: No module named 'nonexistent"),
+    ("x = 1\nraise RuntimeError('no\\nmore')\n", 'bad.py:2: RuntimeError: no ... (raised while'),
+    ('def get_sweep(a, b=1):\n  return [{}]\n', 'must take no arguments; it requires a'),
+    ('def get_sweep():\n  return [{}][1]\n', 'bad.py:2: IndexError: list index out of range'),
+    ("def get_sweep():\n  return {'optim.name': 'sgd'}\n", "list of dicts, not {'optim.name'"),
+    ('def get_sweep():\n  return (d for d in [{}])\n', 'non-empty list of dicts, not <generator'),
+    ("get_sweep = lambda: [{'seed': 1}, {'optim.learning_rate': float('nan')}]\n", 'entry 2: '),
+    (
+      "def get_sweep():\n  return [{'optim.learning_rate': float('-inf')}]\n",
+      'get_sweep() entry 1: optim.learning_rate=-inf must be a finite number',
+    ),
+    (
+      "def get_sweep():\n  return [{'model.aspp_rates': (6, float('inf'))}]\n",
+      'model.aspp_rates=(6, inf) must be a finite number',
+    ),
+    ("def get_sweep():\n  return [{'optim.momentum': None}]\n", 'optim.momentum=None must be a'),
+    ("def get_sweep():\n  return [{'optim.name': {'a': 1}}]\n", "{'a': 1} must be a string"),
+    ("def get_sweep():\n  return [{'model.tasks': ('depth', 2)}]\n", 'must be a list of strings'),
+  ],
+)
+def test_sweep_files_that_fail_are_one_line_naming_the_file(tmp_path, text, message):
+  (tmp_path / 'bad.py').write_text(text)
+  with pytest.raises(UserError, match=re.escape(message)) as refused:
+    planning.load_sweep_file(tmp_path / 'bad.py')
+  assert '\n' not in str(refused.value) and str(tmp_path / 'bad.py') in str(refused.value)
+
+
+def test_text_values_of_a_sweep_file_are_parsed_as_on_the_command_line(tmp_path):
+  (tmp_path / 'text.py').write_text("def get_sweep(*args):\n  return [{'optim.momentum': '0.8'}]\n")
+  assert _names(sweep=planning.load_sweep_file(tmp_path / 'text.py')) == [
+    'optim.momentum=0.8,seed=0'
+  ]
+
+
+def test_non_finite_values_are_written_for_validation_to_refuse():
+  assert [planning.value_text(v) for v in (float('nan'), float('inf'), -float('inf'))] == [
+    'nan',
+    'inf',
+    '-inf',
+  ]
+  with pytest.raises(UserError, match=re.escape('config.optim.momentum=inf must be a finite')):
+    _names(['optim.name=sgd'], fixed=[f'--config.optim.momentum={float("inf")}'])
+
+
+def test_the_slurm_script_is_never_written_over_another_file(tmp_path):
+  script = tmp_path / 'jobs' / 'sweep.sbatch'
+  planning.write_slurm_script(script, 'one\n')
+  planning.write_slurm_script(script, 'one\n')  # the same command again
+  script.write_text('one\n#SBATCH --partition=mine\n')  # the user's edit
+  with pytest.raises(UserError) as refused:
+    planning.write_slurm_script(script, 'one\n')
+  assert str(refused.value) == (
+    f'--slurm {script} exists and holds another script (one you edited, or another '
+    "sweep's); give another file name, or delete it to write this sweep's"
+  )
+  assert script.read_text() == 'one\n#SBATCH --partition=mine\n'
+  assert [p.name for p in script.parent.iterdir()] == ['sweep.sbatch']  # no temporary left
