@@ -97,7 +97,8 @@ def test_only_the_train_entry_point_imports_the_training_loop(folder):
 # before it, and the top-level library modules (which sit between them: experiment and trainer
 # build on workdir/, reports/ and deploy/ build on experiment).
 FOLDER_ORDER = (
-  'runtime', 'data', 'models', 'config', 'workdir', 'reports', 'deploy', 'sweep', 'convert',
+  'runtime', 'balancing', 'data', 'models', 'config', 'workdir', 'reports', 'deploy', 'sweep',
+  'convert',
 )  # fmt: skip
 MAX_TOP_LEVEL_LIBRARY = 12
 MAX_FUNCTION_LINES = 60
@@ -165,3 +166,37 @@ def test_long_functions_are_found():
 def test_no_library_function_is_longer_than_sixty_lines():
   found = {str(p.relative_to(REPO)): long_functions(p.read_text()) for p in PACKAGE.rglob('*.py')}
   assert {path: names for path, names in found.items() if names} == {}
+
+
+def cli_calls(source: str) -> set[str]:
+  """The `cli.<name>` attributes a module uses."""
+  return {
+    node.attr
+    for node in ast.walk(ast.parse(source))
+    if isinstance(node, ast.Attribute) and getattr(node.value, 'id', None) == 'cli'
+  }
+
+
+def test_cli_calls_are_found():
+  assert cli_calls('cli.run(main, "x")\nwith cli.command("y"): pass\n') == {'run', 'command'}
+
+
+# What a command opens with: nothing else may set up logging or turn errors into lines itself.
+OPENINGS = {'run', 'command'}
+OPENING_PARTS = {'setup', 'user_errors', 'start'}
+
+
+def test_every_command_opens_through_the_one_cli_entry():
+  dispatcher = PACKAGE / 'convert' / '__main__.py'  # its subcommands open in convert/
+  entries = [
+    p
+    for p in PACKAGE.rglob('*.py')
+    if "__name__ == '__main__'" in p.read_text() and p != dispatcher
+  ]
+  entries.append(PACKAGE / 'convert' / '__init__.py')  # cli.run for template, cli.command else
+  assert len(entries) == 8
+  for path in entries:
+    assert cli_calls(path.read_text()) & OPENINGS, f'{path} does not open through cli.run/command'
+  for path in PACKAGE.rglob('*.py'):
+    if path.name != 'cli.py':
+      assert not cli_calls(path.read_text()) & OPENING_PARTS, f'{path} opens by hand'

@@ -1,0 +1,188 @@
+"""The aggregation methods: a Jacobian J of shape [tasks, params] → one update of shape [params].
+
+Each function reproduces torchjd 0.18's aggregator of the same name formula for formula
+(torchjd/aggregation/_<name>.py), conventions included: the Gramian G = JJᵀ is normalised by its
+trace where torchjd normalises it, `pref_vector` weights are used as given (not renormalised), and
+randomness is drawn once per call from a `key`. Options arrive already checked (see __init__).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from mtl_jax.balancing import qp
+
+HIGHEST = jax.lax.Precision.HIGHEST  # accelerators' default matmul would round JJᵀ to bf16/tf32
+
+
+def gramian(J: jax.Array) -> jax.Array:
+  return jnp.matmul(J, J.T, precision=HIGHEST)
+
+
+def combine(weights: jax.Array, J: jax.Array) -> jax.Array:
+  return jnp.matmul(weights, J, precision=HIGHEST)
+
+
+def normalize(G: jax.Array, eps: float) -> jax.Array:
+  """G/trace(G), i.e. the Gramian of J/‖J‖_F; zero when trace(G) < eps (J is numerically 0)."""
+  trace = jnp.trace(G)
+  return jnp.where(trace < eps, 0.0, G / jnp.where(trace < eps, 1.0, trace))
+
+
+def _preference(pref_vector, m: int, dtype, default: float) -> jax.Array:
+  if pref_vector is None:
+    return jnp.full(m, default, dtype)
+  return jnp.asarray(pref_vector, dtype)
+
+
+def pinv(A: jax.Array) -> jax.Array:
+  """torch.linalg.pinv's cut-off (σ < eps·max(shape)·σ_max), not jnp's tenfold larger default."""
+  return jnp.linalg.pinv(A, rtol=jnp.finfo(A.dtype).eps * max(A.shape))
+
+
+def mean(J: jax.Array) -> jax.Array:
+  return combine(jnp.full(len(J), 1.0 / len(J), J.dtype), J)
+
+
+def sum_(J: jax.Array) -> jax.Array:
+  return combine(jnp.ones(len(J), J.dtype), J)
+
+
+def _dual_cone_gramian(J: jax.Array, norm_eps: float, reg_eps: float) -> jax.Array:
+  G = normalize(gramian(J), norm_eps)
+  return G + reg_eps * jnp.eye(len(J), dtype=J.dtype)  # rounding can leave G barely indefinite
+
+
+def upgrad(J: jax.Array, pref_vector, norm_eps: float, reg_eps: float) -> jax.Array:
+  """Each row projected onto the dual cone of all rows, combined with `pref_vector` (mean)."""
+  G = _dual_cone_gramian(J, norm_eps, reg_eps)
+  u = _preference(pref_vector, len(J), J.dtype, 1.0 / len(J))
+  W = jax.vmap(qp.project_onto_dual_cone, in_axes=(None, 0))(G, jnp.diag(u))
+  return combine(W.sum(axis=0), J)
+
+
+def dualproj(J: jax.Array, pref_vector, norm_eps: float, reg_eps: float) -> jax.Array:
+  """The `pref_vector` combination (mean) projected onto the dual cone of the rows."""
+  G = _dual_cone_gramian(J, norm_eps, reg_eps)
+  u = _preference(pref_vector, len(J), J.dtype, 1.0 / len(J))
+  return combine(qp.project_onto_dual_cone(G, u), J)
+
+
+def mgda_weights(G: jax.Array, epsilon: float, max_iters: int) -> jax.Array:
+  """Frank-Wolfe on the simplex from the uniform point, stopping when the step γ < epsilon or
+  after max_iters steps (Algorithm 2 of Sener & Koltun 2018), as torchjd runs it."""
+
+  def step(state):
+    alpha, i, _ = state
+    t = jnp.argmin(G @ alpha)  # first minimum on ties, as torch.argmin
+    a, b, c = alpha @ G[:, t], alpha @ G @ alpha, G[t, t]
+    safe = jnp.where((c <= a) | (b <= a), 1.0, b + c - 2 * a)
+    gamma = jnp.where(c <= a, 1.0, jnp.where(b <= a, 0.0, (b - a) / safe))
+    alpha = (1 - gamma) * alpha + gamma * jax.nn.one_hot(t, len(G), dtype=G.dtype)
+    return alpha, i + 1, gamma < epsilon
+
+  start = (jnp.full(len(G), 1.0 / len(G), G.dtype), 0, False)
+  alpha, _, _ = jax.lax.while_loop(lambda s: (s[1] < max_iters) & ~s[2], step, start)
+  return alpha
+
+
+def mgda(J: jax.Array, epsilon: float, max_iters: int) -> jax.Array:
+  return combine(mgda_weights(gramian(J), epsilon, max_iters), J)
+
+
+def pcgrad_weights(G: jax.Array, orders: jax.Array) -> jax.Array:
+  """PCGrad's weights: row i, projected in turn off each row j (in `orders[i]`) it conflicts
+  with, summed over i. `orders` is [m, m], one permutation of range(m) per row."""
+
+  def project_row(i, order):
+    def project(w, j):
+      inner = G[j] @ w
+      projected = w.at[j].add(-inner / G[j, j])
+      return jnp.where((j != i) & (inner < 0.0), projected, w), None
+
+    return jax.lax.scan(project, jax.nn.one_hot(i, len(G), dtype=G.dtype), order)[0]
+
+  return jax.vmap(project_row)(jnp.arange(len(G)), orders).sum(axis=0)
+
+
+def pcgrad(J: jax.Array, key: jax.Array) -> jax.Array:
+  m = len(J)
+  orders = jax.vmap(lambda k: jax.random.permutation(k, m))(jax.random.split(key, m))
+  return combine(pcgrad_weights(gramian(J), orders), J)
+
+
+def cagrad(J: jax.Array, c: float, norm_eps: float) -> jax.Array:
+  """g0 + (c‖g0‖/‖g_w‖)·g_w with g0 the mean row and g_w the simplex combination minimising
+  g_wᵀg0 + c‖g0‖‖g_w‖, on the trace-normalised Gramian; zero when ‖g_w‖ < norm_eps."""
+  m = len(J)
+  G = normalize(gramian(J), norm_eps)
+  mean_weights = jnp.full(m, 1.0 / m, J.dtype)
+  radius = c * jnp.sqrt(jnp.maximum(mean_weights @ G @ mean_weights, 0.0))
+  w = qp.minimize_on_simplex(G, G @ mean_weights, radius)
+  g_w_norm = jnp.sqrt(jnp.maximum(w @ G @ w, 0.0))
+  boost = radius / jnp.where(g_w_norm >= norm_eps, g_w_norm, 1.0)
+  return combine(jnp.where(g_w_norm >= norm_eps, mean_weights + boost * w, 0.0), J)
+
+
+def imtl_g(J: jax.Array) -> jax.Array:
+  """Weights ∝ G⁺·diag(G)^½ summing to 1 (zero when they sum to ~0): every row gets an equal
+  projection onto the update."""
+  G = gramian(J)
+  v = pinv(G) @ jnp.sqrt(jnp.diagonal(G))
+  total = v.sum()
+  return combine(jnp.where(jnp.abs(total) < 1e-12, 0.0, v / total), J)
+
+
+def config(J: jax.Array, pref_vector) -> jax.Array:
+  """ConFIG: the direction whose cosines with the unit rows follow `pref_vector` (ones), scaled
+  to the sum of the rows' projections on it."""
+  weights = _preference(pref_vector, len(J), J.dtype, 1.0)
+  units = jnp.nan_to_num(J / jnp.linalg.norm(J, axis=1, keepdims=True), nan=0.0)
+  best = jnp.matmul(pinv(units), weights, precision=HIGHEST)
+  unit = best / jnp.maximum(jnp.linalg.norm(best), 1e-12)  # torch.nn.functional.normalize
+  return jnp.sum(jnp.matmul(J, unit, precision=HIGHEST)) * unit
+
+
+def _balance_scale(eigenvalues: jax.Array, rank: jax.Array, scale_mode: str) -> jax.Array:
+  """The kept eigenvalues are the top `rank` of the ascending `eigenvalues`: their minimum, lower
+  median (torch.median's) or mean."""
+  m = len(eigenvalues)
+  first = jnp.clip(m - rank, 0, m - 1)
+  if scale_mode == 'min':
+    return eigenvalues[first]
+  if scale_mode == 'median':
+    return eigenvalues[jnp.clip(first + (rank - 1) // 2, 0, m - 1)]
+  kept = jnp.arange(m) >= m - rank
+  return jnp.sum(jnp.where(kept, eigenvalues, 0.0)) / jnp.maximum(rank, 1)  # 'rmse'
+
+
+def balance_transformation(G: jax.Array, scale_mode: str) -> jax.Array:
+  """Aligned-MTL's B = sqrt(scale)·V Σ^-½ Vᵀ on the numerically non-zero eigenpairs of G (the
+  identity when there are none)."""
+  eigenvalues, V = jnp.linalg.eigh(G)
+  kept = eigenvalues > jnp.max(eigenvalues) * len(G) * jnp.finfo(G.dtype).eps
+  rank = jnp.sum(kept)
+  inverse_root = jnp.where(kept, 1.0 / jnp.sqrt(jnp.where(kept, eigenvalues, 1.0)), 0.0)
+  B = jnp.sqrt(_balance_scale(eigenvalues, rank, scale_mode)) * (V * inverse_root) @ V.T
+  return jnp.where(rank == 0, jnp.eye(len(G), dtype=G.dtype), B)
+
+
+def aligned_mtl(J: jax.Array, pref_vector, scale_mode: str) -> jax.Array:
+  """The rows' combination `pref_vector` (mean) mapped through the balance transformation that
+  equalises the Gramian's eigenvalues."""
+  G = gramian(J)
+  u = _preference(pref_vector, len(J), J.dtype, 1.0 / len(J))
+  return combine(balance_transformation(G, scale_mode) @ u, J)
+
+
+def graddrop_from_draw(J: jax.Array, draw: jax.Array, f, leak) -> jax.Array:
+  """GradDrop given its uniform draw [params]: per parameter, keep the positive entries where
+  f(purity) > draw and the negative ones where it is below; row i leaks `leak[i]` through."""
+  purity = 0.5 * (1.0 + J.sum(axis=0) / jnp.abs(J).sum(axis=0))  # NaN on a zero column: dropped
+  fP = f(purity)
+  keep = ((fP > draw) & (J > 0)) | ((fP < draw) & (J < 0))
+  leak = _preference(leak, len(J), J.dtype, 0.0)[:, None]
+  return jnp.sum((leak + (1.0 - leak) * keep) * J, axis=0)
+
+
+def graddrop(J: jax.Array, key: jax.Array, f, leak) -> jax.Array:
+  return graddrop_from_draw(J, jax.random.uniform(key, J.shape[1:], J.dtype), f, leak)
