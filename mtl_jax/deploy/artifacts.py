@@ -3,11 +3,11 @@ function, uint8 images in, train ids and metres out, plus a model card (`python 
 mtl_jax.export` is the command; its docstring describes the files)."""
 
 import json
-import os
 import platform
 import shutil
 from pathlib import Path
 
+from mtl_jax.runtime import atomic
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout
 
@@ -15,7 +15,7 @@ FORMATS = ('stablehlo', 'savedmodel')
 STABLEHLO_FILE = 'model.jax_exported'
 SAVEDMODEL_DIR = 'savedmodel'
 MODEL_CARD = 'model_card.json'
-PARTIAL_CARD = f'.{MODEL_CARD}.partial'  # renamed to MODEL_CARD once whole
+PARTIAL_CARD = atomic.partial_path(Path(MODEL_CARD)).name  # renamed to MODEL_CARD once whole
 # All an export writes into its folder, so all --overwrite replaces there (the card first).
 EXPORT_FILES = (MODEL_CARD, PARTIAL_CARD, STABLEHLO_FILE, SAVEDMODEL_DIR)
 SIGNATURE = 'serving_default'
@@ -96,9 +96,7 @@ def clear_output(out: Path) -> None:
 def write_card(card: dict, out: Path) -> None:
   """The model card, written last and atomically (a whole file or none): its presence says the
   export is complete."""
-  partial = out / PARTIAL_CARD
-  partial.write_text(json.dumps(card, indent=2, default=str) + '\n')
-  os.replace(partial, out / MODEL_CARD)
+  atomic.write_text(out / MODEL_CARD, json.dumps(card, indent=2, default=str) + '\n')
 
 
 def export_stablehlo(fn, size: tuple[int, int], path: Path) -> None:

@@ -4,7 +4,6 @@ networks that predict are `predictors`'."""
 
 import dataclasses
 import glob
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -15,7 +14,7 @@ from PIL import Image
 
 from mtl_jax.deploy import fitting
 from mtl_jax.reports import samples
-from mtl_jax.runtime import progress
+from mtl_jax.runtime import atomic, progress
 from mtl_jax.runtime.errors import UserError
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
@@ -172,17 +171,14 @@ def _write(paths: dict[str, Path], arrays: Iterator[tuple[str, np.ndarray]]) -> 
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
-  """Whole or not at all: written to a hidden partial file beside `path`, then renamed over it,
-  so an interrupted write never leaves a torn PNG that a rerun would keep."""
-  partial = path.with_name(f'.{path.name}.partial')
+  """Whole or not at all (`atomic`): an interrupted write never leaves a torn PNG that a rerun
+  would keep."""
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(partial, format='PNG')
-    os.replace(partial, path)
+    with atomic.replacing(path) as partial:
+      Image.fromarray(array).save(partial, format='PNG')
   except OSError as e:
     raise UserError(f'cannot write {path} ({e.strerror or e})') from e
-  finally:
-    partial.unlink(missing_ok=True)  # left by an error or Ctrl-C; renamed away otherwise
 
 
 def is_done(paths: dict[str, Path]) -> bool:

@@ -17,7 +17,6 @@ refused, so a report never writes over, or deletes, a user's own files.
 """
 
 import dataclasses
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -28,6 +27,7 @@ from mtl_jax.data.sample import TASKS
 from mtl_jax.reports import distance, html, plots, samples, scores, settings, table
 from mtl_jax.reports import runs as runs_lib
 from mtl_jax.reports.runs import ReportRun
+from mtl_jax.runtime import atomic
 from mtl_jax.runtime.errors import UserError
 
 INDEX, CSV, MARKDOWN = 'index.html', 'summary.csv', 'summary.md'
@@ -115,9 +115,7 @@ def _replace(output: Path, earlier: set[str], written: set[str]) -> None:
 def _write_list(output: Path, names: set[str]) -> None:
   """REPORT_FILES listing `names`, written whole or not at all."""
   text = '# The files mtl_jax.report wrote here; a later report into this folder replaces them.\n'
-  temporary = output / f'{REPORT_FILES}.tmp'
-  temporary.write_text(text + ''.join(f'{n}\n' for n in sorted(names)))
-  os.replace(temporary, output / REPORT_FILES)
+  atomic.write_text(output / REPORT_FILES, text + ''.join(f'{n}\n' for n in sorted(names)))
 
 
 def _count(n: int, noun: str) -> str:

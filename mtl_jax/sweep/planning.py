@@ -21,7 +21,6 @@ import hashlib
 import inspect
 import itertools
 import math
-import os
 import re
 import shlex
 import traceback
@@ -34,6 +33,7 @@ from ml_collections import config_flags
 
 from mtl_jax import cli
 from mtl_jax.config import files, schema
+from mtl_jax.runtime import atomic
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout, run_config
 
@@ -357,9 +357,4 @@ def write_slurm_script(path: Path, text: str) -> None:
       "sweep's); give another file name, or delete it to write this sweep's"
     )
   path.parent.mkdir(parents=True, exist_ok=True)
-  temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-  try:
-    temporary.write_text(text)
-    os.replace(temporary, path)
-  finally:
-    temporary.unlink(missing_ok=True)
+  atomic.write_text(path, text)

@@ -13,7 +13,6 @@ newest checkpoint's record, with a line saying so; without a record nothing is g
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from mtl_jax.config.schema import (
   type_problem,
   validate,
 )
-from mtl_jax.runtime import progress
+from mtl_jax.runtime import atomic, progress
 from mtl_jax.workdir import checkpoints, layout
 from mtl_jax.workdir.layout import CONFIG_FILE
 
@@ -73,10 +72,7 @@ def save(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
 
 
 def _write(path: Path, record: dict) -> None:
-  """Written whole or not at all: a kill mid-write leaves the old file, never a torn one."""
-  partial = path.with_name(f'.{path.name}.partial')
-  partial.write_text(json.dumps(record, indent=2, sort_keys=True) + '\n')
-  os.replace(partial, path)
+  atomic.write_text(path, json.dumps(record, indent=2, sort_keys=True) + '\n')
 
 
 def load(workdir: str | Path, *, strict: bool = False) -> ml_collections.ConfigDict:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from mtl_jax.runtime import atomic
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout
 
@@ -53,9 +54,7 @@ class MetricsLog:
     """On start or resume, the file becomes exactly `records` (the restored checkpoint's eval
     history): later evals, which will be redone, and any line torn by a kill are dropped."""
     if self.jsonl_path.exists() or records:
-      tmp = self.jsonl_path.with_suffix('.jsonl.tmp')
-      tmp.write_text(''.join(json.dumps(r) + '\n' for r in records))
-      os.replace(tmp, self.jsonl_path)
+      atomic.write_text(self.jsonl_path, ''.join(json.dumps(r) + '\n' for r in records))
 
   def close(self) -> None:
     self.tensorboard.close()
