@@ -13,22 +13,18 @@ from typing import NamedTuple
 
 import jax
 
-from mtl_jax.balancing import aggregators, qp
+from mtl_jax.balancing import aggregators, options, qp
 from mtl_jax.runtime.errors import lookup
 
 REQUIRED = object()  # an option with no default
 
 
 def _non_negative(name, value, m):
-  if not isinstance(value, (int, float)) or value < 0:
-    raise ValueError(f'option {name!r} must be a number ≥ 0, got {value!r}')
-  return float(value)
+  return options.number(name, value, 0, strict=False)
 
 
 def _positive(name, value, m):
-  if not isinstance(value, (int, float)) or value <= 0:
-    raise ValueError(f'option {name!r} must be a number > 0, got {value!r}')
-  return float(value)
+  return options.number(name, value, 0, strict=True)
 
 
 def _positive_int(name, value, m):
