@@ -26,6 +26,7 @@ import optax
 from jax.sharding import Mesh
 
 from mtl_jax import depth_codec, metrics, optim, parallel, steps
+from mtl_jax.balancing import training as balancing
 from mtl_jax.config import schema
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import augment, labels, pipeline, registry
@@ -42,6 +43,34 @@ def task_spec(config: ml_collections.ConfigDict) -> steps.TaskSpec:
     weights=tuple(schema.task_weight(config, t) for t in tasks),
     depth_loss=config.loss.depth_loss,
     codec=depth_codec.DepthCodec(config.depth.mode, config.depth.mean, config.depth.std),
+  )
+
+
+# Each balancing method's options (as `balancing.training` names them) and the config.loss knobs
+# that set them.
+BALANCING_OPTIONS = {
+  'uncertainty': {'form': 'uncertainty_form'},
+  'dwa': {'temperature': 'dwa_temperature'},
+  'famo': {'lr': 'famo_lr', 'weight_decay': 'famo_weight_decay'},
+  'gradnorm': {'alpha': 'gradnorm_alpha', 'lr': 'gradnorm_lr'},
+  'stch': {'mu': 'stch_mu', 'warmup_epochs': 'stch_warmup_epochs'},
+  'cagrad': {'c': 'cagrad_c'},
+  'nash_mtl': {'max_norm': 'nash_mtl_max_norm'},
+}
+
+
+def balancer(config: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> balancing.Balancer:
+  """The task-balancing method config.loss.balancing names, with its options."""
+  spec, method = task_spec(config), config.loss.balancing
+  knobs = BALANCING_OPTIONS.get(method, {})
+  return balancing.Balancer(
+    method=method,
+    tasks=spec.tasks,
+    weights=spec.weights,
+    options=tuple((option, config.loss[knob]) for option, knob in knobs.items()),
+    shared=mtl.SHARED_MODULES[config.model.arch],
+    steps_per_epoch=steps_per_epoch,
+    seed=config.seed,
   )
 
 
@@ -244,7 +273,7 @@ class Experiment:
   def init_state(self, tx: optax.GradientTransformation, *, load_pretrained: bool = False):
     """(graphdef, fresh TrainState replicated over the mesh)."""
     graphdef, state = steps.create_train_state(
-      build_model(self.config, load_pretrained=load_pretrained), tx
+      build_model(self.config, load_pretrained=load_pretrained), tx, balancer(self.config)
     )
     return graphdef, parallel.replicate(state, self.mesh)
 
@@ -254,16 +283,20 @@ class Experiment:
     """How config.parallel.mode lays the train step's state, batches and metrics out."""
     return parallel.placement(self.config.parallel.mode, self.mesh)
 
-  def train_step(self, graphdef: Any, tx: optax.GradientTransformation) -> Callable:
+  def train_step(
+    self, graphdef: Any, tx: optax.GradientTransformation, steps_per_epoch: int = 1
+  ) -> Callable:
     """(state, batch) → (state, metrics) in `placement()`'s layout (for jit: mesh-replicated
     state, `parallel.shard_batch` batches, scalar metrics); the state's buffers are donated.
-    Each step accumulates config.train.grad_accum_steps micro-batches."""
+    Each step accumulates config.train.grad_accum_steps micro-batches and balances the tasks
+    by config.loss.balancing (whose epoch-wise methods need `steps_per_epoch`)."""
     step = functools.partial(
       steps.train_step,
       graphdef=graphdef,
       tx=tx,
       spec=self.spec,
       micro_batches=self.config.train.grad_accum_steps,
+      balancer=balancer(self.config, steps_per_epoch),
     )
     return self.placement().compile(step)
 
@@ -354,7 +387,9 @@ def save_run_start(config: ml_collections.ConfigDict, model, workdir: str | Path
   if (workdir / layout.CONFIG_FILE).exists():
     raise ConfigError(f'{workdir} already holds a run; choose a new --workdir')
   workdir.mkdir(parents=True, exist_ok=True)
-  _, state = steps.create_train_state(model, experiment.optimizer(total_steps=1).tx)
+  _, state = steps.create_train_state(
+    model, experiment.optimizer(total_steps=1).tx, balancer(config)
+  )
   manager = checkpoints.make_manager(layout.checkpoints_dir(workdir), tasks=experiment.tasks)
   checkpoints.save(
     manager,

@@ -20,6 +20,7 @@ import optax
 from flax import nnx
 
 from mtl_jax import losses, metrics
+from mtl_jax.balancing import training as balancing
 from mtl_jax.data import sample
 from mtl_jax.data.sample import TASKS
 from mtl_jax.depth_codec import DepthCodec
@@ -37,6 +38,7 @@ class TrainState:
   batch_stats: nnx.State
   opt_state: optax.OptState
   nonfinite_streak: jax.Array  # consecutive steps skipped for a non-finite loss or gradient
+  balancing: Any = None  # the task-balancing method's state (None for 'fixed' and stateless ones)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +52,12 @@ class TaskSpec:
   ignore_label: int = sample.IGNORE_LABEL
 
 
-def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):
-  """Splits `model` into (graphdef, TrainState) with a fresh optimizer state."""
+def create_train_state(
+  model: nnx.Module,
+  tx: optax.GradientTransformation,
+  balancer: balancing.Balancer = balancing.FIXED_WEIGHTS,
+):
+  """Splits `model` into (graphdef, TrainState) with a fresh optimizer and balancing state."""
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   state = TrainState(
     step=jnp.zeros((), jnp.int32),
@@ -59,6 +65,7 @@ def create_train_state(model: nnx.Module, tx: optax.GradientTransformation):
     batch_stats=batch_stats,
     opt_state=tx.init(params),
     nonfinite_streak=jnp.zeros((), jnp.int32),
+    balancing=balancing.init_state(balancer, tx),
   )
   return graphdef, state
 
@@ -139,17 +146,20 @@ def _accumulated(grad_fn, params, batch_stats, batch, micro_batches: int):
     grads, (task, stats) = grad_fn(params, stats, micro)
     return (jax.tree.map(jnp.add, grad_sum, grads), stats), task
 
-  zeros = jax.tree.map(jnp.zeros_like, params)
   micro = micro_batch_split(batch, micro_batches)
+  first = jax.tree.map(lambda x: x[0], micro)
+  zeros = jax.tree.map(
+    lambda g: jnp.zeros(g.shape, g.dtype), jax.eval_shape(grad_fn, params, batch_stats, first)[0]
+  )
   (grad_sum, stats), tasks = jax.lax.scan(accumulate, (zeros, batch_stats), micro)
   mean_grads = jax.tree.map(lambda g: g / micro_batches, grad_sum)
   return mean_grads, (jax.tree.map(lambda t: t.mean(0), tasks), stats)
 
 
-def _gradients(loss_fn, state: TrainState, batch, micro_batches: int, axis_name):
-  """(gradients, losses, new BatchNorm statistics) of loss_fn(params, batch_stats, batch) ->
-  (total, (losses, statistics)), as `train_step` describes them."""
-  grad_fn = jax.grad(loss_fn, has_aux=True)
+def _gradients(grad_fn, state: TrainState, batch, micro_batches: int, axis_name):
+  """(gradients, losses, new BatchNorm statistics) from grad_fn(params, batch_stats, batch) ->
+  (gradients, (losses, statistics)), as `train_step` describes them. The gradients may be any
+  tree (the per-task Jacobian too): they are averaged over micro-batches and summed over devices."""
   if micro_batches == 1:  # the plain step, compiled exactly as without accumulation
     grads, (task, new_stats) = grad_fn(state.params, state.batch_stats, batch)
   else:
@@ -178,6 +188,7 @@ def train_step(
   spec: TaskSpec,
   micro_batches: int = 1,
   axis_name: Any = None,
+  balancer: balancing.Balancer = balancing.FIXED_WEIGHTS,
 ):
   """One optimizer step; returns (new state, scalar metrics).
 
@@ -200,21 +211,39 @@ def train_step(
   device's gradient share is summed over it, and BatchNorm's batch statistics are averaged over
   it: every device computes the jit step's losses and gradient and applies the same update.
 
+  balancer: the task-balancing method (`balancing.training`); 'fixed' is `spec.weights`. Each
+  task's effective weight is reported as `weight/<task>`; `loss/total` stays Σ spec.weights·L
+  whatever the method, so that runs of different methods compare.
+
   With batch[STOP_KEY], metrics['stop_vote'] is its maximum over the global batch.
   """
   stop = batch.get(STOP_KEY)
   batch = {k: v for k, v in batch.items() if k != STOP_KEY}
 
-  def loss_fn(params, batch_stats, batch):
+  def outputs_and_losses(params, batch_stats, batch):
     outputs, new_stats = _forward(
       graphdef, params, batch_stats, batch['image'], train=True, axis_name=axis_name
     )
-    task = task_losses(outputs, batch, spec, axis_name)
-    return task['loss/total'], (task, new_stats)
+    return task_losses(outputs, batch, spec, axis_name), new_stats
 
-  grads, task, new_stats = _gradients(loss_fn, state, batch, micro_batches, axis_name)
-  new_state, finite, grad_norm = _guarded_update(state, grads, task, new_stats, tx)
-  reported = {k: jnp.where(finite, v, 0.0) for k, v in {**task, 'grad_norm': grad_norm}.items()}
+  if balancer.method == balancing.FIXED:  # compiled exactly as before balancing existed
+    grads, task, new_stats = _fixed_gradients(
+      outputs_and_losses, state, batch, micro_batches, axis_name
+    )
+    weights, new_balancing = jnp.asarray(spec.weights, jnp.float32), state.balancing
+  else:
+    grads, task, new_stats, weights, new_balancing = _balanced_gradients(
+      outputs_and_losses, state, batch, spec.tasks, balancer, tx, micro_batches, axis_name
+    )
+  new_state, finite, grad_norm = _guarded_update(state, grads, task, new_stats, tx, new_balancing)
+  new_state = new_state.replace(
+    balancing=balancing.at_step_end(balancer, new_state.balancing, new_state.step)
+  )
+  named_weights = {f'weight/{t}': weights[i] for i, t in enumerate(spec.tasks)}
+  reported = {
+    k: jnp.where(finite, v, 0.0)
+    for k, v in {**task, 'grad_norm': grad_norm, **named_weights}.items()
+  }
   step_metrics = {
     **reported,
     'nonfinite': 1.0 - finite.astype(jnp.float32),
@@ -225,9 +254,78 @@ def train_step(
   return new_state, step_metrics
 
 
-def _guarded_update(state: TrainState, grads, task: dict, new_stats, tx):
+def _fixed_gradients(outputs_and_losses, state: TrainState, batch, micro_batches, axis_name):
+  """The gradient of `loss/total` (Σ spec.weights·L), as `_gradients` returns it."""
+
+  def loss_fn(params, batch_stats, batch):
+    task, new_stats = outputs_and_losses(params, batch_stats, batch)
+    return task['loss/total'], (task, new_stats)
+
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+  return _gradients(grad_fn, state, batch, micro_batches, axis_name)
+
+
+def _task_jacobian(outputs_and_losses, tasks: tuple[str, ...]):
+  """grad_fn (see `_gradients`) whose gradients are the per-task ones: each leaf [tasks, ...],
+  one backward pass per task (a vmap of the VJP over the rows of the identity)."""
+
+  def jacobian_fn(params, batch_stats, batch):
+    def loss_vector(p):
+      task, new_stats = outputs_and_losses(p, batch_stats, batch)
+      return jnp.stack([task[f'loss/{t}'] for t in tasks]), (task, new_stats)
+
+    task_losses_, vjp, aux = jax.vjp(loss_vector, params, has_aux=True)
+    (jacobian,) = jax.vmap(vjp)(jnp.eye(len(tasks), dtype=task_losses_.dtype))
+    return jacobian, aux
+
+  return jacobian_fn
+
+
+def _weighted_sum(weights: jax.Array, jacobian):
+  return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, 1), jacobian)
+
+
+def _balanced_gradients(
+  outputs_and_losses, state: TrainState, batch, tasks, balancer, tx, micro_batches, axis_name
+):
+  """(gradients, losses, statistics, weights [tasks], balancing state) of a method other than
+  'fixed' (`balancing.training`). A loss-based method on a whole batch takes one backward pass
+  with its weights as the cotangent; otherwise the per-task gradients are summed over the
+  micro-batches and devices first, and balanced once."""
+  loss_vector = lambda task: jnp.stack([task[f'loss/{t}'] for t in tasks])
+  if balancer.needs_jacobian or micro_batches > 1:
+    jacobian, task, new_stats = _gradients(
+      _task_jacobian(outputs_and_losses, tasks), state, batch, micro_batches, axis_name
+    )
+    losses_ = loss_vector(task)
+    if balancer.needs_jacobian:
+      grads, weights, new_balancing = balancing.from_jacobian(
+        balancer, state.balancing, losses_, jacobian, state.step
+      )
+    else:
+      weights, new_balancing = balancing.loss_weights(
+        balancer, state.balancing, losses_, state.step
+      )
+      grads = _weighted_sum(weights, jacobian)
+  else:
+
+    def weighted(p):
+      task, new_stats = outputs_and_losses(p, state.batch_stats, batch)
+      return loss_vector(task), (task, new_stats)
+
+    losses_, vjp, (task, new_stats) = jax.vjp(weighted, state.params, has_aux=True)
+    weights, new_balancing = balancing.loss_weights(balancer, state.balancing, losses_, state.step)
+    (grads,) = vjp(weights.astype(losses_.dtype))
+    if axis_name is not None:  # each device's share, as in `_gradients`
+      grads = jax.lax.psum(grads, axis_name)
+  new_balancing = balancing.after_step(balancer, new_balancing, losses_, tx)
+  return grads, task, new_stats, weights, new_balancing
+
+
+def _guarded_update(state: TrainState, grads, task: dict, new_stats, tx, new_balancing=None):
   """(new state, whether the step was finite, gradient norm): the optimizer's update applied
-  only when the loss, gradients, update and new statistics are all finite (`train_step`)."""
+  only when the loss, gradients, update, new statistics and the balancing method's new state
+  are all finite (`train_step`)."""
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   grad_norm = optax.tree.norm(grads)
   finite = (
@@ -236,6 +334,8 @@ def _guarded_update(state: TrainState, grads, task: dict, new_stats, tx):
     & jnp.isfinite(optax.tree.norm(updates))
     & all_finite(new_stats)
   )
+  if new_balancing is not None:
+    finite = finite & all_finite(new_balancing)
   # Decided before any new parameter exists, so XLA fuses each `where` into the update that
   # computes it: no second pass over the parameters and optimizer slots.
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
@@ -245,6 +345,7 @@ def _guarded_update(state: TrainState, grads, task: dict, new_stats, tx):
     batch_stats=keep(new_stats, state.batch_stats),
     opt_state=keep(opt_state, state.opt_state),
     nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
+    balancing=keep(new_balancing, state.balancing),
   )
   return new_state, finite, grad_norm
 

@@ -223,7 +223,7 @@ def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
     train_iter=train_iter,
     manager=manager,
     log=log,
-    train_step=experiment.train_step(graphdef, optimizer.tx),
+    train_step=experiment.train_step(graphdef, optimizer.tx, steps_per_epoch),
     evaluate=experiment.evaluator(graphdef, eval_source),
     sample_grid=samples.SampleGrid.of(experiment, graphdef, eval_source),
     classes=sources['train'].classes,

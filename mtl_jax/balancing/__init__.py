@@ -2,10 +2,12 @@
 
 `aggregate(name, J, **options)` runs one of `METHODS`, each equal to torchjd 0.18's aggregator of
 the same name (see aggregators.py for the formulas and qp.py for the exact small-QP solver and its
-task limit). Only methods that keep no state between steps are here: torchjd's NashMTL (stateful,
-warm-started cvxpy/ECOS solves) is not. Options carry torchjd's names and defaults; `key` (a
-jax.random key, for the random methods) is the one array option, every other option is a plain
-Python value, so `jax.jit(functools.partial(aggregate, name, **options))` traces once per shape.
+task limit). Each keeps no state between steps. NashMTL is here as torchjd's with
+update_weights_every=1: torchjd's state is the warm start of its iterative solver, and ours
+solves to convergence (aggregators.nash_mtl_weights). Options carry torchjd's names and
+defaults; `key` (a jax.random key, for the random methods) is the one array option, every other
+option is a plain Python value, so `jax.jit(functools.partial(aggregate, name, **options))`
+traces once per shape.
 """
 
 from collections.abc import Callable
@@ -95,6 +97,7 @@ METHODS = {
   'aligned_mtl': Method(
     aggregators.aligned_mtl, {'pref_vector': _PREF, 'scale_mode': ('min', _scale_mode)}
   ),
+  'nash_mtl': Method(aggregators.nash_mtl, {'max_norm': (1.0, _non_negative)}),
   'graddrop': Method(
     aggregators.graddrop,
     {'key': (REQUIRED, _key), 'f': (lambda p: p, _callable), 'leak': (None, _per_task)},

@@ -186,3 +186,37 @@ def graddrop_from_draw(J: jax.Array, draw: jax.Array, f, leak) -> jax.Array:
 
 def graddrop(J: jax.Array, key: jax.Array, f, leak) -> jax.Array:
   return graddrop_from_draw(J, jax.random.uniform(key, J.shape[1:], J.dtype), f, leak)
+
+
+def nash_mtl_weights(G: jax.Array, iterations: int = 30) -> jax.Array:
+  """The Nash bargaining weights α > 0 with α_i·(Gα)_i = 1 for every task (Navon et al. 2022,
+  eq. 2): the minimiser of the strictly convex ½αᵀGα − Σ log α_i, by damped Newton (the function
+  is self-concordant, so every step stays positive and it converges from any start; 30 steps
+  reach float64 rounding from the diagonal solution 1/√G_ii on well-posed G). A task whose
+  gradient is zero (G_ii ≤ 1e-12·trace) can be helped by no direction: it gets weight 0 and the
+  others share the bargain. torchjd approximates the same point by a sequence of ECOS solves."""
+  zero = jnp.diag(G) <= 1e-12 * jnp.trace(G)
+  G = G + jnp.diag(zero.astype(G.dtype))  # decoupled, with α_i = 1, then dropped
+  start = 1.0 / jnp.sqrt(jnp.diag(G))
+
+  def newton(_, alpha):
+    gradient = G @ alpha - 1.0 / alpha
+    hessian = G + jnp.diag(1.0 / alpha**2)
+    delta = -jnp.linalg.solve(hessian, gradient)
+    decrement = jnp.sqrt(jnp.maximum(-gradient @ delta, 0.0))
+    return alpha + delta / (1.0 + jnp.where(decrement > 0.25, decrement, 0.0))
+
+  return jnp.where(zero, 0.0, jax.lax.fori_loop(0, iterations, newton, start))
+
+
+def nash_mtl(J: jax.Array, max_norm: float) -> jax.Array:
+  """Σ α_t J_t with the Nash weights of the Gramian, scaled down to norm `max_norm` if longer
+  (0: never), as torchjd's NashMTL with update_weights_every=1: solved on G/‖G‖_F, whose weights
+  are √‖G‖_F times G's."""
+  G = gramian(J)
+  scale = jnp.linalg.norm(G)
+  safe = jnp.where(scale > 0, scale, 1.0)
+  alpha = nash_mtl_weights(G / safe) / jnp.sqrt(safe)
+  d = combine(jnp.where(scale > 0, alpha, 0.0), J)
+  norm = jnp.linalg.norm(d)
+  return d * jnp.where((max_norm > 0) & (norm > max_norm), max_norm / norm, 1.0)

@@ -175,6 +175,31 @@ KNOBS: dict[str, Knob] = {
     "'l1' on normalised depth (course template) or 'silog'",
     OneOf('mtl_jax.losses:DEPTH_LOSSES'),
   ),
+  'loss.balancing': Knob(
+    'fixed',
+    "how the task losses are balanced: 'fixed' = the weights above; else a loss-weighting or "
+    'gradient method (docs/models.md#task-balancing); its options are the loss.<method>_* knobs',
+    OneOf('mtl_jax.balancing.training:METHODS'),
+  ),
+  'loss.uncertainty_form': Knob(
+    'kendall',
+    "uncertainty only: 'kendall' = 1/σ² on the cross-entropy, 1/(2σ²) on depth (the paper's); "
+    "'regression' = 1/(2σ²) on both (LibMTL's)",
+    OneOf('mtl_jax.balancing.training:UNCERTAINTY_FORMS'),
+  ),
+  'loss.dwa_temperature': Knob(2.0, 'dwa only: softmax temperature T', POSITIVE),
+  'loss.famo_lr': Knob(0.025, 'famo only: the Adam step size of the task logits', POSITIVE),
+  'loss.famo_weight_decay': Knob(1e-3, 'famo only: L2 on the task logits (γ)', NON_NEGATIVE),
+  'loss.gradnorm_alpha': Knob(1.5, 'gradnorm only: the asymmetry α', NON_NEGATIVE),
+  'loss.gradnorm_lr': Knob(0.025, 'gradnorm only: the SGD step size of the weights', POSITIVE),
+  'loss.stch_mu': Knob(1.0, 'stch only: the smoothing μ', POSITIVE),
+  'loss.stch_warmup_epochs': Knob(
+    1, 'stch only: epochs of Σ log L before the last one sets the nadir', POSITIVE
+  ),
+  'loss.cagrad_c': Knob(0.4, 'cagrad only: the conflict radius c', NON_NEGATIVE),
+  'loss.nash_mtl_max_norm': Knob(
+    1.0, "nash_mtl only: the combined gradient's largest norm; 0 = unclipped", NON_NEGATIVE
+  ),
   # optim: see mtl_jax.optim
   'optim.name': Knob('adam', 'optimizer', OneOf('mtl_jax.optim:OPTIMIZERS')),
   'optim.learning_rate': Knob(1e-4, 'peak learning rate', POSITIVE),
@@ -258,6 +283,11 @@ def _cross_checks(config: ml_collections.ConfigDict) -> None:
     )
   if sum(task_weight(config, t) for t in tasks) <= 0:
     raise ConfigError('the loss weights of config.model.tasks must sum to > 0')
+  if config.loss.balancing != 'fixed' and len(tasks) < 2:
+    raise ConfigError(
+      f'config.loss.balancing={config.loss.balancing!r} balances two or more tasks, and this '
+      f"model has one ({tasks[0]}); use 'fixed', or train a multi-task architecture"
+    )
 
 
 def task_weight(config: ml_collections.ConfigDict, task: str) -> float:

@@ -299,6 +299,19 @@ ARCHITECTURES = {
 }
 
 
+# The top-level modules whose parameters serve more than one task, by architecture (None: all of
+# them), for the gradient-balancing methods: the joint model shares every layer, its last conv
+# included; the branched one its encoder; the distilled one its encoder and first-stage branches
+# (each branch feeds its own task's heads and, through its attention module, the other task's
+# second stage). Every other parameter serves one task: `attention[t]` the other task's.
+SHARED_MODULES = {
+  'joint': None,
+  'branched': ('encoder',),
+  'distilled': ('encoder', 'branches'),
+  'single_task': ('encoder',),
+}
+
+
 def build_model(arch: str, *, seed: int, **options) -> nnx.Module:
   """Architecture `arch` (see ARCHITECTURES) with parameters drawn from `seed`; `options` are
   its constructor's keyword arguments (encoder=EncoderOptions(...), head=HeadOptions(...),

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mtl_jax import metrics
+from mtl_jax.data.sample import TASKS
 from mtl_jax.reports import scores
 from mtl_jax.reports.settings import Setting
 
@@ -23,7 +24,9 @@ CURVES = (
   ('loss/semseg', 'training loss, semseg'),
   ('loss/depth', 'training loss, depth'),
   (scores.LEARNING_RATE, 'learning rate (schedule)'),
+  *((f'weight/{t}', f'task weight, {t} (loss.balancing)') for t in TASKS),
 )
+PANELS_PER_ROW = 4
 DPI = 100
 LEGEND_CHARS = 150  # label characters a legend row holds across a figure
 
@@ -86,8 +89,11 @@ def _make_figure(width: float, panels_height: float, labels: list[str]) -> Figur
 
 
 def curves(settings: list[Setting], path: Path) -> None:
-  fig = _make_figure(16, 7, [legend_label(s) for s in settings])
-  axes = fig.subplots(2, 4).ravel()
+  rows = math.ceil(len(CURVES) / PANELS_PER_ROW)
+  fig = _make_figure(16, 3.5 * rows, [legend_label(s) for s in settings])
+  axes = fig.subplots(rows, PANELS_PER_ROW).ravel()
+  for ax in axes[len(CURVES) :]:
+    ax.set_visible(False)
   for ax, (key, title) in zip(axes, CURVES):
     for s, color in zip(settings, colors(len(settings))):
       b = band(s, key)

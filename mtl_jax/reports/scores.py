@@ -24,7 +24,13 @@ from mtl_jax.workdir import run_meta
 
 LEARNING_RATE = 'learning_rate'  # a series computed from the run's schedule (not in the records)
 # Knobs in which a single-task baseline necessarily differs from a multi-task run.
-BASELINE_KNOBS = ('model.arch', 'model.tasks', 'loss.semseg_weight', 'loss.depth_weight')
+BASELINE_KNOBS = (
+  'model.arch',
+  'model.tasks',
+  'loss.semseg_weight',
+  'loss.depth_weight',
+  'loss.balancing',
+)
 
 
 def best_eval(run: ReportRun) -> dict | None:

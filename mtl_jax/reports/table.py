@@ -45,6 +45,7 @@ CONFIG_COLUMNS = tuple(
     ('learning_rate', 'learning rate'),
     ('batch_size', 'batch'),
     ('task_weights', 'weights semseg/depth'),
+    ('balancing', 'balancing'),
     ('epochs', 'epochs'),
   )
 )
@@ -80,6 +81,7 @@ def _config_cells(s: Setting) -> dict:
     'learning_rate': format_value(o.learning_rate),
     'batch_size': s.config.train.batch_size,
     'task_weights': '/'.join(map(str, weights)),
+    'balancing': s.config.loss.balancing,
     'epochs': s.config.train.num_epochs,
   }
 

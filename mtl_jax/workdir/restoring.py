@@ -8,6 +8,7 @@ checkpoint that fails to restore otherwise (truncated or missing files) is moved
 nothing is moved and the error says so.
 """
 
+import dataclasses
 import itertools
 import shutil
 import sys
@@ -102,14 +103,31 @@ def restore(
   problem = mismatch.mismatch(saved, mismatch.array_specs(state_template))
   if problem:
     raise mismatch.mismatch_error(manager, step, problem)
+  target = _saved_fields(state_template, manager.item_metadata(step)['state'])
   items = {
-    'state': ocp.args.StandardRestore(abstract_like(state_template)),
+    'state': ocp.args.StandardRestore(abstract_like(target)),
     'meta': ocp.args.JsonRestore(),
   }
   if data_iterator is not None and (Path(manager.directory) / str(step) / 'data').exists():
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
-  return restored['state'], RunMeta.from_json(restored['meta'])
+  state = restored['state']
+  if target is not state_template:
+    state = state_template.replace(**state)
+  return state, RunMeta.from_json(restored['meta'])
+
+
+def _saved_fields(state_template: Any, saved_tree) -> Any:
+  """The template, or, for a checkpoint older than a state field that holds no arrays here
+  (TrainState.balancing under 'fixed'), a dict of the fields it has: orbax restores only the
+  tree it saved."""
+  if not dataclasses.is_dataclass(state_template):
+    return state_template
+  fields = {f.name: getattr(state_template, f.name) for f in dataclasses.fields(state_template)}
+  absent = [name for name, value in fields.items() if value is None and name not in saved_tree]
+  if not absent:
+    return state_template
+  return {name: value for name, value in fields.items() if name not in absent}
 
 
 def _step_to_read(manager: ocp.CheckpointManager, step: int | None) -> int:

@@ -22,7 +22,7 @@ from commands import assert_one_line_error, run
 from PIL import Image
 from tensorboardX.proto import event_pb2
 
-from mtl_jax.reports import build, distance, runs, samples, scores, settings, table
+from mtl_jax.reports import build, distance, plots, runs, samples, scores, settings, table
 from mtl_jax.runtime import locks
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout, run_status, writers
@@ -505,3 +505,36 @@ def test_clicking_a_header_sorts_the_table(report, rows):
   order = [float(row[column]) if row[column] else None for row in cells.rows]
   assert order[3:] == [None, None]  # no mIoU (the depth baseline, the run without an eval): last
   assert order[:3] == [12, pytest.approx(110 / 3), 50]  # ascending
+
+
+def test_the_table_names_each_runs_balancing_and_the_curves_show_its_task_weights(
+  tiny_run, tmp_path
+):
+  """A run of another version (no loss.balancing, no weight/<task>) reads as 'fixed' with no
+  weight curve; a DWA run's per-epoch weights are its curve."""
+  root = tmp_path / 'runs'
+  dwa = make_run(tiny_run, root / 'dwa', {'loss.balancing': 'dwa'}, [(10, 60), (12, 58)])
+  records = writers.read_records(dwa / layout.METRICS_FILE)
+  for record, (semseg, depth) in zip(records, [(1.2, 0.8), (0.9, 1.1)]):
+    record.update({'weight/semseg': semseg, 'weight/depth': depth})
+  (dwa / layout.METRICS_FILE).write_text(''.join(json.dumps(r) + '\n' for r in records))
+  older = make_run(tiny_run, root / 'older', None, [(10, 60)])
+  saved = json.loads((older / 'config.json').read_text())
+  del saved['loss']['balancing']
+  (older / 'config.json').write_text(json.dumps(saved))
+  records = [
+    {k: v for k, v in r.items() if not k.startswith('weight/')}
+    for r in writers.read_records(older / layout.METRICS_FILE)
+  ]
+  (older / layout.METRICS_FILE).write_text(''.join(json.dumps(r) + '\n' for r in records))
+
+  groups = settings.group(runs.load([root]))
+  cells = {row['setting']: row['balancing'] for row in table.rows(groups)}
+  assert sorted(cells.values()) == ['dwa', 'fixed']
+  by_method = {g.config.loss.balancing: g for g in groups}
+  curve = plots.band(by_method['dwa'], 'weight/semseg')
+  assert curve.epochs.tolist() == [1, 2] and curve.mean.tolist() == [1.2, 0.9]
+  assert not len(plots.band(by_method['fixed'], 'weight/semseg').epochs)
+  assert ('weight/depth', 'task weight, depth (loss.balancing)') in plots.CURVES
+  plots.curves(groups, tmp_path / 'curves.png')
+  assert Image.open(tmp_path / 'curves.png').size[1] > 0
