@@ -17,9 +17,10 @@ from mtl_jax import experiment, trainer
 from mtl_jax.workdir import writers
 
 DRIVER = REPO / 'tests' / 'support' / 'resume_driver.py'
-# 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6 and 8, so a kill at step 5
-# resumes from an epoch's end and one at 7 from the middle of an epoch.
-RUN = {'train.num_epochs': 2, 'train.checkpoint_every_steps': 3}
+# 16 train samples / batch 4 = 4 steps per epoch; saves at 3, 4, 6, 8, 9 and 12, so a kill at
+# step 5 resumes from an epoch's end and one at 7 from the middle of an epoch. Three epochs: DWA's
+# weights leave 1 only once two epochs have ended.
+RUN = {'train.num_epochs': 3, 'train.checkpoint_every_steps': 3}
 METHODS = ('uncertainty', 'dwa', 'famo', 'gradnorm', 'pcgrad', 'nash_mtl')
 KILL_STEPS = dict(zip(METHODS, np.random.default_rng(20261207).integers(5, 8, len(METHODS))))
 
@@ -72,7 +73,9 @@ def test_sigkill_then_resume_is_bit_identical(method, data_dir, tmp_path):
 
   assert _records(killed) == _records(reference)
   assert any(f'weight/{t}' in r for r in _records(killed) for t in ('semseg', 'depth'))
-  ours, theirs = (jax.device_get(experiment.open_run(str(w), 8).state) for w in (killed, reference))
+  ours, theirs = (
+    jax.device_get(experiment.open_run(str(w), 12).state) for w in (killed, reference)
+  )
   for x, y in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
     np.testing.assert_array_equal(x, y)
   if method not in ('pcgrad', 'nash_mtl'):  # stateless: nothing of theirs to restore
