@@ -31,6 +31,15 @@ def tiny_branched_model(seed: int = 0):
   )
 
 
+def _stepper(model, balancer, tx=TX, **options):
+  """(fresh state, the jitted train step) of `model` under `balancer`."""
+  graphdef, state = steps.create_train_state(model, tx, balancer)
+  step = functools.partial(
+    steps.train_step, graphdef=graphdef, tx=tx, spec=SPEC, balancer=balancer, **options
+  )
+  return state, jax.jit(step)
+
+
 def _step(model, batch, balancer, state=None, tx=TX):
   graphdef, fresh = steps.create_train_state(model, tx, balancer)
   state = fresh if state is None else state
@@ -153,10 +162,7 @@ def test_uncertainty_trains_its_log_variances_with_the_run_optimizer(batch):
 
 def test_famo_steps_its_logits_from_the_last_and_this_steps_losses(batch):
   b = balancing.Balancer(method='famo', options=(('lr', 0.025), ('weight_decay', 1e-3)))
-  graphdef, state = steps.create_train_state(tiny_joint_model(), TX, b)
-  step = jax.jit(
-    functools.partial(steps.train_step, graphdef=graphdef, tx=TX, spec=SPEC, balancer=b)
-  )
+  state, step = _stepper(tiny_joint_model(), b)
   state, first = step(state, batch)
   np.testing.assert_array_equal(state.balancing['famo'].logits, [0.0, 0.0])  # no "before" yet
   _close([first['weight/semseg'], first['weight/depth']], weighting.famo(
@@ -190,12 +196,7 @@ def test_dwa_and_stch_roll_their_epoch_means_at_each_epochs_last_step(batch):
     ('stch', (('mu', 1.0), ('warmup_epochs', 1))),
   ):
     b = balancing.Balancer(method=method, options=options, steps_per_epoch=2)
-    graphdef, state = steps.create_train_state(tiny_joint_model(), optax.sgd(0.0), b)
-    step = jax.jit(
-      functools.partial(
-        steps.train_step, graphdef=graphdef, tx=optax.sgd(0.0), spec=SPEC, balancer=b
-      )
-    )
+    state, step = _stepper(tiny_joint_model(), b, optax.sgd(0.0))
     losses = []
     for _ in range(5):
       state, m = step(state, batch)
@@ -214,10 +215,7 @@ def test_dwa_and_stch_roll_their_epoch_means_at_each_epochs_last_step(batch):
 
 def test_a_nonfinite_step_leaves_the_methods_state_as_it_was(batch):
   b = balancing.Balancer(method='famo', options=(('lr', 0.025), ('weight_decay', 1e-3)))
-  graphdef, state = steps.create_train_state(tiny_joint_model(), TX, b)
-  step = jax.jit(
-    functools.partial(steps.train_step, graphdef=graphdef, tx=TX, spec=SPEC, balancer=b)
-  )
+  state, step = _stepper(tiny_joint_model(), b)
   state, _ = step(state, batch)
   kept = state.balancing
   nan_params = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), state.params)
@@ -245,13 +243,7 @@ def test_accumulated_micro_batches_balance_the_whole_batch(method):
   }
   results = []
   for micro_batches in (1, 2):
-    graphdef, state = steps.create_train_state(pixel_model(), TX, b)
-    step = jax.jit(
-      functools.partial(
-        steps.train_step, graphdef=graphdef, tx=TX, spec=SPEC, balancer=b,
-        micro_batches=micro_batches,
-      )
-    )  # fmt: skip
+    state, step = _stepper(pixel_model(), b, micro_batches=micro_batches)
     for _ in range(2):
       state, metrics = step(state, batch)
     results.append((state, metrics))
