@@ -12,7 +12,9 @@ epoch) compares them; `scripts/bench_balancing.py` times the step of each method
 from mtl_jax.balancing.training import METHODS
 from mtl_jax.data.sample import TASKS
 
-EPOCHS = 2  # a fixed-weight run of 2 epochs takes about 5 minutes on the reference machine
+# Two epochs = 500 steps: about 5 minutes for a fixed-weight run and 9 for a gradient method on
+# the reference machine (0.55 and ~1.0 s per step, docs/performance.md, 2026-12-07).
+EPOCHS = 2
 
 
 def get_sweep() -> list[dict]:
