@@ -202,8 +202,7 @@ def train_step(
   reported as 0 with `nonfinite` = 1, so epoch means can leave it out.
 
   micro_batches = k (gradient accumulation): the gradient is the mean of the gradients of k
-  micro-batches of B/k rows (`micro_batch_split`, `_accumulated`); the losses reported are their
-  means and grad_norm is the mean gradient's. k = 1 is the plain step.
+  micro-batches of B/k rows (`micro_batch_split`, `_accumulated`), the losses their means.
 
   axis_name: the mapped axis under pmap, where `batch` is one device's rows. The losses are
   means over the global batch's valid pixels (their sums and counts summed over the axis, not a
@@ -211,9 +210,8 @@ def train_step(
   device's gradient share is summed over it, and BatchNorm's batch statistics are averaged over
   it: every device computes the jit step's losses and gradient and applies the same update.
 
-  balancer: the task-balancing method (`balancing.training`); 'fixed' is `spec.weights`. Each
-  task's effective weight is reported as `weight/<task>`; `loss/total` stays Σ spec.weights·L
-  whatever the method, so that runs of different methods compare.
+  balancer: the task-balancing method (`balancing.training`; 'fixed' is `spec.weights`), its
+  weights reported as `weight/<task>`; `loss/total` is Σ spec.weights·L for every method.
 
   With batch[STOP_KEY], metrics['stop_vote'] is its maximum over the global batch.
   """
@@ -226,32 +224,42 @@ def train_step(
     )
     return task_losses(outputs, batch, spec, axis_name), new_stats
 
-  if balancer.method == balancing.FIXED:  # compiled exactly as before balancing existed
-    grads, task, new_stats = _fixed_gradients(
-      outputs_and_losses, state, batch, micro_batches, axis_name
-    )
-    weights, new_balancing = jnp.asarray(spec.weights, jnp.float32), state.balancing
-  else:
-    grads, task, new_stats, weights, new_balancing = _balanced_gradients(
-      outputs_and_losses, state, batch, spec.tasks, balancer, tx, micro_batches, axis_name
-    )
+  grads, task, new_stats, weights, new_balancing = _step_gradients(
+    outputs_and_losses, state, batch, spec, balancer, tx, micro_batches, axis_name
+  )
   new_state, finite, grad_norm = _guarded_update(state, grads, task, new_stats, tx, new_balancing)
   new_state = new_state.replace(
     balancing=balancing.at_step_end(balancer, new_state.balancing, new_state.step)
   )
-  named_weights = {f'weight/{t}': weights[i] for i, t in enumerate(spec.tasks)}
-  reported = {
-    k: jnp.where(finite, v, 0.0)
-    for k, v in {**task, 'grad_norm': grad_norm, **named_weights}.items()
-  }
   step_metrics = {
-    **reported,
+    **_reported(task, grad_norm, weights, spec.tasks, finite),
     'nonfinite': 1.0 - finite.astype(jnp.float32),
     'nonfinite_streak': new_state.nonfinite_streak,
   }
   if stop is not None:
     step_metrics['stop_vote'] = _stop_vote(stop, axis_name)
   return new_state, step_metrics
+
+
+def _step_gradients(
+  outputs_and_losses, state: TrainState, batch, spec, balancer, tx, micro_batches, axis_name
+):
+  """(gradients, losses, statistics, weights [tasks], balancing state) of the step."""
+  if balancer.method == balancing.FIXED:  # compiled exactly as before balancing existed
+    grads, task, new_stats = _fixed_gradients(
+      outputs_and_losses, state, batch, micro_batches, axis_name
+    )
+    return grads, task, new_stats, jnp.asarray(spec.weights, jnp.float32), state.balancing
+  return _balanced_gradients(
+    outputs_and_losses, state, batch, spec.tasks, balancer, tx, micro_batches, axis_name
+  )
+
+
+def _reported(task: dict, grad_norm, weights, tasks, finite) -> dict:
+  """The step's losses, gradient norm and task weights (`weight/<task>`); 0 if not finite."""
+  named_weights = {f'weight/{t}': weights[i] for i, t in enumerate(tasks)}
+  metrics_ = {**task, 'grad_norm': grad_norm, **named_weights}
+  return {k: jnp.where(finite, v, 0.0) for k, v in metrics_.items()}
 
 
 def _fixed_gradients(outputs_and_losses, state: TrainState, batch, micro_batches, axis_name):
