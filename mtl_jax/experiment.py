@@ -61,12 +61,11 @@ BALANCING_OPTIONS = {
 
 def balancer(config: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> balancing.Balancer:
   """The task-balancing method config.loss.balancing names, with its options."""
-  spec, method = task_spec(config), config.loss.balancing
+  method = config.loss.balancing
   knobs = BALANCING_OPTIONS.get(method, {})
   return balancing.Balancer(
     method=method,
-    tasks=spec.tasks,
-    weights=spec.weights,
+    tasks=tuple(config.model.tasks),
     options=tuple((option, config.loss[knob]) for option, knob in knobs.items()),
     shared=mtl.SHARED_MODULES[config.model.arch],
     steps_per_epoch=steps_per_epoch,

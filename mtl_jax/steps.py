@@ -289,10 +289,6 @@ def _task_jacobian(outputs_and_losses, tasks: tuple[str, ...]):
   return jacobian_fn
 
 
-def _weighted_sum(weights: jax.Array, jacobian):
-  return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, 1), jacobian)
-
-
 def _balanced_gradients(
   outputs_and_losses, state: TrainState, batch, tasks, balancer, tx, micro_batches, axis_name
 ):
@@ -314,7 +310,7 @@ def _balanced_gradients(
       weights, new_balancing = balancing.loss_weights(
         balancer, state.balancing, losses_, state.step
       )
-      grads = _weighted_sum(weights, jacobian)
+      grads = balancing.weighted_sum(weights, jacobian)
   else:
 
     def weighted(p):

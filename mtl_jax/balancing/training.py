@@ -43,6 +43,7 @@ JACOBIAN_LOSS_METHODS = ('gradnorm',)
 GRADIENT_METHODS = tuple(AGGREGATORS)
 METHODS = (FIXED, *LOSS_METHODS, *JACOBIAN_LOSS_METHODS, *GRADIENT_METHODS)
 RANDOM_AGGREGATORS = ('pcgrad', 'graddrop')  # drawn from a key per step
+EPOCH_METHODS = ('dwa', 'stch')  # read the previous epochs' mean losses
 # Uncertainty weighting's form per task in Kendall et al. 2018: a softmax cross-entropy scaled by
 # 1/σ², a regression loss by 1/(2σ²). 'regression' is LibMTL's (1/(2σ²) for every task).
 UNCERTAINTY_FORMS = {
@@ -53,11 +54,11 @@ UNCERTAINTY_FORMS = {
 
 @dataclasses.dataclass(frozen=True)
 class Balancer:
-  """What the step needs to know about the method, all static (see `from_config`)."""
+  """What the step needs to know about the method, all static (`experiment.balancer` builds it
+  from a config; 'fixed''s weights are the steps' `TaskSpec.weights`)."""
 
   method: str = FIXED
   tasks: tuple[str, ...] = ('semseg', 'depth')
-  weights: tuple[float, ...] = (0.5, 0.5)  # 'fixed''s
   options: tuple[tuple[str, Any], ...] = ()  # (option, value) of the method, from the config
   shared: tuple[str, ...] | None = None  # the model's top-level modules shared by the tasks
   steps_per_epoch: int = 1  # for DWA's and STCH's epoch means
@@ -71,7 +72,7 @@ class Balancer:
     return self.method in JACOBIAN_LOSS_METHODS or self.method in GRADIENT_METHODS
 
 
-FIXED_WEIGHTS = Balancer()  # the steps' default: 'fixed' at 0.5/0.5
+FIXED_WEIGHTS = Balancer()  # the steps' default: 'fixed'
 
 
 # --------------------------------------------------------------------------- state
@@ -147,9 +148,9 @@ def _uncertainty_forms(b: Balancer) -> tuple[str, ...]:
 
 
 def _famo_before(b: Balancer, state, losses):
-  """FAMO's logits stepped on the last step's and this step's losses (the cheap variant the
-  reference code's authors and LibMTL use: the next batch stands in for the same batch after the
-  update), then this step's weights from them."""
+  """The state with FAMO's logits stepped on the last step's and this step's losses (the cheap
+  variant the reference code's authors and LibMTL use: the next batch stands in for the same
+  batch after the update); this step's weights come from those logits."""
   stepped = weighting.famo_update(
     state['famo'], state['previous'], losses, lr=b.option('lr'),
     weight_decay=b.option('weight_decay'),
@@ -191,7 +192,7 @@ def after_step(b: Balancer, state, losses: jax.Array, tx):
   """The state after an applied (finite) step whose full-batch losses were `losses`."""
   if b.method == 'uncertainty':
     return _uncertainty_step(b, state, losses, tx)
-  if b.method in ('dwa', 'stch'):
+  if b.method in EPOCH_METHODS:
     e = state['epoch']
     return {**state, 'epoch': EpochLosses(e.sums + losses, e.steps + 1, e.epochs)}
   return state
@@ -214,7 +215,7 @@ def _end_epoch(b: Balancer, state):
 def at_step_end(b: Balancer, state, step: jax.Array):
   """`state` once step number `step` (1-based count of steps taken) has ended: DWA's and STCH's
   epoch means roll over at each epoch's last step, applied or skipped."""
-  if b.method not in ('dwa', 'stch'):
+  if b.method not in EPOCH_METHODS:
     return state
   ends_epoch = step % b.steps_per_epoch == 0
   rolled = _end_epoch(b, state)
@@ -245,6 +246,11 @@ def _aggregator_options(b: Balancer, step) -> dict:
   return given
 
 
+def weighted_sum(weights: jax.Array, jacobian):
+  """Σ_t w_t·J_t per leaf of the per-task gradients (each leaf [tasks, ...])."""
+  return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, 1), jacobian)
+
+
 def _gradnorm(b: Balancer, state, losses, J):
   """(this step's weights, the state after it): Chen et al.'s update of the weights from each
   task's gradient norm on the shared parameters; L(0) is the first step's losses."""
@@ -265,7 +271,7 @@ def from_jacobian(b: Balancer, state, losses: jax.Array, jacobian, step: jax.Arr
   J = jnp.concatenate(rows, axis=1)
   if b.method == 'gradnorm':
     w, state = _gradnorm(b, state, losses, J)
-    return jax.tree.map(lambda g: jnp.tensordot(w, g, 1), jacobian), w, state
+    return weighted_sum(w, jacobian), w, state
   d = aggregate(b.method, J, **_aggregator_options(b, step))
   pieces = iter(jnp.split(d, np.cumsum([r.shape[1] for r in rows])[:-1]))
   combined = [
