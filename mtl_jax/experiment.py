@@ -68,9 +68,19 @@ def balancer(config: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> bal
     tasks=tuple(config.model.tasks),
     options=tuple((option, config.loss[knob]) for option, knob in knobs.items()),
     shared=mtl.SHARED_MODULES[config.model.arch],
+    norm_layer=_gradnorm_layer(config) if method == 'gradnorm' else None,
     steps_per_epoch=steps_per_epoch,
     seed=config.seed,
   )
+
+
+def _gradnorm_layer(config: ml_collections.ConfigDict) -> tuple[str, ...] | None:
+  """The parameters GradNorm's norms are taken on (loss.gradnorm_layer): the model's last
+  shared layer, or None for every shared parameter."""
+  if config.loss.gradnorm_layer == 'shared':
+    return None
+  options = model_options(config.model)
+  return mtl.last_shared_layer(config.model.arch, config.model.encoder, options['head'])
 
 
 def model_options(m: ml_collections.ConfigDict) -> dict:

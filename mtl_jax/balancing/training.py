@@ -8,8 +8,9 @@ state (checkpointed, restored, kept unchanged by a non-finite step). A method is
   existed (`steps.train_step`), so runs are bit-identical to earlier versions.
 - loss-based (`LOSS_METHODS`): weights from the losses and the method's state
   (`weighting`), the gradient Σ w_t ∇L_t in one backward pass (a VJP with cotangent w).
-- 'gradnorm': weights updated from each task's gradient norm on the shared parameters, so it
-  needs the Jacobian (one backward pass per task).
+- 'gradnorm': weights updated from each task's gradient norm on the last shared layer
+  (`Balancer.norm_layer`; or on every shared parameter), so it needs the Jacobian (one backward
+  pass per task).
 - gradient-based (`aggregators`): the shared parameters' Jacobian rows combined by
   `balancing.aggregate`; every other parameter gets Σ_t ∇L_t, i.e. its own task's gradient
   (`models.mtl.SHARED_MODULES` says which parameters are shared).
@@ -44,6 +45,7 @@ GRADIENT_METHODS = tuple(AGGREGATORS)
 METHODS = (FIXED, *LOSS_METHODS, *JACOBIAN_LOSS_METHODS, *GRADIENT_METHODS)
 RANDOM_AGGREGATORS = ('pcgrad', 'graddrop')  # drawn from a key per step
 EPOCH_METHODS = ('dwa', 'stch')  # read the previous epochs' mean losses
+GRADNORM_LAYERS = ('last', 'shared')  # loss.gradnorm_layer: models.mtl.last_shared_layer or all
 # Uncertainty weighting's form per task in Kendall et al. 2018: a softmax cross-entropy scaled by
 # 1/σ², a regression loss by 1/(2σ²). 'regression' is LibMTL's (1/(2σ²) for every task).
 UNCERTAINTY_FORMS = {
@@ -61,6 +63,9 @@ class Balancer:
   tasks: tuple[str, ...] = ('semseg', 'depth')
   options: tuple[tuple[str, Any], ...] = ()  # (option, value) of the method, from the config
   shared: tuple[str, ...] | None = None  # the model's top-level modules shared by the tasks
+  # gradnorm: the path of the parameters its gradient norms are taken on (models.mtl.
+  # last_shared_layer); None = every shared parameter (LibMTL's choice)
+  norm_layer: tuple[str, ...] | None = None
   steps_per_epoch: int = 1  # for DWA's and STCH's epoch means
   seed: int = 0  # of the random methods' per-step keys
 
@@ -225,12 +230,27 @@ def at_step_end(b: Balancer, state, step: jax.Array):
 # --------------------------------------------------------------------------- Jacobian methods
 
 
+def _keys(path) -> tuple[str, ...]:
+  """A jax.tree path as the parameters' names: ('encoder', 'layer4', '1', 'conv2', ...)."""
+  return tuple(str(getattr(entry, 'key', getattr(entry, 'idx', entry))) for entry in path)
+
+
 def shared_mask(b: Balancer, params) -> list[bool]:
   """Per leaf of `params` (in jax.tree order): whether the tasks share it."""
-  paths = jax.tree_util.tree_flatten_with_path(params)[0]
+  paths = [_keys(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
   if b.shared is None:
     return [True] * len(paths)
-  return [str(getattr(path[0], 'key', path[0])) in b.shared for path, _ in paths]
+  return [path[0] in b.shared for path in paths]
+
+
+def layer_mask(prefix: tuple[str, ...], params) -> list[bool]:
+  """Per leaf of `params` (in jax.tree order): whether it lies under the path `prefix`; a
+  ValueError when none does."""
+  paths = [_keys(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  mask = [path[: len(prefix)] == prefix for path in paths]
+  if not any(mask):
+    raise ValueError(f'the model has no parameters under {".".join(prefix)}')
+  return mask
 
 
 def least_squares_weights(J: jax.Array, d: jax.Array) -> jax.Array:
@@ -253,7 +273,8 @@ def weighted_sum(weights: jax.Array, jacobian):
 
 def _gradnorm(b: Balancer, state, losses, J):
   """(this step's weights, the state after it): Chen et al.'s update of the weights from each
-  task's gradient norm on the shared parameters; L(0) is the first step's losses."""
+  task's gradient norm, the norms of J's rows (the gradients on W); L(0) is the first step's
+  losses."""
   initial = jnp.where(state['started'], state['initial'], losses)
   w = state['weights']
   norms = jnp.linalg.norm(J, axis=1)
@@ -270,6 +291,9 @@ def from_jacobian(b: Balancer, state, losses: jax.Array, jacobian, step: jax.Arr
   rows = [leaf.reshape(k, -1) for leaf, s in zip(leaves, shared) if s]
   J = jnp.concatenate(rows, axis=1)
   if b.method == 'gradnorm':
+    if b.norm_layer is not None:
+      on = layer_mask(b.norm_layer, jacobian)
+      J = jnp.concatenate([leaf.reshape(k, -1) for leaf, m in zip(leaves, on) if m], axis=1)
     w, state = _gradnorm(b, state, losses, J)
     return weighted_sum(w, jacobian), w, state
   d = aggregate(b.method, J, **_aggregator_options(b, step))

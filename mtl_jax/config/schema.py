@@ -192,6 +192,13 @@ KNOBS: dict[str, Knob] = {
   'loss.famo_weight_decay': Knob(1e-3, 'famo only: L2 on the task logits (γ)', NON_NEGATIVE),
   'loss.gradnorm_alpha': Knob(1.5, 'gradnorm only: the asymmetry α', NON_NEGATIVE),
   'loss.gradnorm_lr': Knob(0.025, 'gradnorm only: the SGD step size of the weights', POSITIVE),
+  'loss.gradnorm_layer': Knob(
+    'last',
+    "gradnorm only: the parameters whose gradient norms it balances: 'last' = the last shared "
+    "layer (the paper's; docs/models.md#task-balancing says which per architecture), 'shared' = "
+    "every shared parameter (LibMTL's)",
+    OneOf('mtl_jax.balancing.training:GRADNORM_LAYERS'),
+  ),
   'loss.stch_mu': Knob(1.0, 'stch only: the smoothing μ', POSITIVE),
   'loss.stch_warmup_epochs': Knob(
     1, 'stch only: epochs of Σ log L before the last one sets the nadir', POSITIVE

@@ -317,3 +317,19 @@ def build_model(arch: str, *, seed: int, **options) -> nnx.Module:
   its constructor's keyword arguments (encoder=EncoderOptions(...), head=HeadOptions(...),
   dtype='bfloat16', ...)."""
   return lookup(ARCHITECTURES, arch, 'architecture')(rngs=nnx.Rngs(seed), **options)
+
+
+def last_shared_layer(arch: str, encoder: str, head: HeadOptions) -> tuple[str, ...]:
+  """GradNorm's W (Chen et al. 2018: 'the last shared layer'), as the path of its parameters.
+
+  The joint model: its last layer before the joint head, the decoder's last conv (with the seed
+  heads, the decoder's one conv, whose outputs the tasks split). The others: the encoder's last
+  conv, the distilled model's included, whose first-stage branches each decode one task and meet
+  the other only through distillation.
+  """
+  if arch != 'joint':
+    return ('encoder', *resnet.last_conv(encoder))
+  if head.seed:
+    return ('branch', 'decoder', 'conv3x3')
+  num_convs = lookup(decoder_lib.DECODERS, head.decoder, 'decoder')['num_convs']
+  return ('branch', 'decoder', 'convs', str(num_convs - 1), 'conv')

@@ -208,6 +208,13 @@ ENCODERS = {
 }
 
 
+def last_conv(name: str) -> tuple[str, ...]:
+  """The path, in the parameters, of encoder `name`'s last conv: layer4's last block's conv2
+  (BasicBlock) or conv3 (Bottleneck)."""
+  block, stage_sizes = lookup(ENCODERS, name, 'encoder').args
+  return ('layer4', str(stage_sizes[-1] - 1), 'conv3' if block is Bottleneck else 'conv2')
+
+
 # ----------------------------------------------------------------------------- torchvision weights
 
 

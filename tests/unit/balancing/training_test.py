@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 from conftest import pixel_model, tiny_joint_model
+from flax import nnx
 
 from mtl_jax import balancing as aggregation
 from mtl_jax import steps
@@ -175,19 +176,40 @@ def test_famo_steps_its_logits_from_the_last_and_this_steps_losses(batch):
   _close(state.balancing['famo'].logits, expected.logits, rtol=1e-5, atol=1e-8)
 
 
-def test_gradnorm_updates_its_weights_from_the_shared_gradient_norms(batch):
+LAST_CONV = ('encoder', 'layer4', '0', 'conv2')  # tiny_branched_model's last shared layer
+
+
+@pytest.mark.parametrize('norm_layer', [None, LAST_CONV])
+def test_gradnorm_updates_its_weights_from_the_gradient_norms_on_its_layer(batch, norm_layer):
   model = tiny_branched_model()
   per_task = _per_task_gradients(model, batch)
   b = balancing.Balancer(
-    method='gradnorm', options=(('alpha', 1.5), ('lr', 0.1)), shared=mtl.SHARED_MODULES['branched']
+    method='gradnorm',
+    options=(('alpha', 1.5), ('lr', 0.1)),
+    shared=mtl.SHARED_MODULES['branched'],
+    norm_layer=norm_layer,
   )
   _, state, (new_state, metrics) = _step(tiny_branched_model(), batch, b)
-  norms = jnp.asarray([jnp.linalg.norm(_flat(per_task[t]['encoder'])) for t in SPEC.tasks])
+  on = (
+    (lambda g: g['encoder'])
+    if norm_layer is None
+    else (lambda g: g['encoder']['layer4'][0]['conv2'])
+  )
+  norms = jnp.asarray([jnp.linalg.norm(_flat(on(per_task[t]))) for t in SPEC.tasks])
   L = jnp.asarray([metrics['loss/semseg'], metrics['loss/depth']])
   expected = weighting.gradnorm(jnp.ones(2), norms, L, L, alpha=1.5, lr=0.1).weights
   _close(new_state.balancing['weights'], expected, rtol=1e-4)
   _close([metrics['weight/semseg'], metrics['weight/depth']], [1.0, 1.0])
   assert not np.allclose(expected, 1.0)  # the update moved them
+
+
+def test_the_norm_layer_picks_its_parameters_and_one_the_model_lacks_is_named():
+  params = nnx.state(tiny_branched_model(), nnx.Param)
+  names = ['.'.join(map(str, p)) for p, _ in nnx.to_flat_state(params)]
+  picked = [n for n, m in zip(names, balancing.layer_mask(LAST_CONV, params)) if m]
+  assert picked == ['encoder.layer4.0.conv2.kernel']
+  with pytest.raises(ValueError, match='the model has no parameters under encoder.layer9'):
+    balancing.layer_mask(('encoder', 'layer9'), params)
 
 
 def test_dwa_and_stch_roll_their_epoch_means_at_each_epochs_last_step(batch):

@@ -38,6 +38,7 @@ def test_a_method_on_a_single_task_model_is_refused():
     ('cagrad_c', -0.1, 'must be >= 0'),
     ('famo_lr', -1.0, 'must be > 0'),
     ('uncertainty_form', 'gaussian', 'is not valid; choose one of: kendall, regression'),
+    ('gradnorm_layer', 'first', 'is not valid; choose one of: last, shared'),
   ],
 )
 def test_an_option_outside_its_range_is_one_line(knob, value, problem):
@@ -54,3 +55,22 @@ def test_the_balancer_carries_the_methods_options_and_the_shared_modules(path, a
   cagrad = experiment.balancer(_config(path, balancing='cagrad'))
   assert dict(cagrad.options) == {'c': 0.4}
   assert experiment.balancer(_config(path)).options == ()
+
+
+@pytest.mark.parametrize(
+  'path,layer',
+  [
+    ('joint.py', ('branch', 'decoder', 'convs', '1', 'conv')),
+    ('branched.py', ('encoder', 'layer4', '0', 'conv2')),  # resnet_tiny: one block per stage
+    ('distilled.py', ('encoder', 'layer4', '0', 'conv2')),
+  ],
+)
+def test_gradnorm_takes_its_norms_on_the_last_shared_layer_unless_told_every_shared_one(
+  path, layer
+):
+  assert experiment.balancer(_config(path, balancing='gradnorm')).norm_layer == layer
+  assert (
+    experiment.balancer(_config(path, balancing='gradnorm', gradnorm_layer='shared')).norm_layer
+    is None
+  )
+  assert experiment.balancer(_config(path, balancing='upgrad')).norm_layer is None

@@ -74,3 +74,40 @@ def test_eval_mode_is_deterministic_and_independent_of_batch_mates():
 def test_unknown_architecture_lists_valid_names():
   with pytest.raises(ValueError, match="unknown architecture 'fused'; valid names: joint"):
     mtl.build_model('fused', seed=0)
+
+
+@pytest.mark.parametrize('arch', ['joint', 'branched', 'distilled', 'single_task'])
+@pytest.mark.parametrize('encoder', ['resnet_tiny', 'resnet18', 'resnet50'])
+@pytest.mark.parametrize(
+  'family,decoder',
+  [('deeplabv3plus', 'deeplabv3plus'), ('deeplabv3plus', 'seed'), ('seed', 'deeplabv3plus')],
+)
+def test_the_last_shared_layer_is_a_conv_of_the_shared_modules(arch, encoder, family, decoder):
+  head = mtl.HeadOptions(
+    family=family, decoder=decoder, aspp_channels=8, decoder_channels=8, skip_channels=4
+  )
+  tasks = {'tasks': ('depth',)} if arch == 'single_task' else {}
+  model = nnx.eval_shape(
+    lambda: mtl.build_model(arch, seed=0, encoder=mtl.EncoderOptions(encoder), head=head, **tasks)
+  )
+  layer = mtl.last_shared_layer(arch, encoder, head)
+  names = ['.'.join(map(str, path)) for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+  under = [n for n in names if n.startswith('.'.join(layer) + '.')]
+  assert under and {n.rsplit('.', 1)[1] for n in under} <= {'kernel', 'bias'}, (layer, under)
+  shared = mtl.SHARED_MODULES[arch]
+  assert shared is None or layer[0] in shared
+
+
+def test_the_last_shared_layer_by_architecture():
+  head = mtl.HeadOptions()
+  assert mtl.last_shared_layer('branched', 'resnet18', head) == ('encoder', 'layer4', '1', 'conv2')
+  assert mtl.last_shared_layer('distilled', 'resnet50', head) == ('encoder', 'layer4', '2', 'conv3')
+  assert mtl.last_shared_layer('joint', 'resnet50', head) == (
+    'branch',
+    'decoder',
+    'convs',
+    '1',
+    'conv',
+  )
+  seed = mtl.HeadOptions(family='seed')
+  assert mtl.last_shared_layer('joint', 'resnet18', seed) == ('branch', 'decoder', 'conv3x3')
