@@ -82,15 +82,7 @@ def _final_scores(workdir) -> list[dict]:
 def one_process(tmp_path_factory, data_dir):
   """The reference: one process with all 4 devices, the same global batch."""
   workdir = tmp_path_factory.mktemp('one_process')
-  proc = subprocess.run(
-    tiny_train_command(workdir, data_dir, OVERRIDES),
-    cwd=REPO,
-    env=_env(DEVICES_EACH * PROCESSES),
-    capture_output=True,
-    text=True,
-    check=False,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  _one_process_run(workdir, data_dir, OVERRIDES)
   return _final_scores(workdir)
 
 
@@ -129,6 +121,36 @@ def test_two_processes_train_as_one_and_resume_after_both_are_killed(
     'train.1.lock',
   ]
   assert json.loads((workdir / 'config.json').read_text())['optim']['name'] == 'sgd'
+
+
+def _one_process_run(workdir, data_dir, overrides) -> None:
+  proc = subprocess.run(
+    tiny_train_command(workdir, data_dir, overrides),
+    cwd=REPO,
+    env=_env(DEVICES_EACH * PROCESSES),
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_two_processes_balance_the_tasks_as_one(data_dir, tmp_path):
+  """GradNorm: per-task gradients of the job's whole batch (summed over processes before the
+  norms are taken) and a state every process keeps alike."""
+  overrides = {**OVERRIDES, 'loss.balancing': 'gradnorm'}
+  _one_process_run(tmp_path / 'one', data_dir, overrides)
+  codes = [p.wait(timeout=900) for p in _start_job(tmp_path / 'job', data_dir, tmp_path, overrides)]
+  assert codes == [0, 0], (tmp_path / 'process0.log').read_text()[-3000:]
+  keys = (*SCORES, 'weight/semseg', 'weight/depth')
+  one, job = (
+    [{k: r[k] for k in keys} for r in writers.read_records(tmp_path / w / 'metrics.jsonl')]
+    for w in ('one', 'job')
+  )
+  assert len(job) == len(one) == 2
+  for got, want in zip(job, one, strict=True):
+    assert got == pytest.approx(want, rel=1e-4)
+  assert one[-1]['weight/semseg'] != pytest.approx(1.0, abs=1e-4)  # GradNorm moved the weights
 
 
 def test_a_process_that_dies_takes_the_job_down(data_dir, tmp_path):
