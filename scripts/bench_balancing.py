@@ -1,18 +1,21 @@
 """The train step's time per task-balancing method, and the compiled step's memory, as tables.
 
   python scripts/bench_balancing.py [--config configs/branched.py:cpu] [--methods all]
-      [--steps 5] [--rounds 3]
+      [--steps 5] [--rounds 3] [--save docs/results/balancing_steps.json]
   python scripts/bench_balancing.py --memory --config configs/branched.py [--methods fixed,...]
 
 Time: every method's step is compiled first, then timed in `--rounds` alternating rounds of
 `--steps` steps each (fixed, uncertainty, ..., fixed, uncertainty, ...), so a machine whose
 speed drifts slows every method alike; the table gives each method's median over the rounds
-and its ratio to `fixed`'s. --memory compiles the step only (nothing runs) and
-prints XLA's memory analysis: the temporaries hold the activations and, for a method that
-needs them, the per-task gradients. Uses the real model, optimizer and step of the config.
+and its ratio to `fixed`'s; --save also writes them, with the date, commit and machine, as the
+results file the docs' step-time tables are generated from (scripts/docs_tables.py). --memory
+compiles the step only (nothing runs) and prints XLA's memory analysis: the temporaries hold the
+activations and, for a method that needs them, the per-task gradients. Uses the real model,
+optimizer and step of the config.
 """
 
 import argparse
+import json
 import os
 import pathlib
 import platform
@@ -28,6 +31,7 @@ from mtl_jax.experiment import Experiment
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_train_step import fake_batch  # noqa: E402  # pylint: disable=g-import-not-at-top
+from docs_tables import provenance  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 MIB = 2**20
 
@@ -53,6 +57,7 @@ def _compiled(config):
 
 
 def time_table(args) -> None:
+  """Prints the table; with --save, writes it as JSON too."""
   compiled = {}
   for method in args.methods:
     start = time.perf_counter()
@@ -70,12 +75,20 @@ def time_table(args) -> None:
       jax.block_until_ready(m)
       entry[1] = state
       entry[4].append((time.perf_counter() - start) / args.steps)
-  fixed = statistics.median(compiled['fixed'][4]) if 'fixed' in compiled else None
+  rows = [
+    dict(method=method, compile_s=first_s, step_s=statistics.median(times))
+    for method, (*_, first_s, times) in compiled.items()
+  ]
+  fixed = next((r['step_s'] for r in rows if r['method'] == 'fixed'), None)
   print('| method | compile + first step s | s/step (median) | × fixed |\n|---|---:|---:|---:|')
-  for method, (*_, first_s, times) in compiled.items():
-    median = statistics.median(times)
-    ratio = f'{median / fixed:.2f}' if fixed else '—'
-    print(f'| `{method}` | {first_s:.1f} | {median:.3f} | {ratio} |')
+  for r in rows:
+    ratio = f'{r["step_s"] / fixed:.2f}' if fixed else '—'
+    print(f'| `{r["method"]}` | {r["compile_s"]:.1f} | {r["step_s"]:.3f} | {ratio} |')
+  if args.save:
+    command = ' '.join(['python scripts/bench_balancing.py', *sys.argv[1:]])
+    saved = dict(provenance(command), config=args.config, steps=args.steps, rounds=args.rounds)
+    args.save.write_text(json.dumps(dict(saved, methods=rows), indent=1) + '\n')
+    print(f'wrote {args.save}', file=sys.stderr)
 
 
 def memory_table(args) -> None:
@@ -97,6 +110,7 @@ def main():
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--memory', action='store_true', help='compile only; memory analysis')
+  parser.add_argument('--save', type=pathlib.Path, help='also write the time table as JSON here')
   args = parser.parse_args()
   args.methods = training.METHODS if args.methods == 'all' else tuple(args.methods.split(','))
   config = _config(args.config, 'fixed')

@@ -17,7 +17,9 @@ The sources:
 - `synthetic-classes`: the share of samples and pixels of each class in the synthetic train
   split, `docs/results/synthetic_classes.json` (`--measure` renders the samples again);
 - `knobs`: every config knob with its default, meaning and valid values, read from
-  `mtl_jax.config.schema` itself.
+  `mtl_jax.config.schema` itself;
+- `balancing-steps`: the train step's time per task-balancing method,
+  `docs/results/balancing_steps.json` (`python scripts/bench_balancing.py --save ...`).
 
 tests/docs/docs_tables_test.py fails when any block differs from what this script writes, so a
 number in the docs cannot drift from its results file or from the code.
@@ -42,6 +44,7 @@ SUMMARY = RESULTS / 'summary.md'
 SUMMARY_META = RESULTS / 'summary_meta.json'
 PARAMETERS = RESULTS / 'parameters.json'
 SYNTHETIC_CLASSES = RESULTS / 'synthetic_classes.json'
+BALANCING_STEPS = RESULTS / 'balancing_steps.json'
 CONFIGS = REPO / 'mtl_jax' / 'configs'
 CONFIG_ORDER = ('joint', 'branched', 'distilled', 'single_task')  # then any other, by name
 SYNTHETIC_SAMPLES = 200  # train samples counted by --measure, at the dataset's default size
@@ -269,6 +272,31 @@ def knobs_block() -> str:
   return '\n'.join(rows)
 
 
+# --- task balancing -----------------------------------------------------------------------------
+
+
+def _step_ratios(data: dict) -> dict[str, float]:
+  """Method → its step time over `fixed`'s."""
+  step_s = {m['method']: m['step_s'] for m in data['methods']}
+  return {method: s / step_s['fixed'] for method, s in step_s.items()}
+
+
+def balancing_steps_block() -> str:
+  """A dated performance note's opening (date, commit, machine, command) and its table."""
+  data = json.loads(BALANCING_STEPS.read_text())
+  ratios = _step_ratios(data)
+  rows = ['| method | compile + first step s | s/step (median) | × fixed |', '|---|---:|---:|---:|']
+  for m in data['methods']:
+    rows.append(
+      f'| `{m["method"]}` | {m["compile_s"]:.1f} | {m["step_s"]:.3f} | {ratios[m["method"]]:.2f} |'
+    )
+  return (
+    f'*{measured_on(data)}: `{data["command"]}`* (`{data["config"]}`; every method compiled '
+    f'first, then timed in {data["rounds"]} alternating rounds of {data["steps"]} steps; the '
+    f'median per method{"; " + data["note"] if "note" in data else ""}):\n\n' + '\n'.join(rows)
+  )
+
+
 # --- blocks in files ----------------------------------------------------------------------------
 
 BLOCKS: dict[str, Callable[[], str]] = {
@@ -276,6 +304,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
   'parameters': parameters_block,
   'synthetic-classes': synthetic_classes_block,
   'knobs': knobs_block,
+  'balancing-steps': balancing_steps_block,
 }
 
 

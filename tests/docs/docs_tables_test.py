@@ -81,3 +81,24 @@ def test_an_unknown_or_unclosed_block_is_named():
     docs_tables.replace_blocks('<!-- c:begin -->\n<!-- c:end -->\n', {'a': 'A'}, 'page.md')
   with pytest.raises(SystemExit, match='page.md: <!-- a:begin --> has no <!-- a:end -->'):
     docs_tables.replace_blocks('<!-- a:begin -->\nold\n', {'a': 'A'}, 'page.md')
+
+
+def test_balancing_steps_give_each_methods_ratio_to_fixed(tmp_path, monkeypatch):
+  steps = dict(
+    date='2026-12-07',
+    commit='def5678',
+    machine='2-core x86_64 CPU',
+    command='bench',
+    config='c.py:cpu',
+    steps=5,
+    rounds=3,
+    methods=[
+      dict(method='upgrad', compile_s=20.0, step_s=0.9),
+      dict(method='fixed', compile_s=18.0, step_s=0.5),
+    ],
+  )
+  (tmp_path / 'steps.json').write_text(json.dumps(steps))
+  monkeypatch.setattr(docs_tables, 'BALANCING_STEPS', tmp_path / 'steps.json')
+  lines = docs_tables.balancing_steps_block().splitlines()
+  assert lines[0].startswith('*2026-12-07, commit `def5678`, 2-core x86_64 CPU: `bench`* (')
+  assert lines[4:] == ['| `upgrad` | 20.0 | 0.900 | 1.80 |', '| `fixed` | 18.0 | 0.500 | 1.00 |']
