@@ -25,7 +25,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _ROOT = flags.DEFINE_string('root', None, 'Directory holding one workdir per run')
 _GRID = flags.DEFINE_multi_string(
-  'grid', [], 'key=value1,value2,...: a config key and its values (repeat for a product)'
+  'grid',
+  [],
+  'key=value1,value2,...: a config key and its values (repeat for a product); '
+  'k1,k2=a:b,c:d,...: keys that vary together (the task weights must)',
 )
 _SWEEP = flags.DEFINE_string(
   'sweep', None, 'Python file whose get_sweep() returns a list of override dicts'

@@ -33,6 +33,7 @@ from ml_collections import config_flags
 
 from mtl_jax import cli
 from mtl_jax.config import files, schema
+from mtl_jax.data.sample import TASKS
 from mtl_jax.runtime import atomic
 from mtl_jax.runtime.errors import UserError
 from mtl_jax.workdir import layout, run_config
@@ -67,22 +68,47 @@ def _knob(key: str, source: str) -> str:
   return key
 
 
-def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
-  """`['key=v1,v2', ...]` → [(key, ['v1', 'v2']), ...] in the order given."""
-  grid = []
-  for spec in specs:
-    key, eq, values = spec.partition('=')
-    if not eq:
-      raise UserError(f'--grid {spec}: expected key=value1,value2,...')
-    items = values.split(',')
-    if not values or not all(items):
+# Knobs that only mean something together: the task weights (30/70 is semseg 0.3 and depth 0.7).
+# A run that sweeps one without the others would keep them at the config's values (0.3/0.5), so
+# `plan` refuses it unless --config.<key>= fixes them for every run.
+PAIRED_KNOBS = tuple(f'loss.{task}_weight' for task in TASKS)
+PAIR_SEPARATOR = ':'  # between a paired grid's values: loss.semseg_weight,loss.depth_weight=0.3:0.7
+
+Grid = list[tuple[tuple[str, ...], list[tuple[str, ...]]]]  # (keys, the values of each point)
+
+
+def _grid_values(spec: str, keys: tuple[str, ...], values: str) -> list[tuple[str, ...]]:
+  """`v1,v2` → [(v1,), (v2,)]; for two or more keys `a:b,c:d` → [(a, b), (c, d)]."""
+  items = values.split(',')
+  if not values or not all(items):
+    raise UserError(f'--grid {spec}: empty value in the list (an empty string needs a sweep file)')
+  if len(keys) == 1:
+    return [(item,) for item in items]
+  points = [tuple(item.split(PAIR_SEPARATOR)) for item in items]
+  for point in points:
+    if len(point) != len(keys) or not all(point):
+      example = PAIR_SEPARATOR.join(['v'] * len(keys))
       raise UserError(
-        f'--grid {spec}: empty value in the list (an empty string needs a sweep file)'
+        f'--grid {spec}: each value must give one value per key ({len(keys)}) joined by '
+        f"'{PAIR_SEPARATOR}', like {example}; {PAIR_SEPARATOR.join(point)!r} does not"
       )
-    key = _knob(key, f'--grid {spec}')
-    if key in dict(grid):
-      raise UserError(f'--grid {spec}: {key} is swept by another --grid already')
-    grid.append((key, items))
+  return points
+
+
+def parse_grid(specs: list[str]) -> Grid:
+  """`['key=v1,v2', 'k1,k2=a:b,c:d', ...]` → [((key,), [(v1,), (v2,)]), ((k1, k2), [(a, b),
+  (c, d)]), ...] in the order given: one axis of the product per spec, its keys varying together.
+  """
+  grid: Grid = []
+  for spec in specs:
+    keys_text, eq, values = spec.partition('=')
+    if not eq:
+      raise UserError(f'--grid {spec}: expected key=value1,value2,... or k1,k2=a:b,c:d,...')
+    keys = tuple(_knob(key, f'--grid {spec}') for key in keys_text.split(','))
+    for key in keys:
+      if key in [k for swept, _ in grid for k in swept] or keys.count(key) > 1:
+        raise UserError(f'--grid {spec}: {key} is swept by another --grid already')
+    grid.append((keys, _grid_values(spec, keys, values)))
   return grid
 
 
@@ -175,12 +201,11 @@ def _value_problem(key: str, value) -> str | None:
   return schema.type_problem(key, value)
 
 
-def combinations(
-  sweep: list[dict[str, Any]], grid: list[tuple[str, list[str]]], seeds: list[str]
-) -> list[dict[str, Any]]:
-  """Every sweep-file entry × grid point × seed, seeds outermost, the grid's first key slowest."""
+def combinations(sweep: list[dict[str, Any]], grid: Grid, seeds: list[str]) -> list[dict[str, Any]]:
+  """Every sweep-file entry × grid point × seed, seeds outermost, the grid's first axis slowest."""
   points = [
-    dict(zip([k for k, _ in grid], values)) for values in itertools.product(*dict(grid).values())
+    {key: value for (keys, _), values in zip(grid, choice) for key, value in zip(keys, values)}
+    for choice in itertools.product(*(values for _, values in grid))
   ]
   for entry, point in itertools.product(sweep, points):
     shared = entry.keys() & point.keys()
@@ -274,13 +299,33 @@ class Sweep:
     ]
 
 
+def _check_paired(combo: dict[str, Any], fixed: list[str]) -> None:
+  """A UserError when `combo` sweeps some of PAIRED_KNOBS and neither it nor `fixed` sets the
+  others."""
+  swept = [k for k in PAIRED_KNOBS if k in combo]
+  unset = [k for k in PAIRED_KNOBS if k not in combo and not _fixes(fixed, k)]
+  if swept and unset:
+    example = PAIR_SEPARATOR.join(['0.3', '0.7', *(['0'] * (len(PAIRED_KNOBS) - 2))])
+    raise UserError(
+      f'{", ".join(swept)} is swept without {", ".join(unset)}, which would keep the '
+      f"config's value: the task weights come in pairs, so sweep them together (--grid "
+      f'{",".join(PAIRED_KNOBS)}={example},..., or every key in each sweep-file entry) or set '
+      f'the others for every run with --config.{unset[0]}=...'
+    )
+
+
+def _fixes(fixed: list[str], key: str) -> bool:
+  return any(arg.startswith(f'--config.{key}=') for arg in fixed)
+
+
 def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: Path) -> Sweep:
   """The runs of `combos` on `config_ref` + the `fixed` args, each config validated; a run
   without a seed override gets the config's seed, so every name and command states it."""
   runs, names = [], {}
   for combo in combos:
+    _check_paired(combo, fixed)
     swept = [f'--config.{k}={v if isinstance(v, str) else value_text(v)}' for k, v in combo.items()]
-    clash = {k for k in combo if any(a.startswith(f'--config.{k}=') for a in fixed)}
+    clash = {k for k in combo if _fixes(fixed, k)}
     if clash:
       raise UserError(f'{", ".join(sorted(clash))} is both swept and set by --config.<key>=')
     config = load_config(config_ref, [*fixed, *swept])

@@ -74,6 +74,55 @@ def test_sweep_files(tmp_path):
   ]
 
 
+WEIGHTS = 'loss.semseg_weight,loss.depth_weight'
+
+
+def test_task_weights_are_swept_in_pairs():
+  combos = planning.combinations([{}], planning.parse_grid([f'{WEIGHTS}=0.3:0.7,0.6:0.4']), [])
+  runs = planning.plan(TINY, [], combos, REPO / 'runs').runs
+  assert [r.name for r in runs] == [
+    'loss.semseg_weight=0.3,loss.depth_weight=0.7,seed=0',
+    'loss.semseg_weight=0.6,loss.depth_weight=0.4,seed=0',
+  ]
+  assert runs[0].args == [
+    '--config.loss.semseg_weight=0.3',
+    '--config.loss.depth_weight=0.7',
+    '--config.seed=0',
+  ]
+  # A paired axis is one axis of the product.
+  assert _names([f'{WEIGHTS}=0.3:0.7,0.6:0.4', 'optim.name=sgd,adam'])[1:3] == [
+    'loss.semseg_weight=0.3,loss.depth_weight=0.7,optim.name=adam,seed=0',
+    'loss.semseg_weight=0.6,loss.depth_weight=0.4,optim.name=sgd,seed=0',
+  ]
+
+
+def test_one_task_weight_swept_alone_is_refused():
+  """One weight alone would keep the other at the config's 0.5 (30/50, not the study's 30/70):
+  refused, from a grid or a sweep file, unless --config fixes the other for every run."""
+  alone = 'loss.semseg_weight is swept without loss.depth_weight, which would keep the config'
+  with pytest.raises(UserError, match=alone) as error:
+    _names(['loss.semseg_weight=0.3,0.4'])
+  assert f'--grid {WEIGHTS}=0.3:0.7,...' in str(error.value)
+  with pytest.raises(UserError, match=alone):
+    _names(sweep=[{'loss.semseg_weight': 0.3}])
+  assert _names(['loss.semseg_weight=0.3'], fixed=['--config.loss.depth_weight=0.7']) == [
+    'loss.semseg_weight=0.3,seed=0'
+  ]
+  # Both swept as separate axes is a full grid over the two: allowed.
+  assert len(_names(['loss.semseg_weight=0.3,0.4', 'loss.depth_weight=0.6,0.7'])) == 4
+
+
+def test_bad_paired_grids_are_one_line():
+  for spec, message in [
+    (f'{WEIGHTS}=0.3,0.4', "one value per key (2) joined by ':', like v:v; '0.3' does not"),
+    (f'{WEIGHTS}=0.3:0.7:0.1', "'0.3:0.7:0.1' does not"),
+    (f'{WEIGHTS}=0.3:', "'0.3:' does not"),
+    ('loss.semseg_weight,loss.semseg_weight=1:2', 'loss.semseg_weight is swept by another'),
+  ]:
+    with pytest.raises(UserError, match=re.escape(message)):
+      planning.parse_grid([spec])
+
+
 def test_more_bad_input(tmp_path):
   for spec, message in [
     ('optim.name=', '--grid optim.name=: empty value'),
