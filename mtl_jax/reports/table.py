@@ -80,7 +80,9 @@ def _config_cells(s: Setting) -> dict:
     'optimizer': o.name,
     'learning_rate': format_value(o.learning_rate),
     'batch_size': s.config.train.batch_size,
-    'task_weights': '/'.join(map(str, weights)),
+    # A balancing method chooses its own weights (the curves show them); the fixed ones only
+    # weigh the logged total.
+    'task_weights': '/'.join(map(str, weights)) if s.config.loss.balancing == 'fixed' else '—',
     'balancing': s.config.loss.balancing,
     'epochs': s.config.train.num_epochs,
   }

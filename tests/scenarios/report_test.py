@@ -529,8 +529,8 @@ def test_the_table_names_each_runs_balancing_and_the_curves_show_its_task_weight
   (older / layout.METRICS_FILE).write_text(''.join(json.dumps(r) + '\n' for r in records))
 
   groups = settings.group(runs.load([root]))
-  cells = {row['setting']: row['balancing'] for row in table.rows(groups)}
-  assert sorted(cells.values()) == ['dwa', 'fixed']
+  cells = {row['balancing']: row['task_weights'] for row in table.rows(groups)}
+  assert cells == {'dwa': '—', 'fixed': '50/50'}  # dwa's weights are its own, not the config's
   by_method = {g.config.loss.balancing: g for g in groups}
   curve = plots.band(by_method['dwa'], 'weight/semseg')
   assert curve.epochs.tolist() == [1, 2] and curve.mean.tolist() == [1.2, 0.9]
