@@ -137,7 +137,11 @@ def config(J: jax.Array, pref_vector) -> jax.Array:
   to the sum of the rows' projections on it."""
   weights = _preference(pref_vector, len(J), J.dtype, 1.0)
   units = jnp.nan_to_num(J / jnp.linalg.norm(J, axis=1, keepdims=True), nan=0.0)
-  best = jnp.matmul(pinv(units), weights, precision=HIGHEST)
+  # pinv(U) = Uᵀ(UUᵀ)⁺, cut off on the tasks×tasks Gram matrix: torch.linalg.pinv's cut-off on U
+  # itself, eps·max(shape), passes 1 beyond 1/eps parameters (8.4 M in float32) and zeroes every
+  # singular value, which made the direction 0 on an 11 M-parameter encoder (torchjd's too).
+  gram = jnp.matmul(units, units.T, precision=HIGHEST)
+  best = jnp.matmul(units.T, jnp.matmul(pinv(gram), weights, precision=HIGHEST), precision=HIGHEST)
   unit = best / jnp.maximum(jnp.linalg.norm(best), 1e-12)  # torch.nn.functional.normalize
   return jnp.sum(jnp.matmul(J, unit, precision=HIGHEST)) * unit
 

@@ -231,6 +231,21 @@ def test_nash_mtl_gives_a_zero_gradient_task_no_weight_and_the_others_their_barg
     )
 
 
+def test_config_keeps_its_direction_beyond_one_over_eps_parameters():
+  """torch.linalg.pinv's cut-off, eps·max(shape), passes 1 beyond 1/eps parameters (8.4 M in
+  float32) and zeroes the pseudo-inverse: ConFIG's direction was 0 on the 11 M-parameter encoder
+  of the balancing sweep, and torchjd's is too. The reference: numpy's pinv in float64."""
+  rng = np.random.default_rng(0)
+  J = rng.normal(size=(2, 9_000_000)).astype(np.float32) * 1e-3
+  J[1] += 0.3 * J[0]
+  got = np.asarray(aggregate('config', jnp.asarray(J)), np.float64)
+  units = J.astype(np.float64) / np.linalg.norm(J.astype(np.float64), axis=1, keepdims=True)
+  best = np.linalg.pinv(units) @ np.ones(2)
+  unit = best / np.linalg.norm(best)
+  expected = np.sum(J.astype(np.float64) @ unit) * unit
+  assert np.linalg.norm(got - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
 def test_every_registered_method_is_checked():
   assert set(METHODS) == set(DETERMINISTIC) | {'pcgrad', 'graddrop', 'nash_mtl'}
 
