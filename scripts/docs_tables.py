@@ -19,13 +19,17 @@ The sources:
 - `knobs`: every config knob with its default, meaning and valid values, read from
   `mtl_jax.config.schema` itself;
 - `balancing-steps`: the train step's time per task-balancing method,
-  `docs/results/balancing_steps.json` (`python scripts/bench_balancing.py --save ...`).
+  `docs/results/balancing_steps.json` (`python scripts/bench_balancing.py --save ...`);
+- `balancing-results`: the balancing sweep's report table, `docs/results/balancing_summary.csv`
+  (copied from the report's summary.csv) with `docs/results/balancing_meta.json`, ranked by Δm,
+  beside each method's step time relative to `fixed` from `balancing_steps.json`.
 
 tests/docs/docs_tables_test.py fails when any block differs from what this script writes, so a
 number in the docs cannot drift from its results file or from the code.
 """
 
 import argparse
+import csv
 import datetime
 import importlib.util
 import json
@@ -44,6 +48,8 @@ SUMMARY = RESULTS / 'summary.md'
 SUMMARY_META = RESULTS / 'summary_meta.json'
 PARAMETERS = RESULTS / 'parameters.json'
 SYNTHETIC_CLASSES = RESULTS / 'synthetic_classes.json'
+BALANCING_SUMMARY = RESULTS / 'balancing_summary.csv'
+BALANCING_META = RESULTS / 'balancing_meta.json'
 BALANCING_STEPS = RESULTS / 'balancing_steps.json'
 CONFIGS = REPO / 'mtl_jax' / 'configs'
 CONFIG_ORDER = ('joint', 'branched', 'distilled', 'single_task')  # then any other, by name
@@ -297,6 +303,56 @@ def balancing_steps_block() -> str:
   )
 
 
+def _method_kind(method: str) -> str:
+  from mtl_jax.balancing import training
+
+  if method in training.GRADIENT_METHODS:
+    return 'gradient'
+  return 'weights (per-task gradients)' if method in training.JACOBIAN_LOSS_METHODS else 'weights'
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+  """A summary.csv number as the report shows it: mean, ± std over seeds where there is one."""
+  if not row[key]:
+    return '—'
+  std = row.get(f'{key}_std')
+  mean = format(float(row[key]), fmt)
+  return f'{mean} ± {float(std):{fmt.lstrip("+")}}' if std else mean
+
+
+def balancing_results_block() -> str:
+  """The sweep's rows ranked by Δm (the single-task baselines last), with step time × fixed."""
+  from mtl_jax.runtime.progress import format_duration
+
+  meta = json.loads(BALANCING_META.read_text())
+  steps = json.loads(BALANCING_STEPS.read_text())
+  ratios = _step_ratios(steps)
+  with open(BALANCING_SUMMARY, newline='') as f:
+    table = list(csv.DictReader(f))
+  multi = sorted((r for r in table if r['delta_m']), key=lambda r: -float(r['delta_m']))
+  rows = [
+    '| method | kind | best mIoU | best SI-log | Δm % | step × fixed | time/epoch | seeds '
+    '| state |',
+    '|---|---|---:|---:|---:|---:|---:|---|---|',
+  ]
+  for r in multi + [r for r in table if not r['delta_m']]:
+    method = r['balancing'] if r['delta_m'] else r['model']
+    ratio = ratios.get(method)
+    rows.append(
+      f'| `{method}` | {_method_kind(method) if r["delta_m"] else "baseline"} '
+      f'| {_cell(r, "best_miou", ".2f")} | {_cell(r, "best_silog", ".2f")} '
+      f'| {_cell(r, "delta_m", "+.2f")} | {"—" if ratio is None else f"{ratio:.2f}"} '
+      f'| {format_duration(float(r["epoch_time_s"]))} | {r["seeds"]} | {r["state"]} |'
+    )
+  runs = sum(len(r['seeds'].split(',')) for r in table)
+  wall_s = sum(float(r['wall_time_s']) * len(r['seeds'].split(',')) for r in table)
+  return '\n'.join(rows) + (
+    f'\n\n{runs} runs, {format_duration(wall_s)} of training in all. Trained '
+    f'{measured_on(meta)}: `{meta["command"]}`'
+    f'{" (" + meta["note"] + ")" if "note" in meta else ""}; step times {measured_on(steps)}.'
+  )
+
+
 # --- blocks in files ----------------------------------------------------------------------------
 
 BLOCKS: dict[str, Callable[[], str]] = {
@@ -305,6 +361,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
   'synthetic-classes': synthetic_classes_block,
   'knobs': knobs_block,
   'balancing-steps': balancing_steps_block,
+  'balancing-results': balancing_results_block,
 }
 
 

@@ -83,7 +83,9 @@ def test_an_unknown_or_unclosed_block_is_named():
     docs_tables.replace_blocks('<!-- a:begin -->\nold\n', {'a': 'A'}, 'page.md')
 
 
-def test_balancing_steps_give_each_methods_ratio_to_fixed(tmp_path, monkeypatch):
+def _steps_file(tmp_path, monkeypatch) -> dict:
+  """A balancing_steps.json of two methods (upgrad 1.8× fixed), in place of the committed one."""
+  times = {'fixed': (18.0, 0.5), 'upgrad': (20.0, 0.9)}
   steps = dict(
     date='2026-12-07',
     commit='def5678',
@@ -93,12 +95,47 @@ def test_balancing_steps_give_each_methods_ratio_to_fixed(tmp_path, monkeypatch)
     steps=5,
     rounds=3,
     methods=[
-      dict(method='upgrad', compile_s=20.0, step_s=0.9),
-      dict(method='fixed', compile_s=18.0, step_s=0.5),
+      dict(method=m, compile_s=times[m][0], step_s=times[m][1]) for m in ('upgrad', 'fixed')
     ],
   )
   (tmp_path / 'steps.json').write_text(json.dumps(steps))
   monkeypatch.setattr(docs_tables, 'BALANCING_STEPS', tmp_path / 'steps.json')
+  return steps
+
+
+def test_balancing_steps_give_each_methods_ratio_to_fixed(tmp_path, monkeypatch):
+  _steps_file(tmp_path, monkeypatch)
   lines = docs_tables.balancing_steps_block().splitlines()
   assert lines[0].startswith('*2026-12-07, commit `def5678`, 2-core x86_64 CPU: `bench`* (')
   assert lines[4:] == ['| `upgrad` | 20.0 | 0.900 | 1.80 |', '| `fixed` | 18.0 | 0.500 | 1.00 |']
+
+
+BALANCING_CSV = """\
+model,balancing,best_miou,best_miou_std,best_silog,best_silog_std,delta_m,delta_m_std,\
+wall_time_s,wall_time_s_std,epoch_time_s,epoch_time_s_std,seeds,state
+branched,fixed,40.0,1.5,30.0,0.5,-2.0,1.0,200,,100,,"0,1,2",finished
+branched,upgrad,42.0,,29.0,,+1.25,,400,,200,,0,finished
+single-task semseg,fixed,41.0,,,,,,100,,50,,0,finished
+branched,dwa,39.0,,31.0,,-3.5,,210,,105,,0,stopped at epoch 1/2
+"""
+
+
+def test_balancing_results_rank_by_delta_m_baselines_last_with_step_ratios(tmp_path, monkeypatch):
+  (tmp_path / 'summary.csv').write_text(BALANCING_CSV)
+  meta = dict(date='2026-12-07', commit='abc1234', machine='2-core x86_64 CPU', command='sweep')
+  _steps_file(tmp_path, monkeypatch)
+  (tmp_path / 'meta.json').write_text(json.dumps(meta))
+  monkeypatch.setattr(docs_tables, 'BALANCING_SUMMARY', tmp_path / 'summary.csv')
+  monkeypatch.setattr(docs_tables, 'BALANCING_META', tmp_path / 'meta.json')
+  lines = docs_tables.balancing_results_block().splitlines()
+  assert lines[2:6] == [
+    '| `upgrad` | gradient | 42.00 | 29.00 | +1.25 | 1.80 | 3m20s | 0 | finished |',
+    '| `fixed` | weights | 40.00 ± 1.50 | 30.00 ± 0.50 | -2.00 ± 1.00 | 1.00 | 1m40s | 0,1,2 '
+    '| finished |',
+    '| `dwa` | weights | 39.00 | 31.00 | -3.50 | — | 1m45s | 0 | stopped at epoch 1/2 |',
+    '| `single-task semseg` | baseline | 41.00 | — | — | — | 0m50s | 0 | finished |',
+  ]
+  assert lines[-1] == (
+    '6 runs, 21m50s of training in all. Trained 2026-12-07, commit `abc1234`, 2-core x86_64 '
+    'CPU: `sweep`; step times 2026-12-07, commit `def5678`, 2-core x86_64 CPU.'
+  )
