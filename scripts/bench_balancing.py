@@ -31,7 +31,7 @@ from mtl_jax.experiment import Experiment
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_train_step import fake_batch  # noqa: E402  # pylint: disable=g-import-not-at-top
-from docs_tables import provenance  # noqa: E402  # pylint: disable=g-import-not-at-top
+from docs_tables import provenance, steps_table  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 MIB = 2**20
 
@@ -79,11 +79,7 @@ def time_table(args) -> None:
     dict(method=method, compile_s=first_s, step_s=statistics.median(times))
     for method, (*_, first_s, times) in compiled.items()
   ]
-  fixed = next((r['step_s'] for r in rows if r['method'] == 'fixed'), None)
-  print('| method | compile + first step s | s/step (median) | × fixed |\n|---|---:|---:|---:|')
-  for r in rows:
-    ratio = f'{r["step_s"] / fixed:.2f}' if fixed else '—'
-    print(f'| `{r["method"]}` | {r["compile_s"]:.1f} | {r["step_s"]:.3f} | {ratio} |')
+  print(steps_table(rows))
   if args.save:
     command = ' '.join(['python scripts/bench_balancing.py', *sys.argv[1:]])
     saved = dict(provenance(command), config=args.config, steps=args.steps, rounds=args.rounds)

@@ -281,25 +281,30 @@ def knobs_block() -> str:
 # --- task balancing -----------------------------------------------------------------------------
 
 
-def _step_ratios(data: dict) -> dict[str, float]:
-  """Method → its step time over `fixed`'s."""
-  step_s = {m['method']: m['step_s'] for m in data['methods']}
-  return {method: s / step_s['fixed'] for method, s in step_s.items()}
+def _step_ratios(methods: list[dict]) -> dict[str, float]:
+  """Method → its step time over `fixed`'s (empty without `fixed`)."""
+  step_s = {m['method']: m['step_s'] for m in methods}
+  return {method: s / step_s['fixed'] for method, s in step_s.items()} if 'fixed' in step_s else {}
+
+
+def steps_table(methods: list[dict]) -> str:
+  """The step-time table of bench_balancing.py's rows (method, compile_s, step_s)."""
+  ratios = _step_ratios(methods)
+  rows = ['| method | compile + first step s | s/step (median) | × fixed |', '|---|---:|---:|---:|']
+  for m in methods:
+    ratio = f'{ratios[m["method"]]:.2f}' if ratios else '—'
+    rows.append(f'| `{m["method"]}` | {m["compile_s"]:.1f} | {m["step_s"]:.3f} | {ratio} |')
+  return '\n'.join(rows)
 
 
 def balancing_steps_block() -> str:
   """A dated performance note's opening (date, commit, machine, command) and its table."""
   data = json.loads(BALANCING_STEPS.read_text())
-  ratios = _step_ratios(data)
-  rows = ['| method | compile + first step s | s/step (median) | × fixed |', '|---|---:|---:|---:|']
-  for m in data['methods']:
-    rows.append(
-      f'| `{m["method"]}` | {m["compile_s"]:.1f} | {m["step_s"]:.3f} | {ratios[m["method"]]:.2f} |'
-    )
   return (
     f'*{measured_on(data)}: `{data["command"]}`* (`{data["config"]}`; every method compiled '
     f'first, then timed in {data["rounds"]} alternating rounds of {data["steps"]} steps; the '
-    f'median per method{"; " + data["note"] if "note" in data else ""}):\n\n' + '\n'.join(rows)
+    f'median per method{"; " + data["note"] if "note" in data else ""}):\n\n'
+    + steps_table(data['methods'])
   )
 
 
@@ -312,12 +317,14 @@ def _method_kind(method: str) -> str:
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
-  """A summary.csv number as the report shows it: mean, ± std over seeds where there is one."""
+  """A summary.csv number as the report shows it (`reports.table.text`): mean ± std over seeds."""
+  from mtl_jax.reports import scores, table
+
   if not row[key]:
-    return '—'
+    return table.text(None, fmt)
   std = row.get(f'{key}_std')
-  mean = format(float(row[key]), fmt)
-  return f'{mean} ± {float(std):{fmt.lstrip("+")}}' if std else mean
+  stat = scores.Stat(float(row[key]), float(std) if std else None, len(row['seeds'].split(',')))
+  return table.text(stat, fmt)
 
 
 def balancing_results_block() -> str:
@@ -326,7 +333,7 @@ def balancing_results_block() -> str:
 
   meta = json.loads(BALANCING_META.read_text())
   steps = json.loads(BALANCING_STEPS.read_text())
-  ratios = _step_ratios(steps)
+  ratios = _step_ratios(steps['methods'])
   with open(BALANCING_SUMMARY, newline='') as f:
     table = list(csv.DictReader(f))
   multi = sorted((r for r in table if r['delta_m']), key=lambda r: -float(r['delta_m']))
