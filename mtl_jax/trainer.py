@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from mtl_jax import metrics, parallel, steps
+from mtl_jax.config import schema
 from mtl_jax.config.schema import ConfigError
 from mtl_jax.data import labels, pipeline
 from mtl_jax.experiment import Experiment
@@ -125,7 +126,7 @@ def _check_layout(
   if step > total_steps or (step == total_steps and not meta.history):
     raise ConfigError(
       f'the run is at step {step}, beyond the {total_steps} steps of this config '
-      '(train.num_epochs too small); raise it or use a new --workdir'
+      '(train.num_epochs × train.epoch_scale too small); raise it or use a new --workdir'
     )
 
 
@@ -192,7 +193,7 @@ def train_and_evaluate(
 def _train(experiment, sources, steps_per_epoch, workdir, batch_hook) -> dict:
   """train_and_evaluate under the workdir lock: set up, resume, then run the loop."""
   config = experiment.config  # model.pretrained resolved: what config.json records
-  total_steps = steps_per_epoch * config.train.num_epochs
+  total_steps = steps_per_epoch * schema.epochs(config)
   optimizer = experiment.optimizer(total_steps)
   graphdef, state = experiment.init_state(optimizer.tx, load_pretrained=True)
   train_iter = experiment.train_iterator(sources['train'])
@@ -353,7 +354,7 @@ class _Loop:
     self.log.scalars(done, scores, prefix=f'{eval_split}/')
     self.log.image(done, f'{eval_split}/samples', self.sample_grid.grid_of(state))
     self.sums = EpochSums()
-    progress.say(metrics.eval_line(f'epoch {epoch}/{config.train.num_epochs} {eval_split}', scores))
+    progress.say(metrics.eval_line(f'epoch {epoch}/{schema.epochs(config)} {eval_split}', scores))
     return scores
 
   def _save(self, done: int, state: steps.TrainState, scores: dict | None) -> None:

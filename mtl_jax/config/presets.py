@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import ml_collections
 
+from mtl_jax.config import schema
 from mtl_jax.models.pretrained_cache import AUTO as PRETRAINED_AUTO
-from mtl_jax.models.pretrained_cache import cache_dir as pretrained_cache_dir
+from mtl_jax.models.pretrained_cache import IMAGENET
 
 Preset = Callable[[ml_collections.ConfigDict], ml_collections.ConfigDict]
 
@@ -75,10 +76,11 @@ def plain(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def pretrained(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Row 2: + ImageNet encoder from the converted cache (`pretrained_cache_dir`; a run that
-  starts without it stops with the command that converts torchvision's weights); 32 epochs."""
+  """Row 2: + the ImageNet encoder from the converted cache of whichever encoder the config
+  ends up with ('imagenet': a run that starts without it stops with the command that converts
+  torchvision's weights); 32 epochs."""
   c = plain(c)
-  c.model.pretrained = pretrained_cache_dir(c.model.encoder)
+  c.model.pretrained = IMAGENET
   c.train.num_epochs = 32
   return c
 
@@ -107,8 +109,29 @@ def study(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def lite(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The whole study in under 3 hours on a 2-core CPU (docs/study.md): its own networks
+  (`study`) on ResNet-18 with 128-channel heads, 96×192 crops of the synthetic 128×256 scenes,
+  scored on 100 whole validation scenes. Epochs are of 192 images and a run trains a quarter of
+  its `num_epochs` (`train.epoch_scale`), so a sweep entry keeps the study's own schedule (8 to
+  64 epochs, batch 2 to 8) and every run sees num_epochs × 48 images in as many steps, in
+  proportion, as the study's. The optimiser stays the full preset's (or the entry's); depth is
+  L1 on normalised log-depth, as at `cpu`, since the full preset's linear normalisation is
+  Cityscapes' (27 m ± 29 m)."""
+  c = study(c)
+  c.model.encoder = 'resnet18'
+  c.model.aspp_channels = c.model.decoder_channels = 128
+  c.data.crop_height, c.data.crop_width = 96, 192
+  c.data.num_train, c.data.num_validation = 192, 100
+  c.depth.mode, c.depth.mean, c.depth.std = 'log', 3.0, 1.0
+  c.train.epoch_scale = 0.25
+  c.train.eval_batch_size = 20
+  return c
+
+
 SHARED: dict[str, Preset] = {
   'study': study,
+  'lite': lite,
   'tiny': tiny,
   'cpu': cpu,
   'plain': plain,
@@ -116,6 +139,17 @@ SHARED: dict[str, Preset] = {
   'dilated': dilated,
   'aspp': aspp,
 }
+
+
+def changes(name: str, own: dict[str, Preset] | None = None) -> dict:
+  """{dotted key: value} that preset `name` sets differently from the schema's defaults: a
+  preset as a sweep entry (the study's ladder rows are presets)."""
+  before, after = schema.base_config(), apply(schema.base_config(), name, own)
+  return {
+    key: schema.get(after, key)
+    for key in schema.KNOBS
+    if schema.get(after, key) != schema.get(before, key)
+  }
 
 
 def apply(

@@ -149,8 +149,9 @@ KNOBS: dict[str, Knob] = {
     PRETRAINED_AUTO,
     'ImageNet encoder weights, read when a run starts: a directory from '
     "python -m mtl_jax.convert torchvision; 'auto' = the converted cache "
-    "(pretrained_cache_dir) if present, else random init; '' = random init. "
-    'The run records the directory used',
+    "(pretrained_cache_dir) if present, else random init; 'imagenet' = that cache, required (a "
+    "run without it stops; the study's ImageNet rows); '' = random init. The run records the "
+    'directory used',
   ),
   'model.num_classes': Knob(19, "semantic classes (must equal the dataset's)", POSITIVE),
   'model.dtype': Knob(
@@ -218,6 +219,12 @@ KNOBS: dict[str, Knob] = {
   # train: the loop
   'train.batch_size': Knob(4, 'global train batch (split over devices and processes)', POSITIVE),
   'train.num_epochs': Knob(64, 'epochs (full batches over the train split)', POSITIVE),
+  'train.epoch_scale': Knob(
+    1.0,
+    'a run trains max(1, round(num_epochs × epoch_scale)) epochs: `lite` shortens the '
+    "study's schedules in proportion, so a sweep entry keeps the study's num_epochs",
+    POSITIVE,
+  ),
   'train.eval_batch_size': Knob(4, 'global eval batch', POSITIVE),
   'train.log_every_steps': Knob(25, 'train-loss log interval', POSITIVE),
   'train.keep_checkpoints': Knob(
@@ -295,6 +302,11 @@ def _cross_checks(config: ml_collections.ConfigDict) -> None:
       f'config.loss.balancing={config.loss.balancing!r} balances two or more tasks, and this '
       f"model has one ({tasks[0]}); use 'fixed', or train a multi-task architecture"
     )
+
+
+def epochs(config: ml_collections.ConfigDict) -> int:
+  """The epochs a run trains: train.num_epochs scaled by train.epoch_scale, at least one."""
+  return max(1, round(config.train.num_epochs * config.train.epoch_scale))
 
 
 def task_weight(config: ml_collections.ConfigDict, task: str) -> float:

@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from flax.nnx import traversals
 
 from mtl_jax.models import convert, resnet
-from mtl_jax.models.pretrained_cache import AUTO, cache_dir
+from mtl_jax.models.pretrained_cache import AUTO, IMAGENET, cache_dir
 from mtl_jax.runtime.errors import UserError
 
 METADATA_FILE = 'encoder.json'
@@ -43,8 +43,9 @@ def convert_command(encoder: str, output: str | None = None) -> str:
 
 
 def resolve(pretrained: str, encoder: str) -> tuple[str, str]:
-  """(directory to load, or '' for random init; a line saying which, for 'auto') for the value
-  of model.pretrained at the start of training. A named directory must exist."""
+  """(directory to load, or '' for random init; a line saying which, for 'auto' and
+  'imagenet') for the value of model.pretrained at the start of training. A named directory, and
+  the cache 'imagenet' names, must exist."""
   if pretrained == AUTO:
     cached = Path(cache_dir(encoder)).expanduser()
     if cached.is_dir():
@@ -55,6 +56,14 @@ def resolve(pretrained: str, encoder: str) -> tuple[str, str]:
     )
   if not pretrained:
     return '', ''
+  if pretrained == IMAGENET:
+    cached = Path(cache_dir(encoder)).expanduser()
+    if not cached.is_dir():
+      raise UserError(
+        f'config.model.pretrained={IMAGENET!r} needs converted ImageNet weights of {encoder} '
+        f'in {cache_dir(encoder)}; convert them: {convert_command(encoder)}'
+      )
+    return str(cached), f'ImageNet encoder: {cached} (model.pretrained={IMAGENET!r})'
   if not Path(pretrained).expanduser().is_dir():
     raise UserError(
       f'config.model.pretrained={pretrained!r} is not a directory; convert torchvision '

@@ -17,6 +17,7 @@ import statistics
 from collections.abc import Iterable
 
 from mtl_jax import experiment
+from mtl_jax.config import schema
 from mtl_jax.reports import settings as settings_lib
 from mtl_jax.reports.runs import ReportRun
 from mtl_jax.reports.settings import Setting
@@ -80,7 +81,7 @@ def _learning_rates(run: ReportRun, evals: list[dict]) -> list[float]:
     return []
   steps_per_epoch = evals[0]['step'] // evals[0]['epoch']
   schedule = experiment.learning_rate_schedule(
-    run.config, steps_per_epoch * run.config.train.num_epochs
+    run.config, steps_per_epoch * schema.epochs(run.config)
   )
   return [float(schedule(r['step'])) for r in evals]
 

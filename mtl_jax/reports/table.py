@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from mtl_jax import metrics
+from mtl_jax.config import schema
 from mtl_jax.data.sample import TASKS
 from mtl_jax.reports import scores
 from mtl_jax.reports.settings import Setting, format_value
@@ -84,7 +85,7 @@ def _config_cells(s: Setting) -> dict:
     # weigh the logged total.
     'task_weights': '/'.join(map(str, weights)) if s.config.loss.balancing == 'fixed' else '—',
     'balancing': s.config.loss.balancing,
-    'epochs': s.config.train.num_epochs,
+    'epochs': schema.epochs(s.config),
   }
 
 

@@ -331,7 +331,7 @@ def plan(config_ref: str, fixed: list[str], combos: list[dict[str, Any]], root: 
     config = load_config(config_ref, [*fixed, *swept])
     keys = [k for k in combo if k != SEED] + [SEED]
     overrides = tuple((k, value_text(schema.get(config, k))) for k in keys)
-    run = PlannedRun(overrides, config.train.num_epochs)
+    run = PlannedRun(overrides, schema.epochs(config))
     if run.name in names:
       raise UserError(f'{names[run.name]} and {combo} are the same run ({run.name})')
     names[run.name] = combo

@@ -46,6 +46,7 @@ RENAMED = {
 CHANGEABLE_ON_RESUME = frozenset(
   {
     'train.num_epochs',
+    'train.epoch_scale',
     'train.eval_batch_size',
     'train.log_every_steps',
     'train.keep_checkpoints',

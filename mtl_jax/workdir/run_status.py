@@ -11,6 +11,7 @@ resume the others, reports mark runs still training or stopped early.
 import dataclasses
 from pathlib import Path
 
+from mtl_jax.config import schema
 from mtl_jax.runtime import locks
 from mtl_jax.workdir import layout, run_config, writers
 
@@ -54,7 +55,7 @@ def status(workdir: str | Path) -> RunStatus:
   records = tuple(writers.read_records(workdir / layout.METRICS_FILE))
   good = scored(records)
   done = good[-1]['epoch'] if good else 0
-  num_epochs = config.train.num_epochs
+  num_epochs = schema.epochs(config)
   if any(locks.is_held(lock) for lock in workdir.glob(layout.TRAIN_LOCK_GLOB)):
     state = TRAINING
   elif records and records[-1].get('nonfinite_images'):

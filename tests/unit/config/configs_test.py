@@ -41,8 +41,7 @@ def test_config_validates_and_builds(path, preset):
   assert experiment.task_spec(config).tasks == tuple(config.model.tasks)
 
 
-def test_ladder_rows_add_one_change_each_with_their_table_4_epochs(monkeypatch):
-  monkeypatch.setenv(pretrained_cache.CACHE_ENV, '/weights')
+def test_ladder_rows_add_one_change_each_with_their_table_4_epochs():
   rows = [
     presets.apply(schema.base_config(), p) for p in ('plain', 'pretrained', 'dilated', 'aspp')
   ]
@@ -57,10 +56,38 @@ def test_ladder_rows_add_one_change_each_with_their_table_4_epochs(monkeypatch):
     for r in rows
   ] == [
     (32, False, 'seed', '', 16),
-    (32, False, 'seed', '/weights/resnet34', 32),
-    (16, False, 'seed', '/weights/resnet34', 32),
-    (16, True, 'deeplabv3plus', '/weights/resnet34', 64),
+    (32, False, 'seed', 'imagenet', 32),
+    (16, False, 'seed', 'imagenet', 32),
+    (16, True, 'deeplabv3plus', 'imagenet', 64),
   ]
+
+
+def test_a_preset_as_a_sweep_entry_is_what_it_changes():
+  assert presets.changes('dilated') == {
+    'model.use_aspp': False,
+    'model.decoder': 'seed',
+    'model.pretrained': 'imagenet',
+    'train.num_epochs': 32,
+  }
+  # Applied over another size preset, the entry gives that size's row: lite's aspp row.
+  lite_aspp = presets.apply(schema.base_config(), 'lite,aspp')
+  entry = presets.apply(schema.base_config(), 'lite')
+  for key, value in presets.changes('aspp').items():
+    *groups, name = key.split('.')
+    node = entry
+    for group in groups:
+      node = node[group]
+    node[name] = value
+  assert entry.to_dict() == lite_aspp.to_dict()
+
+
+def test_lite_keeps_the_study_epochs_and_trains_a_quarter_of_them():
+  config = presets.apply(schema.base_config(), 'plain,lite')
+  assert (config.train.num_epochs, schema.epochs(config)) == (16, 4)
+  config.train.num_epochs = 8  # the batch-size sweep's batch-2 row
+  assert schema.epochs(config) == 2
+  config.train.num_epochs = 1
+  assert schema.epochs(config) == 1  # never none
 
 
 # The study's final setting (its Table 4 and 5): every config with no preset trains with it.
@@ -198,19 +225,23 @@ def test_auto_pretrained_takes_the_converted_cache_else_random_init(tmp_path, mo
 
 def test_a_missing_pretrained_directory_stops_only_a_training_start(tmp_path, monkeypatch):
   monkeypatch.setenv(pretrained_cache.CACHE_ENV, str(tmp_path / 'cache'))
-  config = files.load_config_file(CONFIG_DIR / 'joint.py', 'tiny,pretrained')
+  config = files.load_config_file(CONFIG_DIR / 'joint.py', 'pretrained,tiny')
   cached = f'{tmp_path}/cache/resnet_tiny'
-  # The ladder names the cache, so the run does not depend on the working directory.
-  assert experiment.Experiment.from_config(config).config.model.pretrained == cached
+  # The ladder asks for the cache of whichever encoder the config ends up with, in any order.
+  assert experiment.Experiment.from_config(config).config.model.pretrained == 'imagenet'
   with pytest.raises(UserError) as missing:
     experiment.Experiment.from_config(config, training=True)
   assert str(missing.value) == (
-    f"config.model.pretrained='{cached}' is not a directory; convert torchvision ImageNet "
-    'weights into it: python -m mtl_jax.convert torchvision --input '
+    "config.model.pretrained='imagenet' needs converted ImageNet weights of resnet_tiny in "
+    f'{cached}; convert them: python -m mtl_jax.convert torchvision --input '
     f'<torchvision resnet_tiny weights>.pth --output {cached}'
   )
   (tmp_path / 'cache' / 'resnet_tiny').mkdir(parents=True)
-  experiment.Experiment.from_config(config, training=True)
+  # The run records the directory it started from.
+  assert experiment.Experiment.from_config(config, training=True).config.model.pretrained == cached
+  config.model.pretrained = f'{tmp_path}/elsewhere'
+  with pytest.raises(UserError, match="'.*elsewhere' is not a directory; convert"):
+    experiment.Experiment.from_config(config, training=True)
 
 
 def test_single_task_arch_needs_exactly_one_task():

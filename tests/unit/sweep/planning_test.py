@@ -63,7 +63,7 @@ def test_sweep_files(tmp_path):
     'optim.name=adam,train.num_epochs=2,seed=0',
   ]
   # The shipped example: the study's optimiser × learning-rate comparison.
-  study = _names(sweep=planning.load_sweep_file(REPO / 'sweeps' / 'lr.py'))
+  study = _names(sweep=planning.load_sweep_file(REPO / 'sweeps' / 'study' / 'learning_rates.py'))
   assert study == [
     f'optim.name={name},optim.learning_rate={rate},seed=0'
     for name, rates in (
