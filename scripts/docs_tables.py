@@ -22,7 +22,11 @@ The sources:
   `docs/results/balancing_steps.json` (`python scripts/bench_balancing.py --save ...`);
 - `balancing-results`: the balancing sweep's report table, `docs/results/balancing_summary.csv`
   (copied from the report's summary.csv) with `docs/results/balancing_meta.json`, ranked by Δm,
-  beside each method's step time relative to `fixed` from `balancing_steps.json`.
+  beside each method's step time relative to `fixed` from `balancing_steps.json`;
+- `study-claims`, `study-split`, `study-times` and `study-<experiment>`: the study's claims
+  judged, its sweeps' run counts and training time, its tables 1-3 beside ours, and each
+  experiment's results table (`mtl_jax.study.page`), from `docs/results/study/` (the reports'
+  summary.csv files and meta.json, saved by `scripts/study_results.py`).
 
 tests/docs/docs_tables_test.py fails when any block differs from what this script writes, so a
 number in the docs cannot drift from its results file or from the code.
@@ -360,6 +364,97 @@ def balancing_results_block() -> str:
   )
 
 
+# --- the study, figure by figure ---------------------------------------------------------------
+
+STUDY = RESULTS / 'study'  # scripts/study_results.py writes it
+
+
+def _study() -> tuple[dict, dict[str, list[dict]]]:
+  """(meta, {experiment: its report's rows}) from the saved study results."""
+  meta = json.loads((STUDY / 'meta.json').read_text())
+  summaries = {}
+  for path in sorted(STUDY.glob('*.csv')):
+    with open(path, newline='') as f:
+      summaries[path.stem] = list(csv.DictReader(f))
+  return meta, summaries
+
+
+def study_claims_block() -> str:
+  from mtl_jax.study import page
+
+  meta, summaries = _study()
+  imagenet = (
+    ''
+    if meta['imagenet_weights']
+    else (
+      ' No converted ImageNet weights were on the machine, so every run that starts from them '
+      'stopped at its start, saying so (the sweep counts them as failed; they leave no run for '
+      "the report), and their claims read 'not run'."
+    )
+  )
+  return page.claims_table(summaries) + (
+    f'\n\nFrom the `{meta["scale"]}` study, trained {measured_on(meta)}: `{meta["command"]}`.'
+    + imagenet
+  )
+
+
+def study_split_block() -> str:
+  from mtl_jax.study import page
+
+  meta, summaries = _study()
+  estimate = json.loads((STUDY / 'estimate.json').read_text())
+  return page.split_table(summaries, meta['planned'], estimate['experiments']) + (
+    f'\n\nEstimates {measured_on(estimate)}: `{estimate["command"]}`.'
+  )
+
+
+def study_times_block() -> str:
+  from mtl_jax.study import page
+
+  return page.times_table(_study()[1])
+
+
+def study_ranking_block() -> str:
+  from mtl_jax.config import presets, schema
+  from mtl_jax.study import page
+
+  meta, summaries = _study()
+  if 'longer_epoch_scale' not in meta:
+    return '*Not run yet.*'
+  lite_scale = presets.lite(schema.base_config()).train.epoch_scale
+  factor = f'{meta["longer_epoch_scale"] / lite_scale:g}×'
+  return page.ranking_table(
+    summaries['learning_rates'], summaries['learning_rates_longer'], factor
+  ) + (
+    f'\n\nThe longer runs: `python -m mtl_jax.sweep --config configs/joint.py:plain,lite --root '
+    f'{meta["longer_root"]}/learning_rates --sweep sweeps/study/learning_rates.py '
+    f'--config.train.epoch_scale={meta["longer_epoch_scale"]:g}`, {measured_on(meta)}.'
+  )
+
+
+def study_samples_block() -> str:
+  from mtl_jax.study import page
+
+  meta, summaries = _study()
+  return page.samples_section(summaries.get('ladder', []), set(meta['samples']))
+
+
+def _study_results_block(name: str) -> Callable[[], str]:
+  def block() -> str:
+    from mtl_jax.study import page
+
+    rows = _study()[1].get(name)
+    return page.results_table(name, rows) if rows else '*Not run yet.*'
+
+  return block
+
+
+def _study_blocks() -> dict[str, Callable[[], str]]:
+  from mtl_jax.study.experiments import EXPERIMENTS
+
+  return {f'study-{e.name.replace("_", "-")}': _study_results_block(e.name) for e in EXPERIMENTS}
+
+
 # --- blocks in files ----------------------------------------------------------------------------
 
 BLOCKS: dict[str, Callable[[], str]] = {
@@ -369,6 +464,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
   'knobs': knobs_block,
   'balancing-steps': balancing_steps_block,
   'balancing-results': balancing_results_block,
+  'study-claims': study_claims_block,
+  'study-split': study_split_block,
+  'study-times': study_times_block,
+  'study-ranking': study_ranking_block,
+  'study-samples': study_samples_block,
+  **_study_blocks(),
 }
 
 

@@ -12,7 +12,6 @@ train commands, each experiment headed by its number of runs, and runs nothing.
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from absl import flags
 
@@ -41,10 +40,7 @@ def chosen(only: list[str]) -> list[experiments.Experiment]:
 def print_commands(experiment: experiments.Experiment, scale: str, root: str) -> None:
   from mtl_jax.sweep import planning  # pylint: disable=g-import-not-at-top  # keeps --help fast
 
-  combos = planning.combinations(
-    planning.load_sweep_file(experiment.sweep_file), [], [str(s) for s in experiment.seeds]
-  )
-  sweep = planning.plan(experiment.config_ref(scale), [], combos, Path(root) / experiment.name)
+  sweep = experiment.plan(scale, root)
   print(f'# {experiment.name} ({experiment.shows}): {len(sweep.runs)} runs')
   print('\n'.join(planning.shell_line(sweep.command(run)) for run in sweep.runs))
 

@@ -7,6 +7,7 @@ study's schedules and shortens them in proportion (mtl_jax/config/presets.py).
 """
 
 import dataclasses
+from pathlib import Path
 
 SWEEP_DIR = 'sweeps/study'
 SCALES = ('full', 'lite')
@@ -35,6 +36,15 @@ class Experiment:
     if scale == 'full':
       return self.config
     return f'{self.config}{"," if ":" in self.config else ":"}{scale}'
+
+  def plan(self, scale: str, root: str):
+    """Its sweep's plan (mtl_jax.sweep.planning.Sweep): every run's overrides and command, each
+    run's config validated. Paths are relative to the repository's root, like the sweep's."""
+    from mtl_jax.sweep import planning  # pylint: disable=g-import-not-at-top  # JAX-free import
+
+    seeds = [str(seed) for seed in self.seeds]
+    combos = planning.combinations(planning.load_sweep_file(self.sweep_file), [], seeds)
+    return planning.plan(self.config_ref(scale), [], combos, Path(root) / self.name)
 
   def sweep_args(self, scale: str, root: str) -> list[str]:
     """The `python -m mtl_jax.sweep` flags that run this experiment under root/<name>."""

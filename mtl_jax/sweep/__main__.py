@@ -1,7 +1,7 @@
 """Runs a sweep: `python -m mtl_jax.sweep --config configs/joint.py:cpu --root runs/lr_sweep
 --grid optim.name=sgd,adam --grid optim.learning_rate=1e-2,1e-3,1e-4 [--seeds 0,1,2]
-[--parallel N]`, or `--sweep sweeps/lr.py` (a file whose get_sweep() returns the list of
-override dicts).
+[--parallel N]`, or `--sweep sweeps/study/learning_rates.py` (a file whose get_sweep() returns
+the list of override dicts).
 
 Every combination × seed trains in its own workdir under --root, named by its overrides (see
 mtl_jax/sweep/planning.py), N at a time; finished runs are skipped and stopped ones resumed, so

@@ -16,7 +16,9 @@ TEST_LINE = (
   'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && ruff check . '
   '&& ruff format --check . && mkdocs build --strict && python -m pytest -q'
 )
-COMMANDS = ('train', 'evaluate', 'predict', 'export', 'sweep', 'report', 'prepare_data', 'convert')
+COMMANDS = (
+  'train', 'evaluate', 'predict', 'export', 'sweep', 'study', 'report', 'prepare_data', 'convert',
+)  # fmt: skip
 # Pages that may show `python scripts/...`: scripts are maintainers' tools, never a user's step.
 SCRIPT_PAGES = ('development.md', 'performance.md')
 STALE = re.compile(r'\btoday\b|\bthat day\b|\bissue \d+|\bpaste\b|\bTODO\b|\bTBD\b', re.I)

@@ -98,7 +98,7 @@ def test_only_the_train_entry_point_imports_the_training_loop(folder):
 # build on workdir/, reports/ and deploy/ build on experiment).
 FOLDER_ORDER = (
   'runtime', 'balancing', 'data', 'models', 'config', 'workdir', 'reports', 'deploy', 'sweep',
-  'convert',
+  'study', 'convert',
 )  # fmt: skip
 MAX_TOP_LEVEL_LIBRARY = 12
 MAX_FUNCTION_LINES = 60
@@ -143,7 +143,8 @@ def test_the_top_level_holds_commands_and_at_most_twelve_library_modules():
   assert len(library) <= MAX_TOP_LEVEL_LIBRARY, library
   commands = {p.stem for p in [*top, *PACKAGE.iterdir()] if _is_command(p)}
   assert commands == {
-    'train', 'evaluate', 'predict', 'export', 'report', 'prepare_data', 'sweep', 'convert',
+    'train', 'evaluate', 'predict', 'export', 'report', 'prepare_data', 'sweep', 'study',
+    'convert',
   }  # fmt: skip
 
 
@@ -194,7 +195,7 @@ def test_every_command_opens_through_the_one_cli_entry():
     if "__name__ == '__main__'" in p.read_text() and p != dispatcher
   ]
   entries.append(PACKAGE / 'convert' / '__init__.py')  # cli.run for template, cli.command else
-  assert len(entries) == 8
+  assert len(entries) == 9
   for path in entries:
     assert cli_calls(path.read_text()) & OPENINGS, f'{path} does not open through cli.run/command'
   for path in PACKAGE.rglob('*.py'):

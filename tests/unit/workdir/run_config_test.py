@@ -23,8 +23,10 @@ def test_a_resume_may_change_only_the_listed_keys(tmp_path):
   before = (tmp_path / 'config.json').read_bytes()
   longer = _tiny()
   longer.train.num_epochs, longer.data.data_dir = 9, '/elsewhere'
+  longer.train.epoch_scale = 2.0  # a lite run trained longer (the study's ranking check)
   resumed = run_config.for_resume(longer, tmp_path)
   assert resumed.train.num_epochs == 9 and resumed.data.data_dir == '/elsewhere'
+  assert resumed.train.epoch_scale == 2.0
   assert resumed.model.pretrained == '/weights/resnet_tiny'  # the record stands
   changed = _tiny()
   changed.optim.learning_rate, changed.train.batch_size = 1e-2, 8
@@ -34,7 +36,7 @@ def test_a_resume_may_change_only_the_listed_keys(tmp_path):
   assert message.startswith(
     f'the run in {tmp_path} was trained with another config (optim.learning_rate: 0.001 there, '
     '0.01 here; train.batch_size: 4 there, 8 here); a resumed run may change only '
-    'data.data_dir, train.checkpoint_every_steps, train.eval_batch_size, '
+    'data.data_dir, train.checkpoint_every_steps, train.epoch_scale, train.eval_batch_size, '
   )
   assert message.endswith(f'in {tmp_path / "config.json"}, or train this config in a new --workdir')
   assert '\n' not in message
