@@ -257,10 +257,10 @@ CLAIMS = (
 
 def table(summaries: dict[str, Rows]) -> list[dict[str, str]]:
   """One row per claim: claim, the study's evidence, ours, verdict. An experiment without a
-  summary (never run) leaves its claims 'not run'."""
+  report (no run of it finished) leaves its claims 'not run'."""
   out = []
   for claim in CLAIMS:
     rows = summaries.get(claim.experiment)
-    ours, verdict = claim.judge(rows) if rows else ('not run', NOT_RUN)
+    ours, verdict = claim.judge(rows) if rows else ('no run of it finished', NOT_RUN)
     out.append({'claim': claim.text, 'study': claim.evidence, 'ours': ours, 'verdict': verdict})
   return out

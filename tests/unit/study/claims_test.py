@@ -156,7 +156,7 @@ def test_the_table_has_every_claim_and_leaves_unrun_experiments_not_run():
   table = claims.table({'learning_rates': STUDY_LIKE})
   assert [r['claim'] for r in table] == [c.text for c in claims.CLAIMS]
   assert [r['verdict'] for r in table] == [HOLDS, HOLDS, HOLDS] + [NOT_RUN] * 7
-  assert table[3]['ours'] == 'not run'
+  assert table[3]['ours'] == 'no run of it finished'
 
 
 def test_the_ranking_check_counts_pairs_in_the_same_order():
