@@ -48,6 +48,9 @@ def test_the_ctrl_c_line_is_what_a_real_sigint_gives(tmp_path):
   script = tmp_path / 'slow.py'
   script.write_text(
     'import os, signal\n'
+    # Ctrl-C in a terminal: Python's handler. A shell without job control starts background
+    # jobs with SIGINT ignored (a CI run launched with `&`), and Python keeps it ignored.
+    'signal.signal(signal.SIGINT, signal.default_int_handler)\n'
     'from mtl_jax import cli\n'
     'def main(argv):\n'
     '  os.kill(os.getpid(), signal.SIGINT)\n'
