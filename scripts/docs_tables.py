@@ -367,6 +367,7 @@ def balancing_results_block() -> str:
 # --- the study, figure by figure ---------------------------------------------------------------
 
 STUDY = RESULTS / 'study'  # scripts/study_results.py writes it
+STUDY_LONGER = 'learning_rates_longer'  # the rate-ranking check's results file, .csv in STUDY
 
 
 def _study() -> tuple[dict, dict[str, list[dict]]]:
@@ -423,9 +424,7 @@ def study_ranking_block() -> str:
     return '*Not run yet.*'
   lite_scale = presets.lite(schema.base_config()).train.epoch_scale
   factor = f'{meta["longer_epoch_scale"] / lite_scale:g}×'
-  return page.ranking_table(
-    summaries['learning_rates'], summaries['learning_rates_longer'], factor
-  ) + (
+  return page.ranking_table(summaries['learning_rates'], summaries[STUDY_LONGER], factor) + (
     f'\n\nThe longer runs: `python -m mtl_jax.sweep --config configs/joint.py:plain,lite --root '
     f'{meta["longer_root"]}/learning_rates --sweep sweeps/study/learning_rates.py '
     f'--config.train.epoch_scale={meta["longer_epoch_scale"]:g}`, {measured_on(meta)}.'

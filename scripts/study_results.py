@@ -23,13 +23,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from docs_tables import REPO, provenance  # noqa: E402  # pylint: disable=g-import-not-at-top
+from docs_tables import REPO, STUDY_LONGER, provenance  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 from mtl_jax.config import presets, schema  # noqa: E402
 from mtl_jax.models import pretrained_cache  # noqa: E402
 from mtl_jax.study import experiments, page  # noqa: E402
-
-LONGER = 'learning_rates_longer'  # the ranking check's results file (docs_tables reads it)
 
 
 def draw_samples(root: pathlib.Path, output: pathlib.Path) -> list[int]:
@@ -76,7 +74,7 @@ def main(argv=None) -> None:
   if args.longer:
     shutil.copyfile(
       args.longer / 'learning_rates' / 'report' / 'summary.csv',
-      args.output / f'{LONGER}.csv',
+      args.output / f'{STUDY_LONGER}.csv',
     )
     longer = {'longer_epoch_scale': args.longer_scale, 'longer_root': str(args.longer)}
   command = f'python -m mtl_jax.study --scale {args.scale} --root {args.root}'

@@ -52,9 +52,14 @@ def _one(rows: Rows, **cells: str) -> dict[str, str] | None:
   return matches[0] if len(matches) == 1 else None
 
 
+def ranked(rows: Rows, optimiser: str) -> Rows:
+  """The optimiser's finished rows, best total first."""
+  return sorted(finished(rows, optimizer=optimiser), key=lambda r: -value(r, 'best_total'))
+
+
 def _best_rate(rows: Rows, optimiser: str) -> dict[str, str] | None:
-  candidates = finished(rows, optimizer=optimiser)
-  return max(candidates, key=lambda r: value(r, 'best_total')) if candidates else None
+  candidates = ranked(rows, optimiser)
+  return candidates[0] if candidates else None
 
 
 def _verdict(ok: bool) -> str:
@@ -75,12 +80,11 @@ def adam_beats_sgd(rows: Rows) -> Verdict:
 
 def best_rate_is(optimiser: str, rate: str) -> Callable[[Rows], Verdict]:
   def judge(rows: Rows) -> Verdict:
-    best = _best_rate(rows, optimiser)
-    if best is None or len(finished(rows, optimizer=optimiser)) < 4:
+    order = ranked(rows, optimiser)
+    if len(order) < 4:
       return f'not every {OPTIMISERS[optimiser]} rate finished', NOT_RUN
-    ranked = sorted(finished(rows, optimizer=optimiser), key=lambda r: -value(r, 'best_total'))
-    order = ' > '.join(f'{r["learning_rate"]} ({shown(r, "best_total")})' for r in ranked)
-    return f'total by rate: {order}', _verdict(best['learning_rate'] == rate)
+    text = ' > '.join(f'{r["learning_rate"]} ({shown(r, "best_total")})' for r in order)
+    return f'total by rate: {text}', _verdict(order[0]['learning_rate'] == rate)
 
   return judge
 

@@ -224,8 +224,7 @@ def times_table(summaries: dict[str, Rows]) -> str:
 
 
 def _rate_order(rows: Rows, optimiser: str) -> list[str]:
-  ranked = sorted(claims.finished(rows, optimizer=optimiser), key=lambda r: -float(r['best_total']))
-  return [r['learning_rate'] for r in ranked]
+  return [r['learning_rate'] for r in claims.ranked(rows, optimiser)]
 
 
 def _concordant_pairs(a: list[str], b: list[str]) -> tuple[int, int]:
