@@ -34,13 +34,14 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.log_every_steps = 2
   if c.depth.mode == 'linear':  # the normalisation tiny runs were tuned with
     c.depth.mean, c.depth.std = 20.0, 20.0
-  return _pin_demo(c)
+  return deeplabv3plus(_pin_demo(c))
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The laptop demo (minutes on 2 cores; docs/performance.md has measured times): ResNet-18,
-  128-channel heads, 96×192 training crops (evaluated at the full 128×256), L1 on normalised
-  log-depth, 7 epochs of 2,000 images."""
+  128-channel DeepLabV3+ heads, 96×192 training crops (evaluated at the full 128×256), L1 on
+  normalised log-depth, 7 epochs of 2,000 images. The study's networks at this size
+  (`cpu,study`) fall short of the demo's level in 7 epochs (docs/models.md, measured)."""
   c.model.encoder = 'resnet18'
   c.model.aspp_channels = c.model.decoder_channels = 128
   c.data.crop_height, c.data.crop_width = 96, 192
@@ -48,17 +49,15 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.depth.mode, c.depth.mean, c.depth.std = 'log', 3.0, 1.0
   c.train.batch_size = c.train.eval_batch_size = 8
   c.train.num_epochs = 7
-  return _pin_demo(c)
+  return deeplabv3plus(_pin_demo(c))
 
 
 def _pin_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """What tiny and cpu share: Adam at 1e-3, random init unless a ladder row asked for ImageNet
-  weights, the DeepLabV3+ paper's heads and torchvision's dilation rule."""
+  """What tiny and cpu share besides their networks (`deeplabv3plus`): Adam at 1e-3, random
+  init unless a ladder row asked for ImageNet weights."""
   c.optim.name, c.optim.learning_rate = 'adam', 1e-3
-  c.model.zero_init_residual = False
   if c.model.pretrained == PRETRAINED_AUTO:
     c.model.pretrained = ''
-  c.model.heads, c.model.block_dilation = 'deeplabv3plus', 'both'
   return c
 
 
@@ -103,9 +102,18 @@ def aspp(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def study(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The study's own networks at any size: its listings' heads on the course template's encoder
-  (what the full presets build), e.g. `cpu,study` or `tiny,study` after a size preset."""
+  (what the full presets and `lite` build), e.g. `cpu,study` or `tiny,study` after a size
+  preset."""
   c.model.heads, c.model.block_dilation = 'seed', 'template'
   c.model.zero_init_residual = True
+  return c
+
+
+def deeplabv3plus(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`study`'s counterpart, the networks `tiny` and `cpu` build: the DeepLabV3+ paper's heads on
+  torchvision's dilation rule, residual BNs initialised as usual."""
+  c.model.heads, c.model.block_dilation = 'deeplabv3plus', 'both'
+  c.model.zero_init_residual = False
   return c
 
 
@@ -129,11 +137,13 @@ def lite(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+# In the order docs/models.md lists the networks they build (a row per distinct network).
 SHARED: dict[str, Preset] = {
-  'study': study,
-  'lite': lite,
   'tiny': tiny,
   'cpu': cpu,
+  'lite': lite,
+  'study': study,
+  'deeplabv3plus': deeplabv3plus,
   'plain': plain,
   'pretrained': pretrained,
   'dilated': dilated,
