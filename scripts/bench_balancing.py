@@ -1,6 +1,6 @@
 """The train step's time per task-balancing method, and the compiled step's memory, as tables.
 
-  python scripts/bench_balancing.py [--config configs/branched.py:cpu] [--methods all]
+  python scripts/bench_balancing.py [--config configs/branched.py:cpu,deeplabv3plus] [--methods all]
       [--steps 5] [--rounds 3] [--save docs/results/balancing_steps.json]
   python scripts/bench_balancing.py --memory --config configs/branched.py [--methods fixed,...]
 
@@ -101,7 +101,7 @@ def memory_table(args) -> None:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', default='configs/branched.py:cpu')
+  parser.add_argument('--config', default='configs/branched.py:cpu,deeplabv3plus')
   parser.add_argument('--methods', default='all', help="comma-separated, or 'all'")
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--rounds', type=int, default=3)
