@@ -20,11 +20,14 @@ def deep(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The shared laptop demo with 64-channel heads and semseg weighted 0.7 / depth 0.3.
+  """The shared laptop demo (the quick start) with 64-channel heads and semseg weighted 0.7 /
+  depth 0.3.
 
-  Two ASPP+decoders, two attention gates and two second decoders at stride 4 cost ~1.7× the
-  joint step at 128 channels; at 64 they match it. Measured on 2 cores: 128 ch 44.5 mIoU /
-  24.5 SI-log in 20.7 min; 64 ch (0.5/0.5) 40.3 / 24.8; 64 ch (0.7/0.3) 42.3 / 25.2 in 12.9 min.
+  Chosen with the DeepLabV3+ heads `cpu` built until 2026-12-08, whose two ASPP+decoders, two
+  attention gates and two second decoders at stride 4 cost ~1.7× the joint step at 128
+  channels and matched it at 64. Measured on 2 cores then: 128 ch 44.5 mIoU / 24.5 SI-log in
+  20.7 min; 64 ch (0.5/0.5) 40.3 / 24.8; 64 ch (0.7/0.3) 42.3 / 25.2 in 12.9 min. As the
+  study's network (docs/models.md): 32.19 / 40.00 at Adam 1e-3, 40.35 / 29.06 at 1e-2.
   """
   c = presets.cpu(c)
   c.model.aspp_channels = c.model.decoder_channels = 64
