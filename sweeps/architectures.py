@@ -5,8 +5,8 @@ The README's results: the study's architectures (its sections 1.2-1.3) and netwo
 laptop size (`cpu`: ResNet-18, 96×192 crops, 7 epochs of 2,000 images, Adam at 1e-2). Three
 runs; the README's table gives each one's wall time.
 The distilled model is the quick start's (64-channel heads, chosen when its DeepLabV3+ step cost
-1.7× the joint one at 128 channels on a CPU). Adding the single-task baselines (`{'model.arch': 'single_task',
-'model.tasks': ('semseg',), ...}`) gives the report's Δm column.
+1.7× the joint one at 128 channels on a CPU). Adding the single-task baselines
+(`{'model.arch': 'single_task', 'model.tasks': ('semseg',), ...}`) gives the report's Δm column.
 """
 
 # The quick start's model (configs/distilled.py:cpu): 64-channel heads, semseg weighted 0.7.
