@@ -34,7 +34,7 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.log_every_steps = 2
   if c.depth.mode == 'linear':  # the normalisation tiny runs were tuned with
     c.depth.mean, c.depth.std = 20.0, 20.0
-  return deeplabv3plus(_pin_demo(c))
+  return deeplabv3plus(_pin_demo(c, learning_rate=1e-3))
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -50,15 +50,13 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.depth.mode, c.depth.mean, c.depth.std = 'log', 3.0, 1.0
   c.train.batch_size = c.train.eval_batch_size = 8
   c.train.num_epochs = 7
-  c = study(_pin_demo(c))
-  c.optim.learning_rate = 1e-2
-  return c
+  return study(_pin_demo(c, learning_rate=1e-2))
 
 
-def _pin_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """What tiny and cpu share besides their networks: Adam at 1e-3, random init unless a ladder
-  row asked for ImageNet weights."""
-  c.optim.name, c.optim.learning_rate = 'adam', 1e-3
+def _pin_demo(c: ml_collections.ConfigDict, learning_rate: float) -> ml_collections.ConfigDict:
+  """What tiny and cpu share besides their networks: Adam (at each one's rate), random init
+  unless a ladder row asked for ImageNet weights."""
+  c.optim.name, c.optim.learning_rate = 'adam', learning_rate
   if c.model.pretrained == PRETRAINED_AUTO:
     c.model.pretrained = ''
   return c
